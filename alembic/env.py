@@ -1,0 +1,12 @@
+"""Alembic environment for `alembic ...` run from the repository root.
+
+Same one call as the package's own env.py (src/alquimista_schema/migrations/env.py):
+online/offline mode, URL resolution (DATABASE_URL, else -x url=..., else alembic.ini),
+timeouts and the ownership filters all live in alquimista_schema.environment.
+"""
+
+from alembic import context
+
+from alquimista_schema.environment import run
+
+run(context)  # type: ignore[arg-type]  # the module proxies EnvironmentContext

@@ -1,0 +1,1 @@
+../src/alquimista_schema/migrations/script.py.mako

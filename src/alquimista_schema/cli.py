@@ -1,0 +1,316 @@
+"""Command line: parses options and calls one library function per command.
+
+Exit codes: 0 success, 1 an error the message explains, 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from alquimista_schema import __version__
+from alquimista_schema.errors import DriftDetected, SchemaError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def handle_errors(fn: F) -> F:
+    """Print one clear line and exit 1 on a known error (a traceback with --traceback)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        traceback = bool(ctx.find_root().obj and ctx.find_root().obj.get("traceback"))
+        try:
+            return fn(*args, **kwargs)
+        except DriftDetected as exc:
+            if traceback:
+                raise
+            click.echo(f"error: {exc}:", err=True)
+            for line in exc.differences:
+                click.echo(f"  - {line}", err=True)
+            sys.exit(1)
+        except SchemaError as exc:
+            if traceback:
+                raise
+            _fail(str(exc))
+        except Exception as exc:  # an unexpected error is a bug: say so, briefly
+            if traceback:
+                raise
+            _fail(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                  " (run with --traceback for details)")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def resolve_url(url: str | None) -> str:
+    """Return ``url``, or start (or reuse) the local database and return its URL."""
+    if url:
+        return url
+    from alquimista_schema.devdb import DevDatabase
+
+    db = DevDatabase.default()
+    dev_url = db.start()
+    click.echo(f"using the local database {dev_url.render_as_string(hide_password=True)} "
+               "(see `alquimista-schema dev-db`)", err=True)
+    return dev_url.render_as_string(hide_password=False)
+
+
+url_option = click.option(
+    "--url", envvar="DATABASE_URL", metavar="URL",
+    help="postgresql:// URL of the database [env: DATABASE_URL]. Without one, a local "
+         "database managed by `dev-db` is started (or reused).")
+timeout_options = [
+    click.option("--lock-timeout", metavar="DURATION",
+                 help="How long a statement may wait for a lock (default 5s) "
+                      "[env: ALQUIMISTA_LOCK_TIMEOUT]."),
+    click.option("--statement-timeout", metavar="DURATION",
+                 help="How long one statement may run (default 15min) "
+                      "[env: ALQUIMISTA_STATEMENT_TIMEOUT]."),
+]
+
+
+def with_timeouts(fn: F) -> F:
+    for option in reversed(timeout_options):
+        fn = option(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--traceback", is_flag=True, help="Show the full traceback of an error.")
+@click.version_option(__version__, prog_name="alquimista-schema")
+@click.pass_context
+def main(ctx: click.Context, traceback: bool) -> None:
+    """Migrate the dispatch agent's PostgreSQL schema (Alembic underneath).
+
+    Revisions travel with the package; run any command from any directory.
+    """
+    ctx.obj = {"traceback": traceback}
+
+
+def _print_applied(item: Any) -> None:
+    click.echo(f"  {item.revision:<16} {item.duration_ms:>9.1f} ms  {item.description}")
+
+
+def _print_result(result: Any, verb: str) -> None:
+    if not result.applied:
+        click.echo(f"nothing to do: the database is already at {result.to_revision or 'base'}")
+    else:
+        click.echo(f"{verb} {len(result.applied)} revision(s): "
+                   f"{result.from_revision or 'base'} -> {result.to_revision or 'base'}")
+
+
+@main.command()
+@click.argument("revision", default="head")
+@url_option
+@with_timeouts
+@handle_errors
+def upgrade(revision: str, url: str | None, lock_timeout: str | None,
+            statement_timeout: str | None) -> None:
+    """Upgrade the database to REVISION (default: head).
+
+    REVISION may be a revision id (e.g. 017), head, or a relative step such as +1.
+    Each revision runs in its own transaction; a failing one is rolled back and
+    leaves the database at the revision before it.
+    """
+    from alquimista_schema import migrate
+
+    result = migrate.upgrade(resolve_url(url), revision, on_applied=_print_applied,
+                             lock_timeout=lock_timeout, statement_timeout=statement_timeout)
+    _print_result(result, "applied")
+
+
+@main.command()
+@click.argument("revision")
+@url_option
+@with_timeouts
+@handle_errors
+def downgrade(revision: str, url: str | None, lock_timeout: str | None,
+              statement_timeout: str | None) -> None:
+    """Revert the database to REVISION (an id, base, or a relative step such as -1)."""
+    from alquimista_schema import migrate
+
+    result = migrate.downgrade(resolve_url(url), revision, on_applied=_print_applied,
+                               lock_timeout=lock_timeout, statement_timeout=statement_timeout)
+    _print_result(result, "reverted")
+
+
+@main.command()
+@url_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def current(url: str | None, as_json: bool) -> None:
+    """Show the database's current revision."""
+    from alquimista_schema import migrate
+
+    rev = migrate.current(resolve_url(url))
+    head = migrate.heads()
+    if as_json:
+        click.echo(json.dumps({"revision": rev, "head": head[0] if head else None,
+                               "is_head": rev in head}))
+    else:
+        click.echo(f"{rev or 'base (no revision applied)'}{' (head)' if rev in head else ''}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def history(as_json: bool) -> None:
+    """List the revisions this release carries, oldest first."""
+    from alquimista_schema import migrate
+
+    items = migrate.history()
+    if as_json:
+        click.echo(json.dumps([asdict(i) for i in items], indent=2))
+        return
+    for item in items:
+        head = " (head)" if item.is_head else ""
+        click.echo(f"{item.down_revision or '<base>'} -> {item.revision}{head}, "
+                   f"{item.description}")
+
+
+@main.command()
+@handle_errors
+def heads() -> None:
+    """Show the head revision(s) of this release."""
+    from alquimista_schema import migrate
+
+    for head in migrate.heads():
+        click.echo(head)
+
+
+@main.command()
+@url_option
+@handle_errors
+def check(url: str | None) -> None:
+    """Compare the models with a database at head; exit 1 and list any difference."""
+    from alquimista_schema import migrate
+
+    migrate.check(resolve_url(url))
+    click.echo("no differences: the models match the revisions")
+
+
+@main.command(name="sql")
+@click.argument("revision_range", metavar="FROM:TO")
+@handle_errors
+def sql_command(revision_range: str) -> None:
+    """Print the SQL that moves the schema FROM:TO (or base to TO), offline.
+
+    Moving backwards (e.g. head:017) prints the downgrade SQL.
+    """
+    from alquimista_schema import migrate
+
+    click.echo(migrate.sql(revision_range), nl=False)
+
+
+@main.command()
+@click.argument("revision")
+@url_option
+@click.option("--purge", is_flag=True,
+              help="Replace whatever the version table holds, even an unknown revision.")
+@handle_errors
+def stamp(revision: str, url: str | None, purge: bool) -> None:
+    """Record REVISION as applied without running any migration."""
+    from alquimista_schema import migrate
+
+    result = migrate.stamp(resolve_url(url), revision, purge=purge)
+    click.echo(f"stamped {result.to_revision or 'base'} (was {result.from_revision or 'base'})")
+
+
+@main.command()
+@click.option("-m", "--message", required=True, help="What the revision does.")
+@click.option("--autogenerate", is_flag=True,
+              help="Fill the revision from the difference between the models and a database "
+                   "at head.")
+@click.option("--rev-id", help="Revision id (default: the next number, e.g. 020).")
+@url_option
+@handle_errors
+def revision(message: str, autogenerate: bool, rev_id: str | None, url: str | None) -> None:
+    """Write a new revision file into the package's versions folder."""
+    from alquimista_schema import migrate
+
+    paths = migrate.revision(message, url=resolve_url(url) if autogenerate else url,
+                             autogenerate=autogenerate, rev_id=rev_id)
+    for path in paths:
+        click.echo(f"wrote {path}")
+
+
+@main.group(name="dev-db", invoke_without_command=True)
+@click.pass_context
+def dev_db(ctx: click.Context) -> None:
+    """Show, start, stop or remove the local development database.
+
+    It lives in ALQUIMISTA_DEVDB_DIR (default: your cache folder; for root
+    /var/tmp/alquimista-schema/devdb) and listens on 127.0.0.1 only.
+    """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(status)
+
+
+@dev_db.command()
+@handle_errors
+def status() -> None:
+    """Show where the local database lives and whether it runs."""
+    from alquimista_schema.devdb import DevDatabase
+
+    st = DevDatabase.default().status()
+    click.echo(f"folder:   {st.root}")
+    click.echo(f"state:    {'running' if st.running else 'stopped' if st.initialized else 'absent'}")
+    if st.bindir:
+        click.echo(f"binaries: {st.bindir}")
+    if st.url is not None:
+        click.echo(f"url:      {st.url.render_as_string(hide_password=True)}")
+
+
+@dev_db.command()
+@handle_errors
+def start() -> None:
+    """Start the local database (creating it on first use)."""
+    from alquimista_schema.devdb import DevDatabase
+
+    url = DevDatabase.default().start()
+    click.echo(f"running: {url.render_as_string(hide_password=True)}")
+
+
+@dev_db.command()
+@handle_errors
+def stop() -> None:
+    """Stop the local database; its data stays."""
+    from alquimista_schema.devdb import DevDatabase
+
+    click.echo("stopped" if DevDatabase.default().stop() else "was not running")
+
+
+@dev_db.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@handle_errors
+def remove(yes: bool) -> None:
+    """Stop the local database and delete all its data."""
+    from alquimista_schema.devdb import DevDatabase
+
+    db = DevDatabase.default()
+    if not yes:
+        click.confirm(f"delete {db.root} and all its data?", abort=True)
+    db.remove()
+    click.echo(f"removed {db.root}")
+
+
+@dev_db.command()
+@click.option("--show-password", is_flag=True, help="Print the password instead of ***.")
+@handle_errors
+def url(show_password: bool) -> None:
+    """Print the local database's URL (starting it if needed), e.g. for DATABASE_URL."""
+    from alquimista_schema.devdb import DevDatabase
+
+    click.echo(DevDatabase.default().start().render_as_string(hide_password=not show_password))

@@ -1,0 +1,187 @@
+"""The body of ``env.py``: run migrations online or offline for a given context.
+
+Both ``alembic/env.py`` (the repository's, used by the ``alembic`` command) and
+the package's own ``migrations/env.py`` call :func:`run` in one line, so the
+Alembic CLI, the package's CLI and the Lambda behave the same.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from logging.config import fileConfig
+from typing import Any
+
+from alembic.runtime.environment import EnvironmentContext
+from alembic.util import CommandError
+from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData, create_engine, pool
+from sqlalchemy.engine import Connection
+
+from alquimista_schema import autogen, models
+from alquimista_schema.errors import ConfigurationError, MissingURL, SchemaError
+
+# Defaults for the migration transaction; see README "Timeouts".
+DEFAULT_LOCK_TIMEOUT = "5s"
+DEFAULT_STATEMENT_TIMEOUT = "15min"
+_TIMEOUT = re.compile(r"^\d+\s*(ms|s|min|h)?$")
+
+
+def run(context: EnvironmentContext) -> None:
+    """Run the migrations Alembic asked for, online or offline."""
+    config = context.config
+    embedded = config.attributes.get("embedded") or config.attributes.get("connection")
+    if config.config_file_name and not embedded:
+        # Only the alembic CLI owns the process's logging; a host program keeps its own.
+        fileConfig(config.config_file_name, disable_existing_loggers=False)
+    try:
+        if context.is_offline_mode():
+            run_offline(context)
+        else:
+            run_online(context)
+    except SchemaError as exc:
+        if embedded:
+            raise
+        # The alembic CLI prints a CommandError as one "FAILED: ..." line, no traceback.
+        raise CommandError(str(exc)) from exc
+
+
+def target_metadata(context: EnvironmentContext) -> MetaData:
+    md: MetaData = context.config.attributes.get("target_metadata", models.metadata)
+    return md
+
+
+def configure_kwargs(context: EnvironmentContext) -> dict[str, Any]:
+    metadata = target_metadata(context)
+    include_name, include_object = autogen.make_filters(metadata)
+    kwargs: dict[str, Any] = {
+        "target_metadata": metadata,
+        "compare_type": True,
+        "compare_server_default": True,
+        "include_name": include_name,
+        "include_object": include_object,
+        "include_schemas": False,
+        # One transaction per revision: a failing revision rolls back to the one
+        # before it, and NOT VALID / VALIDATE can live in separate revisions.
+        "transaction_per_migration": True,
+        "process_revision_directives": number_revisions,
+    }
+    callbacks = context.config.attributes.get("on_version_apply")
+    if callbacks:
+        kwargs["on_version_apply"] = callbacks
+    return kwargs
+
+
+def resolve_url(context: EnvironmentContext) -> str:
+    """Return the database URL: DATABASE_URL, else ``-x url=``, else alembic.ini."""
+    config = context.config
+    url = (
+        config.attributes.get("url")
+        or os.environ.get("DATABASE_URL")
+        or context.get_x_argument(as_dictionary=True).get("url")
+        or config.get_main_option("sqlalchemy.url")
+    )
+    if not url:
+        raise MissingURL(
+            "no database URL: set DATABASE_URL, pass -x url=postgresql://..., or run "
+            "`alquimista-schema upgrade`, which starts a local database for you"
+        )
+    return str(url)
+
+
+def timeouts(context: EnvironmentContext) -> dict[str, str]:
+    """Return lock_timeout and statement_timeout for the migration transactions."""
+    x_args = context.get_x_argument(as_dictionary=True)
+    result = {}
+    for name, default in (("lock_timeout", DEFAULT_LOCK_TIMEOUT),
+                          ("statement_timeout", DEFAULT_STATEMENT_TIMEOUT)):
+        value = str(
+            context.config.attributes.get(name)
+            or x_args.get(name)
+            or os.environ.get(f"ALQUIMISTA_{name.upper()}")
+            or context.config.get_main_option(name)
+            or default
+        ).strip()
+        if not _TIMEOUT.match(value):
+            raise ConfigurationError(
+                f"{name} must look like 250ms, 5s, 2min or 0, not {value!r}")
+        result[name] = value
+    return result
+
+
+def run_offline(context: EnvironmentContext) -> None:
+    """Emit SQL to the output instead of running it."""
+    url = (context.config.attributes.get("url") or os.environ.get("DATABASE_URL")
+           or context.get_x_argument(as_dictionary=True).get("url")
+           or context.config.get_main_option("sqlalchemy.url") or "postgresql://")
+    context.configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"},
+                      **configure_kwargs(context))
+    with context.begin_transaction():
+        for name, value in timeouts(context).items():
+            context.execute(f"SET {name} = '{value}'")
+        context.run_migrations()
+
+
+def run_online(context: EnvironmentContext) -> None:
+    """Run against a connection: the caller's, or one opened from the URL."""
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run_on(context, connection)
+        return
+    engine = create_engine(resolve_url(context), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            _run_on(context, conn)
+    finally:
+        engine.dispose()
+
+
+def _run_on(context: EnvironmentContext, connection: Connection) -> None:
+    context.configure(connection=connection, **configure_kwargs(context))
+    with session_timeouts(connection, timeouts(context)):
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+@contextmanager
+def session_timeouts(connection: Connection, settings: dict[str, str]) -> Iterator[None]:
+    """Apply timeouts for the migration transactions, then restore the previous values.
+
+    With one transaction per revision a ``SET LOCAL`` would lapse after the first
+    revision, so the settings are made for the session and put back afterwards.
+    """
+    external = connection.in_transaction()
+    previous = {name: connection.exec_driver_sql(f"SHOW {name}").scalar()
+                for name in settings}
+    for name, value in settings.items():
+        connection.exec_driver_sql(f"SELECT set_config('{name}', %(v)s, false)", {"v": value})
+    if not external:
+        connection.commit()
+    try:
+        yield
+    finally:
+        if not connection.closed and not connection.invalidated:
+            if connection.in_transaction() and not external:
+                connection.rollback()
+            for name, value in previous.items():
+                connection.exec_driver_sql(
+                    f"SELECT set_config('{name}', %(v)s, false)", {"v": str(value)})
+            if not external:
+                connection.commit()
+
+
+def number_revisions(context: Any, revision: Any, directives: list[Any]) -> None:
+    """Number new revisions after the legacy files (018, 019, ...) unless given an id.
+
+    Alembic's generated ids are 12 random hex digits; an explicit ``--rev-id`` is kept.
+    """
+    if not directives:
+        return
+    script = directives[0]
+    if not re.fullmatch(r"[0-9a-f]{12}", script.rev_id or ""):
+        return
+    scripts = ScriptDirectory.from_config(context.config)
+    numbers = [int(r.revision) for r in scripts.walk_revisions() if r.revision.isdigit()]
+    script.rev_id = f"{max(numbers, default=0) + 1:03d}"

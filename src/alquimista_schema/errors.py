@@ -1,0 +1,75 @@
+"""The package's exceptions: one base, a few kinds, each with a stable code.
+
+Every message says what happened and what to do. None carries a password or a
+full DSN: URLs are rendered with the password masked before they reach a message.
+"""
+
+from __future__ import annotations
+
+
+class SchemaError(Exception):
+    """Base error of alquimista-schema."""
+
+    code = "ERROR"
+
+
+class ConfigurationError(SchemaError):
+    """Something the caller must supply or fix before anything can run."""
+
+    code = "BAD_CONFIG"
+
+
+class MissingURL(ConfigurationError):
+    """No database URL was given."""
+
+    code = "MISSING_URL"
+
+
+class UnknownRevision(SchemaError):
+    """A revision named by the caller is not in this package's history."""
+
+    code = "UNKNOWN_REVISION"
+
+
+class UnknownDatabaseRevision(SchemaError):
+    """The database is at a revision this package does not know (a newer release?)."""
+
+    code = "UNKNOWN_DB_REVISION"
+
+
+class DatabaseUnreachable(SchemaError):
+    """No connection could be opened to the database host."""
+
+    code = "DB_UNREACHABLE"
+
+
+class AuthenticationFailed(SchemaError):
+    """The server refused the credentials."""
+
+    code = "AUTH_FAILED"
+
+
+class MigrationFailed(SchemaError):
+    """A revision failed; its transaction was rolled back."""
+
+    code = "MIGRATION_FAILED"
+
+    def __init__(self, message: str, *, revision: str | None = None) -> None:
+        super().__init__(message)
+        self.revision = revision
+
+
+class DriftDetected(SchemaError):
+    """The database (or the models) differ from what the revisions produce."""
+
+    code = "DRIFT"
+
+    def __init__(self, message: str, differences: list[str]) -> None:
+        super().__init__(message)
+        self.differences = differences
+
+
+class DevDatabaseError(SchemaError):
+    """The local development PostgreSQL could not be prepared or started."""
+
+    code = "DEV_DB"

@@ -1,0 +1,52 @@
+"""dry_run_log: audit of every channel decision taken in dry-run mode (legacy 017).
+
+Exactly the table and indexes of the legacy file ``017``, so operators and the
+old event format keep saying ``017``. The allowed values of ``canal_decidido``
+and ``ambiente`` were only comments in the legacy file; they become CHECK
+constraints in revisions 018 and 019. No foreign key to ``leads``: a log row
+outlives its lead.
+
+Revision ID: 017
+Revises: lead_ingestion
+Create Date: 2026-11-24
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "017"
+down_revision: str | Sequence[str] | None = "lead_ingestion"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.execute(
+        """
+CREATE TABLE dry_run_log (
+    log_id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    tenant_id UUID NOT NULL,
+    lead_id UUID,
+    lead_nome VARCHAR(500),
+    lead_telefone VARCHAR(50),
+    lead_email VARCHAR(255),
+    lead_documento VARCHAR(20),
+    canal_decidido VARCHAR(20) NOT NULL,
+    motivo_decisao TEXT NOT NULL,
+    template_selecionado VARCHAR(100),
+    disparo_seria_executado BOOLEAN DEFAULT true,
+    razao_bloqueio TEXT,
+    ambiente VARCHAR(10) DEFAULT 'dev',
+    feature_flag_enabled BOOLEAN DEFAULT false,
+    created_at TIMESTAMP DEFAULT NOW()
+)
+"""
+    )
+    op.execute("CREATE INDEX idx_dry_run_tenant ON dry_run_log (tenant_id, created_at DESC)")
+    op.execute("CREATE INDEX idx_dry_run_canal ON dry_run_log (canal_decidido)")
+    op.execute("CREATE INDEX idx_dry_run_ambiente ON dry_run_log (ambiente, created_at DESC)")
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE dry_run_log")

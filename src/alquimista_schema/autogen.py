@@ -166,12 +166,17 @@ def compare_schema_objects(autogen_context: AutogenContext, upgrade_ops: ops.Upg
 
 
 def _render_sql(*statements: str) -> str:
-    lines = []
+    """Render statements as ``op.execute`` calls, one string literal per SQL line.
+
+    Alembic indents the rendered code, so a triple-quoted literal would change a
+    function's body (PostgreSQL stores it verbatim); adjacent literals keep it exact.
+    """
+    calls = []
     for sql in statements:
-        body = sql.strip()
-        literal = f'"""\n{body}\n"""' if '"""' not in body and "\\" not in body else repr(body)
-        lines.append(f"op.execute(\n    {literal}\n)")
-    return "\n".join(lines)
+        lines = sql.strip().rstrip(";").splitlines(keepends=True)
+        literals = "\n".join(f"    {line!r}" for line in lines)
+        calls.append(f"op.execute(\n{literals}\n)")
+    return "\n".join(calls)
 
 
 @renderers.dispatch_for(CreateObjectOp)

@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 an error the message explains, 2 a usage error.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from alquimista_schema import __version__
-from alquimista_schema.errors import DriftDetected, SchemaError
+from alquimista_schema.errors import DriftDetected, MissingURL, SchemaError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,6 +59,9 @@ def resolve_url(url: str | None) -> str:
     """Return ``url``, or start (or reuse) the local database and return its URL."""
     if url:
         return url
+    if os.environ.get("ALQUIMISTA_DEVDB", "").lower() in ("0", "off", "no", "false"):
+        raise MissingURL("no database URL: pass --url or set DATABASE_URL "
+                         "(the local database is switched off by ALQUIMISTA_DEVDB)")
     from alquimista_schema.devdb import DevDatabase
 
     db = DevDatabase.default()
@@ -70,7 +74,7 @@ def resolve_url(url: str | None) -> str:
 url_option = click.option(
     "--url", envvar="DATABASE_URL", metavar="URL",
     help="postgresql:// URL of the database [env: DATABASE_URL]. Without one, a local "
-         "database managed by `dev-db` is started (or reused).")
+         "database managed by `dev-db` is started (or reused), unless ALQUIMISTA_DEVDB=off.")
 timeout_options = [
     click.option("--lock-timeout", metavar="DURATION",
                  help="How long a statement may wait for a lock (default 5s) "

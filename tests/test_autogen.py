@@ -1,0 +1,185 @@
+"""Autogenerate and check: nothing at head, exactly the change made, never others' objects."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, MetaData, String, text
+from sqlalchemy.engine import URL
+
+from alquimista_schema import migrate, models, schema_objects, scripts
+from alquimista_schema.database import connect
+from alquimista_schema.errors import DriftDetected, SchemaError
+
+
+def copy_metadata() -> MetaData:
+    """A throwaway copy of the package's metadata, schema objects included."""
+    md = MetaData(naming_convention=models.NAMING_CONVENTION)
+    for table in models.metadata.tables.values():
+        table.to_metadata(md)
+    md.info.update(models.metadata.info)
+    return md
+
+
+@pytest.fixture
+def scratch_scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the script directory, so generated revisions do not touch the package."""
+    target = tmp_path / "migrations"
+    shutil.copytree(scripts.SCRIPT_LOCATION, target,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(scripts, "SCRIPT_LOCATION", target)
+    monkeypatch.setattr(scripts, "VERSIONS_LOCATION", target / "versions")
+    return target / "versions"
+
+
+def upgrade_ops(path: Path) -> list[str]:
+    source = path.read_text()
+    body = source.split("def upgrade() -> None:")[1].split("def downgrade() -> None:")[0]
+    return re.findall(r"^    op\.(\w+)\(", body, re.M)
+
+
+def test_head_has_no_differences(head_url: URL) -> None:
+    assert migrate.check(head_url) == []
+
+
+def test_check_refuses_a_database_not_at_head(empty_url: URL) -> None:
+    migrate.upgrade(empty_url, "017")
+    with pytest.raises(SchemaError, match="not at head 019: upgrade it first"):
+        migrate.check(empty_url)
+
+
+def test_a_new_column_fails_check_and_autogenerates_exactly_that(
+        head_url: URL, scratch_scripts: Path) -> None:
+    md = copy_metadata()
+    md.tables["dry_run_log"].append_column(Column("canal_detalhe", String(50)))
+    with pytest.raises(DriftDetected) as caught:
+        migrate.check(head_url, metadata=md)
+    assert caught.value.differences == ["add column dry_run_log.canal_detalhe (VARCHAR(50))"]
+
+    [path] = migrate.revision("add canal_detalhe", url=head_url, autogenerate=True, metadata=md)
+    assert path.parent == scratch_scripts
+    assert path.name == "020_add_canal_detalhe.py"
+    assert upgrade_ops(path) == ["add_column"]
+    assert "sa.Column('canal_detalhe', sa.String(length=50), nullable=True)" in path.read_text()
+
+    result = migrate.upgrade(head_url, "head")
+    assert [a.revision for a in result.applied] == ["020"]
+    assert migrate.check(head_url, metadata=md) == []
+    migrate.downgrade(head_url, "019")
+    with connect(head_url) as conn:
+        assert conn.execute(text(
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE column_name = 'canal_detalhe'")).scalar() == 0
+
+
+def test_a_changed_view_is_detected_and_replaced_reversibly(
+        head_url: URL, scratch_scripts: Path) -> None:
+    md = copy_metadata()
+    changed = schema_objects.view(
+        "v_stats_ingestao",
+        "SELECT origem_arquivo, count(*) AS total_leads FROM leads GROUP BY origem_arquivo")
+    md.info["schema_objects"] = tuple(
+        changed if o.name == "v_stats_ingestao" else o for o in schema_objects.REGISTRY)
+    with pytest.raises(DriftDetected) as caught:
+        migrate.check(head_url, metadata=md)
+    assert caught.value.differences == ["replace view v_stats_ingestao"]
+
+    [path] = migrate.revision("slimmer stats", url=head_url, autogenerate=True, metadata=md)
+    source = path.read_text()
+    assert upgrade_ops(path) == ["execute"]
+    assert "CREATE OR REPLACE VIEW v_stats_ingestao" in source
+    # CREATE OR REPLACE cannot drop columns: this change needs a hand edit, which the
+    # developer sees at once when the revision fails on a scratch database.
+    with pytest.raises(Exception, match="cannot drop columns from view"):
+        migrate.upgrade(head_url, "head")
+    assert migrate.current(head_url) == "019"
+
+
+def test_a_changed_function_body_is_replaced_and_reverted(
+        head_url: URL, scratch_scripts: Path) -> None:
+    md = copy_metadata()
+    fn = schema_objects.GET_LEADS_PARA_DISPARO
+    changed = replace(fn, create_sql=fn.create_sql.replace("ORDER BY l.data_ingestao ASC",
+                                                           "ORDER BY l.data_ingestao DESC"))
+    md.info["schema_objects"] = tuple(
+        changed if o is fn else o for o in schema_objects.REGISTRY)
+    with pytest.raises(DriftDetected) as caught:
+        migrate.check(head_url, metadata=md)
+    assert caught.value.differences == [f"replace function {fn.name}"]
+    migrate.revision("newest first", url=head_url, autogenerate=True, metadata=md)
+    migrate.upgrade(head_url, "head")
+    assert migrate.check(head_url, metadata=md) == []
+    with connect(head_url) as conn:
+        changed_def = conn.execute(text(
+            "SELECT pg_get_functiondef(to_regprocedure(:f))"), {"f": fn.name}).scalar()
+    assert "DESC" in changed_def
+    migrate.downgrade(head_url, "019")
+    with connect(head_url) as conn:
+        reverted = conn.execute(text(
+            "SELECT pg_get_functiondef(to_regprocedure(:f))"), {"f": fn.name}).scalar()
+    assert "ORDER BY l.data_ingestao ASC" in reverted
+
+
+UNMANAGED = [
+    "CREATE SCHEMA alquimista_platform",
+    "CREATE TABLE alquimista_platform.tenants (id uuid PRIMARY KEY, nome text)",
+    "CREATE SCHEMA nigredo_leads",
+    "CREATE TABLE nigredo_leads.leads (id serial PRIMARY KEY, updated_at timestamp)",
+    "CREATE TRIGGER t_nigredo BEFORE UPDATE ON nigredo_leads.leads "
+    "FOR EACH ROW EXECUTE FUNCTION update_updated_at_column()",
+    "CREATE TABLE public.migrations (id serial PRIMARY KEY, name text NOT NULL)",
+    "INSERT INTO public.migrations (name) VALUES ('001_init.sql'), ('017_dry_run_log.sql')",
+    "CREATE VIEW public.v_platform AS SELECT 1 AS one",
+    "CREATE FUNCTION public.platform_fn() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+]
+
+UNMANAGED_SNAPSHOT = """
+    SELECT n.nspname || '.' || c.relname || ':' || c.relkind::text
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname IN ('alquimista_platform', 'nigredo_leads')
+        OR c.relname IN ('migrations', 'v_platform')
+    UNION ALL SELECT 'fn:' || p.oid::regprocedure::text FROM pg_proc p
+     WHERE p.proname IN ('platform_fn', 'update_updated_at_column')
+    UNION ALL SELECT 'trigger:' || tgname FROM pg_trigger WHERE tgname = 't_nigredo'
+    UNION ALL SELECT 'row:' || name FROM public.migrations
+     ORDER BY 1
+"""
+
+
+def test_unmanaged_objects_are_invisible_and_untouched(empty_url: URL) -> None:
+    migrate.upgrade(empty_url, "lead_ingestion")
+    with connect(empty_url) as conn:
+        for statement in UNMANAGED:
+            conn.execute(text(statement))
+        conn.commit()
+        before: list[Any] = conn.execute(text(UNMANAGED_SNAPSHOT)).scalars().all()
+    assert "trigger:t_nigredo" in before
+    migrate.upgrade(empty_url, "head")
+    assert migrate.check(empty_url) == []
+    migrate.downgrade(empty_url, "base")
+    migrate.upgrade(empty_url, "head")
+    with connect(empty_url) as conn:
+        after = conn.execute(text(UNMANAGED_SNAPSHOT)).scalars().all()
+        # the platform's trigger still works through the shared function
+        conn.execute(text("INSERT INTO nigredo_leads.leads (updated_at) VALUES (NULL)"))
+        conn.execute(text("UPDATE nigredo_leads.leads SET id = id"))
+        assert conn.execute(text("SELECT updated_at FROM nigredo_leads.leads")).scalar()
+    assert after == before
+
+
+def test_shared_function_made_by_the_platform_is_never_dropped(empty_url: URL) -> None:
+    with connect(empty_url) as conn:
+        conn.execute(text("CREATE FUNCTION public.update_updated_at_column() RETURNS trigger "
+                          "LANGUAGE plpgsql AS $$ BEGIN NEW.updated_at = now(); "
+                          "RETURN NEW; END $$"))
+        conn.commit()
+    migrate.upgrade(empty_url, "head")
+    migrate.downgrade(empty_url, "base")
+    with connect(empty_url) as conn:
+        assert conn.execute(text(
+            "SELECT to_regprocedure('public.update_updated_at_column()') IS NOT NULL")).scalar()

@@ -1,0 +1,203 @@
+"""The command line as a user runs it: outputs, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from alquimista_schema.cli import main
+from alquimista_schema.database import connect
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def full(url: URL) -> str:
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_url(secret_free_env: None) -> None:
+    """Tests start from a shell without DATABASE_URL."""
+
+
+def one_error_line(result: Result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_upgrade_prints_one_line_per_revision(empty_url: URL) -> None:
+    result = run("upgrade", "--url", full(empty_url))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines[:4]] == ["lead_ingestion", "017", "018", "019"]
+    assert all(" ms " in line for line in lines[:4])
+    assert lines[4] == "applied 4 revision(s): base -> 019"
+    again = run("upgrade", "head", "--url", full(empty_url))
+    assert again.stdout.strip() == "nothing to do: the database is already at 019"
+
+
+def test_database_url_from_the_environment(head_url: URL) -> None:
+    result = run("current", env={"DATABASE_URL": full(head_url)})
+    assert result.stdout.strip() == "019 (head)"
+
+
+def test_current_and_history_as_json(head_url: URL) -> None:
+    current = json.loads(run("current", "--json", "--url", full(head_url)).stdout)
+    assert current == {"revision": "019", "head": "019", "is_head": True}
+    history = json.loads(run("history", "--json").stdout)
+    assert [h["revision"] for h in history] == ["lead_ingestion", "017", "018", "019"]
+    assert history[1] == {"revision": "017", "down_revision": "lead_ingestion",
+                          "description": history[1]["description"], "is_head": False}
+
+
+def test_heads_history_sql_need_no_database() -> None:
+    assert run("heads").stdout == "019\n"
+    assert "018 -> 019 (head)" in run("history").stdout
+    out = run("sql", "lead_ingestion:017").stdout
+    assert "CREATE TABLE dry_run_log" in out and "CREATE TABLE leads" not in out
+
+
+def test_downgrade_and_stamp(head_url: URL) -> None:
+    down = run("downgrade", "017", "--url", full(head_url))
+    assert down.exit_code == 0
+    assert down.stdout.strip().splitlines()[-1] == "reverted 2 revision(s): 019 -> 017"
+    stamped = run("stamp", "019", "--url", full(head_url))
+    assert stamped.stdout.strip() == "stamped 019 (was 017)"
+
+
+def test_check_passes_at_head_and_lists_drift(head_url: URL) -> None:
+    assert run("check", "--url", full(head_url)).exit_code == 0
+    with connect(head_url) as conn:
+        conn.execute(text("ALTER TABLE dry_run_log ALTER COLUMN lead_nome TYPE varchar(600)"))
+        conn.execute(text("DROP INDEX idx_dry_run_canal"))
+        conn.commit()
+    result = run("check", "--url", full(head_url))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: 2 difference(s) between the models and the revisions:",
+        "  - change type of dry_run_log.lead_nome: VARCHAR(600) -> VARCHAR(500)",
+        "  - add index idx_dry_run_canal on dry_run_log",
+    ]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["upgrade", "999"], "error: unknown revision '999'"),
+    (["downgrade", "nope"], "error: unknown revision 'nope'"),
+    (["sql", "017:zzz"], "error: unknown revision 'zzz'"),
+    (["stamp", "abc"], "error: unknown revision 'abc'"),
+])
+def test_unknown_revisions(args: list[str], expected: str, head_url: URL) -> None:
+    result = run(*args, "--url", full(head_url)) if args[0] != "sql" else run(*args)
+    assert result.exit_code == 1
+    assert one_error_line(result).startswith(expected)
+
+
+def test_unreachable_host_fails_fast_and_names_it() -> None:
+    result = run("upgrade", "--url", "postgresql://u:s3cr3t-pw@127.0.0.1:1/db")
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert line.startswith("error: cannot reach PostgreSQL at 127.0.0.1:1 (connection refused)")
+    assert "s3cr3t-pw" not in result.output
+
+
+def test_failed_authentication_never_shows_the_password(head_url: URL) -> None:
+    wrong = head_url.set(password="Wr0ng-P@ss:/%?")
+    result = run("current", "--url", full(wrong))
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert "refused the credentials of user 'postgres'" in line
+    assert "Wr0ng" not in result.output
+
+
+def test_database_at_an_unknown_revision(head_url: URL) -> None:
+    with connect(head_url) as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'f00dcafe'"))
+        conn.commit()
+    for command in ("current", "upgrade", "check"):
+        result = run(command, "--url", full(head_url))
+        assert result.exit_code == 1
+        assert "at revision 'f00dcafe', which this release" in one_error_line(result)
+    fixed = run("stamp", "019", "--purge", "--url", full(head_url))
+    assert fixed.exit_code == 0, fixed.output
+
+
+def test_missing_url_when_the_local_database_is_off() -> None:
+    result = run("upgrade", env={"ALQUIMISTA_DEVDB": "off"})
+    assert result.exit_code == 1
+    assert one_error_line(result).startswith("error: no database URL")
+
+
+def test_bad_url_and_bad_timeout(head_url: URL) -> None:
+    assert one_error_line(run("current", "--url", "mysql://x@y/z")).startswith(
+        "error: the database URL must be a postgresql:// URL")
+    bad = run("upgrade", "--url", full(head_url), "--lock-timeout", "soon")
+    assert one_error_line(bad) == "error: lock_timeout must look like 250ms, 5s, 2min or 0, " \
+                                  "not 'soon'"
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run("upgrade", "--bogus").exit_code == 2
+    assert run("frobnicate").exit_code == 2
+    assert run("downgrade").exit_code == 2
+
+
+def test_traceback_flag_shows_the_exception() -> None:
+    with pytest.raises(Exception, match="unknown revision"):
+        CliRunner().invoke(main, ["--traceback", "upgrade", "999", "--url", "postgresql://x@y/z"],
+                           catch_exceptions=False)
+
+
+def test_help_lists_every_command() -> None:
+    out = run("--help").stdout
+    for name in ("upgrade", "downgrade", "current", "history", "heads", "check", "sql",
+                 "stamp", "revision", "dev-db"):
+        assert name in out
+
+
+def test_revision_refuses_an_installed_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    from alquimista_schema import scripts
+
+    monkeypatch.setattr(scripts, "VERSIONS_LOCATION",
+                        Path("/usr/lib/python3/site-packages/alquimista_schema/migrations/versions"))
+    result = run("revision", "-m", "x")
+    assert one_error_line(result).startswith("error: revision writes into the package's source")
+
+
+def test_without_a_url_the_local_database_is_started_and_upgraded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+    from pathlib import Path
+
+    root = Path(tempfile.mkdtemp(prefix="alq-cli-devdb-"))  # traversable by a server user
+    monkeypatch.setenv("ALQUIMISTA_DEVDB_DIR", str(root))
+    try:
+        first = run("upgrade")
+        assert first.exit_code == 0, first.output
+        assert "using the local database postgresql+psycopg2://postgres:***@127.0.0.1:" \
+            in first.stderr
+        assert first.stdout.strip().endswith("applied 4 revision(s): base -> 019")
+        assert run("current").stdout.strip() == "019 (head)"
+        status = run("dev-db").stdout
+        assert "state:    running" in status and str(root) in status
+        assert run("dev-db", "stop").stdout.strip() == "stopped"
+        assert "state:    stopped" in run("dev-db", "status").stdout
+        # reused, not re-created: the data survived the stop
+        assert run("current").stdout.strip() == "019 (head)"
+        password = (root / "password").read_text().strip()
+        assert password not in first.output + status
+        assert password in run("dev-db", "url", "--show-password").stdout
+    finally:
+        run("dev-db", "remove", "--yes")
+    assert not root.exists()

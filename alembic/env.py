@@ -6,7 +6,6 @@ timeouts and the ownership filters all live in alquimista_schema.environment.
 """
 
 from alembic import context
-
 from alquimista_schema.environment import run
 
 run(context)  # type: ignore[arg-type]  # the module proxies EnvironmentContext

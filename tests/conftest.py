@@ -47,7 +47,7 @@ def _loader(server: URL, revision: str | None, sql_files: list[str]) -> Callable
         for name in sql_files:
             with psycopg.connect(url_for(server, dbname).render_as_string(
                     hide_password=False).replace("+psycopg2", "")) as conn:
-                conn.execute((LEGACY / name).read_text())  # type: ignore[arg-type]
+                conn.execute((LEGACY / name).read_text().encode())
         if revision is not None:
             migrate.upgrade(url_for(server, dbname), revision)
     return load
@@ -55,6 +55,9 @@ def _loader(server: URL, revision: str | None, sql_files: list[str]) -> Callable
 
 def _template(request: pytest.FixtureRequest, server: URL, name: str,
               load: Callable[..., None]) -> Iterator[NoopExecutor]:
+    assert server.host
+    assert server.port
+    assert server.username
     executor = NoopExecutor(host=server.host, port=server.port, user=server.username,
                             options="", dbname=name, password=server.password)
     janitor = DatabaseJanitor(user=server.username or "", host=server.host or "",

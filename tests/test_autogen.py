@@ -6,7 +6,6 @@ import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Column, MetaData, String, text
@@ -116,12 +115,12 @@ def test_a_changed_function_body_is_replaced_and_reverted(
     assert migrate.check(head_url, metadata=md) == []
     with connect(head_url) as conn:
         changed_def = conn.execute(text(
-            "SELECT pg_get_functiondef(to_regprocedure(:f))"), {"f": fn.name}).scalar()
+            "SELECT pg_get_functiondef(to_regprocedure(:f))"), {"f": fn.name}).scalar_one()
     assert "DESC" in changed_def
     migrate.downgrade(head_url, "019")
     with connect(head_url) as conn:
         reverted = conn.execute(text(
-            "SELECT pg_get_functiondef(to_regprocedure(:f))"), {"f": fn.name}).scalar()
+            "SELECT pg_get_functiondef(to_regprocedure(:f))"), {"f": fn.name}).scalar_one()
     assert "ORDER BY l.data_ingestao ASC" in reverted
 
 
@@ -157,14 +156,14 @@ def test_unmanaged_objects_are_invisible_and_untouched(empty_url: URL) -> None:
         for statement in UNMANAGED:
             conn.execute(text(statement))
         conn.commit()
-        before: list[Any] = conn.execute(text(UNMANAGED_SNAPSHOT)).scalars().all()
+        before = list(conn.execute(text(UNMANAGED_SNAPSHOT)).scalars().all())
     assert "trigger:t_nigredo" in before
     migrate.upgrade(empty_url, "head")
     assert migrate.check(empty_url) == []
     migrate.downgrade(empty_url, "base")
     migrate.upgrade(empty_url, "head")
     with connect(empty_url) as conn:
-        after = conn.execute(text(UNMANAGED_SNAPSHOT)).scalars().all()
+        after = list(conn.execute(text(UNMANAGED_SNAPSHOT)).scalars().all())
         # the platform's trigger still works through the shared function
         conn.execute(text("INSERT INTO nigredo_leads.leads (updated_at) VALUES (NULL)"))
         conn.execute(text("UPDATE nigredo_leads.leads SET id = id"))

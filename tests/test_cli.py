@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -64,7 +63,8 @@ def test_heads_history_sql_need_no_database() -> None:
     assert run("heads").stdout == "019\n"
     assert "018 -> 019 (head)" in run("history").stdout
     out = run("sql", "lead_ingestion:017").stdout
-    assert "CREATE TABLE dry_run_log" in out and "CREATE TABLE leads" not in out
+    assert "CREATE TABLE dry_run_log" in out
+    assert "CREATE TABLE leads" not in out
 
 
 def test_downgrade_and_stamp(head_url: URL) -> None:
@@ -190,7 +190,8 @@ def test_without_a_url_the_local_database_is_started_and_upgraded(
         assert first.stdout.strip().endswith("applied 4 revision(s): base -> 019")
         assert run("current").stdout.strip() == "019 (head)"
         status = run("dev-db").stdout
-        assert "state:    running" in status and str(root) in status
+        assert "state:    running" in status
+        assert str(root) in status
         assert run("dev-db", "stop").stdout.strip() == "stopped"
         assert "state:    stopped" in run("dev-db", "status").stdout
         # reused, not re-created: the data survived the stop

@@ -176,12 +176,12 @@ def test_views_function_and_trigger_behave(head_url: URL) -> None:
         assert [tuple(r) for r in chosen] == [("Ana", "ambos"), ("Bia", "telefone")]
         assert conn.execute(text("SELECT count(*) FROM get_leads_para_disparo(1)")).scalar() == 1
         before = conn.execute(text("SELECT updated_at FROM leads WHERE lead_id = :l"),
-                              {"l": lead}).scalar()
+                              {"l": lead}).scalar_one()
         conn.commit()
         conn.execute(text("UPDATE leads SET status = 'agendado' WHERE lead_id = :l"),
                      {"l": lead})
         after = conn.execute(text("SELECT updated_at FROM leads WHERE lead_id = :l"),
-                             {"l": lead}).scalar()
+                             {"l": lead}).scalar_one()
         assert after > before
         conn.execute(text("DELETE FROM leads WHERE lead_id = :l"), {"l": lead})
         assert conn.execute(text("SELECT count(*) FROM lead_telefones WHERE lead_id = :l"),

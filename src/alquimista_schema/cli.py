@@ -256,7 +256,7 @@ def dev_db(ctx: click.Context) -> None:
     """Show, start, stop or remove the local development database.
 
     It lives in ALQUIMISTA_DEVDB_DIR (default: your cache folder; for root
-    /var/tmp/alquimista-schema/devdb) and listens on 127.0.0.1 only.
+    /var/lib/alquimista-schema/devdb) and listens on 127.0.0.1 only.
     """
     if ctx.invoked_subcommand is None:
         ctx.invoke(status)
@@ -270,7 +270,8 @@ def status() -> None:
 
     st = DevDatabase.default().status()
     click.echo(f"folder:   {st.root}")
-    click.echo(f"state:    {'running' if st.running else 'stopped' if st.initialized else 'absent'}")
+    state = "running" if st.running else "stopped" if st.initialized else "absent"
+    click.echo(f"state:    {state}")
     if st.bindir:
         click.echo(f"binaries: {st.bindir}")
     if st.url is not None:

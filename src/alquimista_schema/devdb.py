@@ -7,7 +7,7 @@ so under root the server runs as an unprivileged user (``postgres`` when it
 exists, else ``nobody``) in a folder that user can enter.
 
 Layout of the folder (``ALQUIMISTA_DEVDB_DIR``, default: the user's cache folder,
-or ``/var/tmp/alquimista-schema/devdb`` for root)::
+or ``/var/lib/alquimista-schema/devdb`` for root)::
 
     state.json   port and binaries in use (owned by the caller)
     password     the superuser's generated password (0600, owned by the caller)
@@ -46,8 +46,9 @@ def default_root() -> Path:
     if override:
         return Path(override).expanduser().resolve()
     if os.geteuid() == 0:
-        # /root is usually closed to other users; the server user must enter the folder.
-        return Path("/var/tmp/alquimista-schema/devdb")
+        # /root is usually closed to other users, and the server user must enter the
+        # folder; /var/lib is root-owned (no world-writable parent to race on).
+        return Path("/var/lib/alquimista-schema/devdb")
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "alquimista-schema" / "devdb"
 

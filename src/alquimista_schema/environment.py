@@ -15,8 +15,8 @@ from logging.config import fileConfig
 from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
-from alembic.util import CommandError
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import MetaData, create_engine, pool
 from sqlalchemy.engine import Connection
 
@@ -140,9 +140,8 @@ def run_online(context: EnvironmentContext) -> None:
 
 def _run_on(context: EnvironmentContext, connection: Connection) -> None:
     context.configure(connection=connection, **configure_kwargs(context))
-    with session_timeouts(connection, timeouts(context)):
-        with context.begin_transaction():
-            context.run_migrations()
+    with session_timeouts(connection, timeouts(context)), context.begin_transaction():
+        context.run_migrations()
 
 
 @contextmanager
@@ -165,9 +164,9 @@ def session_timeouts(connection: Connection, settings: dict[str, str]) -> Iterat
         if not connection.closed and not connection.invalidated:
             if connection.in_transaction() and not external:
                 connection.rollback()
-            for name, value in previous.items():
+            for name, prior in previous.items():
                 connection.exec_driver_sql(
-                    f"SELECT set_config('{name}', %(v)s, false)", {"v": str(value)})
+                    f"SELECT set_config('{name}', %(v)s, false)", {"v": str(prior)})
             if not external:
                 connection.commit()
 

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from alembic import command
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import RevisionError
@@ -26,6 +25,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 
+from alembic import command
 from alquimista_schema import autogen, scripts
 from alquimista_schema.database import connect
 from alquimista_schema.errors import (
@@ -235,7 +235,7 @@ def heads() -> list[str]:
 
 def check(url: str | URL, *, metadata: MetaData | None = None) -> list[str]:
     """Compare the models with a database at head; raise DriftDetected on any difference."""
-    extra = {"target_metadata": metadata} if metadata is not None else {}
+    extra: dict[str, Any] = {"target_metadata": metadata} if metadata is not None else {}
     with _session(url, **extra) as (script, conn, config):
         at = _one(current_heads(script, conn))
         head = script.get_current_head()
@@ -270,7 +270,7 @@ def sql(revision_range: str, *, url: str | URL | None = None) -> str:
         return order.index(script.get_revision(rev).revision) if rev != "base" else 0
 
     buffer = io.StringIO()
-    config = scripts.make_config(**({"url": str(url)} if url else {}))
+    config = scripts.make_config(url=str(url) if url else None)
     config.output_buffer = buffer
     try:
         if position(end) >= position(start):
@@ -292,7 +292,7 @@ def revision(message: str, *, url: str | URL | None = None, autogenerate: bool =
             "installed, not checked out: run it from a checkout (pip install -e .)")
     if autogenerate and url is None:
         raise ConfigurationError("revision --autogenerate needs a database URL")
-    extra = {"target_metadata": metadata} if metadata is not None else {}
+    extra: dict[str, Any] = {"target_metadata": metadata} if metadata is not None else {}
     if autogenerate and url is not None:
         with _session(url, **extra) as (_, __, config):
             made = command.revision(config, message=message, autogenerate=True, rev_id=rev_id)

@@ -202,3 +202,30 @@ def test_without_a_url_the_local_database_is_started_and_upgraded(
     finally:
         run("dev-db", "remove", "--yes")
     assert not root.exists()
+
+
+def test_the_alembic_cli_from_the_repository_root(empty_url: URL) -> None:
+    """`alembic upgrade head` and `alembic check` use the same environment as the package."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    alembic = [sys.executable, "-c", "from alembic.config import main; main()"]
+    env = {**os.environ, "DATABASE_URL": full(empty_url)}
+    up = subprocess.run([*alembic, "upgrade", "017"], cwd=root, env=env, capture_output=True,
+                        text=True)
+    assert up.returncode == 0, up.stderr
+    assert "Running upgrade lead_ingestion -> 017" in up.stderr
+    subprocess.run([*alembic, "upgrade", "head"], cwd=root, env=env, check=True,
+                   capture_output=True)
+    done = subprocess.run([*alembic, "check"], cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "No new upgrade operations detected." in done.stdout
+    env.pop("DATABASE_URL")
+    missing = subprocess.run([*alembic, "current"], cwd=root, env=env, capture_output=True,
+                             text=True)
+    assert missing.returncode != 0
+    assert "FAILED: no database URL" in missing.stdout
+    assert "Traceback" not in missing.stdout + missing.stderr

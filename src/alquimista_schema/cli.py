@@ -82,6 +82,9 @@ timeout_options = [
     click.option("--statement-timeout", metavar="DURATION",
                  help="How long one statement may run (default 15min) "
                       "[env: ALQUIMISTA_STATEMENT_TIMEOUT]."),
+    click.option("--lock-wait", type=click.FloatRange(min=0), default=60.0, show_default=True,
+                 metavar="SECONDS",
+                 help="How long to wait for another run's migration lock."),
 ]
 
 
@@ -121,7 +124,7 @@ def _print_result(result: Any, verb: str) -> None:
 @with_timeouts
 @handle_errors
 def upgrade(revision: str, url: str | None, lock_timeout: str | None,
-            statement_timeout: str | None) -> None:
+            statement_timeout: str | None, lock_wait: float) -> None:
     """Upgrade the database to REVISION (default: head).
 
     REVISION may be a revision id (e.g. 017), head, or a relative step such as +1.
@@ -130,8 +133,9 @@ def upgrade(revision: str, url: str | None, lock_timeout: str | None,
     """
     from alquimista_schema import migrate
 
-    result = migrate.upgrade(resolve_url(url), revision, on_applied=_print_applied,
-                             lock_timeout=lock_timeout, statement_timeout=statement_timeout)
+    run = migrate.Run(action="upgrade", lock_timeout=lock_timeout,
+                      statement_timeout=statement_timeout, lock_wait=lock_wait)
+    result = migrate.upgrade(resolve_url(url), revision, on_applied=_print_applied, run=run)
     _print_result(result, "applied")
 
 
@@ -141,12 +145,13 @@ def upgrade(revision: str, url: str | None, lock_timeout: str | None,
 @with_timeouts
 @handle_errors
 def downgrade(revision: str, url: str | None, lock_timeout: str | None,
-              statement_timeout: str | None) -> None:
+              statement_timeout: str | None, lock_wait: float) -> None:
     """Revert the database to REVISION (an id, base, or a relative step such as -1)."""
     from alquimista_schema import migrate
 
-    result = migrate.downgrade(resolve_url(url), revision, on_applied=_print_applied,
-                               lock_timeout=lock_timeout, statement_timeout=statement_timeout)
+    run = migrate.Run(action="downgrade", lock_timeout=lock_timeout,
+                      statement_timeout=statement_timeout, lock_wait=lock_wait)
+    result = migrate.downgrade(resolve_url(url), revision, on_applied=_print_applied, run=run)
     _print_result(result, "reverted")
 
 

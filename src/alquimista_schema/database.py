@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -65,24 +66,53 @@ def describe_connect_error(url: URL, exc: DBAPIError) -> SchemaError:
         reason = text.strip().splitlines()[0] if text.strip() else "connection failed"
     return DatabaseUnreachable(
         f"cannot reach PostgreSQL at {where} ({reason}): check that the server is running "
-        "and that the host, port and any firewall or security group admit this client")
+        "and the host and port are right; from a Lambda, that the cluster's security group "
+        "admits 5432 from the function's security group and the function's subnets route "
+        "to the cluster")
 
 
 @contextmanager
 def connect(url: str | URL, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
-            application_name: str = APPLICATION_NAME) -> Iterator[Connection]:
-    """Open one connection (no pool) to ``url``; close it on exit."""
+            application_name: str = APPLICATION_NAME, budget: float = 0.0,
+            deadline: float | None = None) -> Iterator[Connection]:
+    """Open one connection (no pool) to ``url``; close it on exit.
+
+    An unreachable host is tried again with backoff while ``budget`` seconds last
+    (and never past ``deadline``, a ``time.monotonic()`` value): an auto-paused
+    Aurora Serverless v2 instance takes 15 to 30 s to answer its first connection.
+    Refused credentials are never retried here.
+    """
     parsed = parse_url(url)
-    engine = create_engine(
-        parsed, poolclass=pool.NullPool,
-        connect_args={"connect_timeout": connect_timeout, "application_name": application_name},
-    )
-    try:
+    conn = _open(parsed, connect_timeout, application_name, budget, deadline)
+    with conn:
+        yield conn
+
+
+def _open(url: URL, attempt_timeout: int, application_name: str, budget: float,
+          deadline: float | None) -> Connection:
+    start = time.monotonic()
+    limit = start + max(budget, 0.0)
+    if deadline is not None:
+        limit = min(limit, deadline)
+    attempts, delay = 0, 1.0
+    while True:
+        attempts += 1
+        remaining = max(limit - time.monotonic(), 0.0)
+        timeout = max(2, min(attempt_timeout, int(remaining) or attempt_timeout))
+        engine = create_engine(url, poolclass=pool.NullPool, connect_args={
+            "connect_timeout": timeout, "application_name": application_name[:63]})
         try:
-            conn = engine.connect()
+            return engine.connect()
         except DBAPIError as exc:
-            raise describe_connect_error(parsed, exc) from exc
-        with conn:
-            yield conn
-    finally:
-        engine.dispose()
+            error = describe_connect_error(url, exc)
+            engine.dispose()
+            if not isinstance(error, DatabaseUnreachable):
+                raise error from exc
+            if time.monotonic() + delay + 2 > limit:
+                if attempts > 1:
+                    elapsed = time.monotonic() - start
+                    raise DatabaseUnreachable(
+                        f"{error} (after {attempts} attempts over {elapsed:.0f}s)") from exc
+                raise error from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)

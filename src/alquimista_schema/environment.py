@@ -104,11 +104,15 @@ def timeouts(context: EnvironmentContext) -> dict[str, str]:
             or context.config.get_main_option(name)
             or default
         ).strip()
-        if not _TIMEOUT.match(value):
-            raise ConfigurationError(
-                f"{name} must look like 250ms, 5s, 2min or 0, not {value!r}")
-        result[name] = value
+        result[name] = validate_timeout(name, value)
     return result
+
+
+def validate_timeout(name: str, value: str) -> str:
+    """Return ``value`` if it is a PostgreSQL duration we accept, else raise."""
+    if not _TIMEOUT.match(value.strip()):
+        raise ConfigurationError(f"{name} must look like 250ms, 5s, 2min or 0, not {value!r}")
+    return value.strip()
 
 
 def run_offline(context: EnvironmentContext) -> None:

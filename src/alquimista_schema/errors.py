@@ -73,3 +73,39 @@ class DevDatabaseError(SchemaError):
     """The local development PostgreSQL could not be prepared or started."""
 
     code = "DEV_DB"
+
+
+class SecretUnavailable(SchemaError):
+    """The database secret could not be fetched or is not usable."""
+
+    code = "SECRET_UNAVAILABLE"
+
+
+class LockTimeout(SchemaError):
+    """Another run holds the migration lock and did not release it in time."""
+
+    code = "LOCK_TIMEOUT"
+
+
+class ReadOnlyReplica(SchemaError):
+    """The connection reached a reader (a standby), which cannot be migrated."""
+
+    code = "READ_ONLY_REPLICA"
+
+
+class DeadlineExceeded(SchemaError):
+    """Not enough time left (of the Lambda's budget) to run the next step safely."""
+
+    code = "DEADLINE"
+
+
+class DowngradeRefused(SchemaError):
+    """A downgrade was asked for without the required confirmation."""
+
+    code = "DOWNGRADE_REFUSED"
+
+
+class BadEvent(SchemaError):
+    """The event is malformed: nothing was done."""
+
+    code = "BAD_EVENT"

@@ -14,6 +14,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.engine import URL
 
 from alquimista_schema import __version__
 from alquimista_schema.errors import DriftDetected, MissingURL, SchemaError
@@ -55,10 +56,16 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def resolve_url(url: str | None) -> str:
-    """Return ``url``, or start (or reuse) the local database and return its URL."""
+def resolve_url(url: str | None, secret_arn: str | None = None) -> str | URL:
+    """Return the URL: ``--url``, else the secret's, else the local database's."""
+    if url and secret_arn:
+        raise click.UsageError("give --url or --secret-arn, not both")
     if url:
         return url
+    if secret_arn:
+        from alquimista_schema.credentials import SecretCache
+
+        return SecretCache(secret_arn).get().url
     if os.environ.get("ALQUIMISTA_DEVDB", "").lower() in ("0", "off", "no", "false"):
         raise MissingURL("no database URL: pass --url or set DATABASE_URL "
                          "(the local database is switched off by ALQUIMISTA_DEVDB)")
@@ -68,13 +75,23 @@ def resolve_url(url: str | None) -> str:
     dev_url = db.start()
     click.echo(f"using the local database {dev_url.render_as_string(hide_password=True)} "
                "(see `alquimista-schema dev-db`)", err=True)
-    return dev_url.render_as_string(hide_password=False)
+    return dev_url
 
 
-url_option = click.option(
+_url = click.option(
     "--url", envvar="DATABASE_URL", metavar="URL",
-    help="postgresql:// URL of the database [env: DATABASE_URL]. Without one, a local "
-         "database managed by `dev-db` is started (or reused), unless ALQUIMISTA_DEVDB=off.")
+    help="postgresql:// URL of the database [env: DATABASE_URL]. Without it (or a secret), "
+         "a local database managed by `dev-db` is started (or reused), unless "
+         "ALQUIMISTA_DEVDB=off.")
+_secret = click.option(
+    "--secret-arn", metavar="ARN",
+    help="Read the credentials from this Secrets Manager secret (RDS JSON), as the Lambda "
+         "does; DB_HOST/DB_PORT/DB_NAME fill what it lacks, DB_SSLROOTCERT turns on "
+         "verify-full.")
+
+
+def url_option(fn: F) -> F:
+    return _url(_secret(fn))
 timeout_options = [
     click.option("--lock-timeout", metavar="DURATION",
                  help="How long a statement may wait for a lock (default 5s) "
@@ -123,7 +140,7 @@ def _print_result(result: Any, verb: str) -> None:
 @url_option
 @with_timeouts
 @handle_errors
-def upgrade(revision: str, url: str | None, lock_timeout: str | None,
+def upgrade(revision: str, url: str | None, secret_arn: str | None, lock_timeout: str | None,
             statement_timeout: str | None, lock_wait: float) -> None:
     """Upgrade the database to REVISION (default: head).
 
@@ -135,7 +152,8 @@ def upgrade(revision: str, url: str | None, lock_timeout: str | None,
 
     run = migrate.Run(action="upgrade", lock_timeout=lock_timeout,
                       statement_timeout=statement_timeout, lock_wait=lock_wait)
-    result = migrate.upgrade(resolve_url(url), revision, on_applied=_print_applied, run=run)
+    result = migrate.upgrade(resolve_url(url, secret_arn), revision,
+                             on_applied=_print_applied, run=run)
     _print_result(result, "applied")
 
 
@@ -144,14 +162,15 @@ def upgrade(revision: str, url: str | None, lock_timeout: str | None,
 @url_option
 @with_timeouts
 @handle_errors
-def downgrade(revision: str, url: str | None, lock_timeout: str | None,
+def downgrade(revision: str, url: str | None, secret_arn: str | None, lock_timeout: str | None,
               statement_timeout: str | None, lock_wait: float) -> None:
     """Revert the database to REVISION (an id, base, or a relative step such as -1)."""
     from alquimista_schema import migrate
 
     run = migrate.Run(action="downgrade", lock_timeout=lock_timeout,
                       statement_timeout=statement_timeout, lock_wait=lock_wait)
-    result = migrate.downgrade(resolve_url(url), revision, on_applied=_print_applied, run=run)
+    result = migrate.downgrade(resolve_url(url, secret_arn), revision,
+                               on_applied=_print_applied, run=run)
     _print_result(result, "reverted")
 
 
@@ -159,11 +178,11 @@ def downgrade(revision: str, url: str | None, lock_timeout: str | None,
 @url_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
-def current(url: str | None, as_json: bool) -> None:
+def current(url: str | None, secret_arn: str | None, as_json: bool) -> None:
     """Show the database's current revision."""
     from alquimista_schema import migrate
 
-    rev = migrate.current(resolve_url(url))
+    rev = migrate.current(resolve_url(url, secret_arn))
     head = migrate.heads()
     if as_json:
         click.echo(json.dumps({"revision": rev, "head": head[0] if head else None,
@@ -202,11 +221,11 @@ def heads() -> None:
 @main.command()
 @url_option
 @handle_errors
-def check(url: str | None) -> None:
+def check(url: str | None, secret_arn: str | None) -> None:
     """Compare the models with a database at head; exit 1 and list any difference."""
     from alquimista_schema import migrate
 
-    migrate.check(resolve_url(url))
+    migrate.check(resolve_url(url, secret_arn))
     click.echo("no differences: the models match the revisions")
 
 
@@ -229,11 +248,11 @@ def sql_command(revision_range: str) -> None:
 @click.option("--purge", is_flag=True,
               help="Replace whatever the version table holds, even an unknown revision.")
 @handle_errors
-def stamp(revision: str, url: str | None, purge: bool) -> None:
+def stamp(revision: str, url: str | None, secret_arn: str | None, purge: bool) -> None:
     """Record REVISION as applied without running any migration."""
     from alquimista_schema import migrate
 
-    result = migrate.stamp(resolve_url(url), revision, purge=purge)
+    result = migrate.stamp(resolve_url(url, secret_arn), revision, purge=purge)
     click.echo(f"stamped {result.to_revision or 'base'} (was {result.from_revision or 'base'})")
 
 
@@ -245,11 +264,12 @@ def stamp(revision: str, url: str | None, purge: bool) -> None:
 @click.option("--rev-id", help="Revision id (default: the next number, e.g. 020).")
 @url_option
 @handle_errors
-def revision(message: str, autogenerate: bool, rev_id: str | None, url: str | None) -> None:
+def revision(message: str, autogenerate: bool, rev_id: str | None, url: str | None,
+             secret_arn: str | None) -> None:
     """Write a new revision file into the package's versions folder."""
     from alquimista_schema import migrate
 
-    paths = migrate.revision(message, url=resolve_url(url) if autogenerate else url,
+    paths = migrate.revision(message, url=resolve_url(url, secret_arn) if autogenerate else url,
                              autogenerate=autogenerate, rev_id=rev_id)
     for path in paths:
         click.echo(f"wrote {path}")

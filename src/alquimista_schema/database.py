@@ -56,6 +56,11 @@ def describe_connect_error(url: URL, exc: DBAPIError) -> SchemaError:
     if "does not exist" in text and "database" in text:
         return ConfigurationError(
             f"database {url.database!r} does not exist on {where}: create it, or fix the URL")
+    if "certificate" in text or "ssl" in text:
+        return DatabaseUnreachable(
+            f"TLS with PostgreSQL at {where} failed ({text.strip().splitlines()[0]}): for "
+            "Aurora, set DB_SSLROOTCERT to the RDS CA bundle; the server must offer TLS",
+            retryable=False)
     if "timeout" in text or "timed out" in text:
         reason = "no answer before the connect timeout"
     elif "could not translate host name" in text or "name or service not known" in text:
@@ -106,7 +111,7 @@ def _open(url: URL, attempt_timeout: int, application_name: str, budget: float,
         except DBAPIError as exc:
             error = describe_connect_error(url, exc)
             engine.dispose()
-            if not isinstance(error, DatabaseUnreachable):
+            if not isinstance(error, DatabaseUnreachable) or not error.retryable:
                 raise error from exc
             if time.monotonic() + delay + 2 > limit:
                 if attempts > 1:

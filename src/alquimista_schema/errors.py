@@ -42,6 +42,10 @@ class DatabaseUnreachable(SchemaError):
 
     code = "DB_UNREACHABLE"
 
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
 
 class AuthenticationFailed(SchemaError):
     """The server refused the credentials."""

@@ -1,0 +1,1 @@
+"""The Lambda function's entry point (handler setting: lambda_entry.handler.handler)."""

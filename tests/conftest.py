@@ -7,9 +7,12 @@ then clones a template database for every test.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +24,113 @@ from pytest_postgresql.janitor import DatabaseJanitor
 from sqlalchemy.engine import URL
 
 from alquimista_schema import migrate
-from alquimista_schema.devdb import DevDatabase
+from alquimista_schema.devdb import DevDatabase, server_account
 
 LEGACY = Path(__file__).parent / "legacy"
 
 
+# Passwords the suite must never see in any output: checked after every test.
+MIGRATOR = "migrator"
+MIGRATOR_PASSWORD = "Mx7@q:rt/z%9?-alquimista-NEVER-LOG"
+LEAK_WATCH: set[str] = {MIGRATOR_PASSWORD}
+
+
+def leaks(text_: str) -> list[str]:
+    """Return the watched passwords (raw or URL-encoded) that appear in ``text_``."""
+    from urllib.parse import quote, quote_plus
+
+    found = []
+    for secret in LEAK_WATCH:
+        forms = {secret, quote(secret, safe=""), quote_plus(secret)}
+        if any(form in text_ for form in forms):
+            found.append(secret[:3] + "...")
+    return found
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Fail any test whose captured stdout, stderr or log shows a watched password."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    captured = "\n".join(content for _, content in report.sections)
+    found = leaks(captured)
+    if found and report.outcome != "failed":
+        report.outcome = "failed"
+        report.longrepr = f"secret leaked into captured output ({report.when}): {found}"
+
+
+@dataclass(frozen=True)
+class TLS:
+    ca: Path
+    """CA bundle that signed the server's certificate (for sslmode=verify-full)."""
+    other_ca: Path
+    """A CA that did not: verification against it must fail."""
+
+
+def _make_tls(folder: Path) -> tuple[Path, Path, Path, Path]:
+    """Make a CA, a server certificate for localhost/127.0.0.1, and an unrelated CA."""
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    for ca in ("ca", "other"):
+        ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            f"/CN=alquimista-test-{ca}", "-keyout", f"{ca}.key", "-out", f"{ca}.pem")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout",
+        "server.key", "-out", "server.csr")
+    (folder / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem")
+    return folder / "ca.pem", folder / "other.pem", folder / "server.pem", folder / "server.key"
+
+
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[URL]:
-    """Start a throwaway PostgreSQL; yield the URL of its maintenance database."""
+def pg_cluster() -> Iterator[DevDatabase]:
+    """A throwaway PostgreSQL with TLS on and a migration role that must prove its password."""
     root = Path(tempfile.mkdtemp(prefix="alq-test-pg-"))
     server = DevDatabase(root, dbname="postgres")
     try:
-        yield server.start()
+        url = server.start()
+        LEAK_WATCH.add(url.password or "")
+        certs = root / "certs"
+        certs.mkdir()
+        ca, other, cert, key = _make_tls(certs)
+        account = server_account()
+        for source in (cert, key):
+            target = server.pg_dir / source.name
+            shutil.copy(source, target)
+            target.chmod(0o600)
+            if account is not None:
+                os.chown(target, account.pw_uid, account.pw_gid)
+        with psycopg.connect(_plain(url), autocommit=True) as conn:
+            conn.execute(f"ALTER SYSTEM SET ssl_cert_file = '{server.pg_dir / cert.name}'"
+                         .encode())
+            conn.execute(f"ALTER SYSTEM SET ssl_key_file = '{server.pg_dir / key.name}'"
+                         .encode())
+            conn.execute(b"ALTER SYSTEM SET ssl = on")
+            conn.execute(b"SELECT pg_reload_conf()")
+            conn.execute(f"CREATE ROLE {MIGRATOR} LOGIN PASSWORD '{MIGRATOR_PASSWORD}'"
+                         .encode())
+        server.tls = TLS(ca, other)  # type: ignore[attr-defined]
+        yield server
     finally:
         server.remove()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server(pg_cluster: DevDatabase) -> URL:
+    """URL of the test server's maintenance database (superuser)."""
+    return pg_cluster.url("postgres")
+
+
+@pytest.fixture(scope="session")
+def tls(pg_cluster: DevDatabase) -> TLS:
+    tls_: TLS = pg_cluster.tls  # type: ignore[attr-defined]
+    return tls_
+
+
+def _plain(url: URL) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def url_for(server: URL, dbname: str) -> URL:
@@ -45,8 +140,7 @@ def url_for(server: URL, dbname: str) -> URL:
 def _loader(server: URL, revision: str | None, sql_files: list[str]) -> Callable[..., None]:
     def load(*, dbname: str, **_: Any) -> None:
         for name in sql_files:
-            with psycopg.connect(url_for(server, dbname).render_as_string(
-                    hide_password=False).replace("+psycopg2", "")) as conn:
+            with psycopg.connect(_plain(url_for(server, dbname))) as conn:
                 conn.execute((LEGACY / name).read_text().encode())
         if revision is not None:
             migrate.upgrade(url_for(server, dbname), revision)
@@ -112,3 +206,60 @@ def legacy_url(pg_server: URL, legacy_db: psycopg.Connection[Any]) -> URL:
 def secret_free_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No DATABASE_URL from the developer's shell leaks into a test."""
     monkeypatch.delenv("DATABASE_URL", raising=False)
+
+
+@pytest.fixture
+def migrator_url(pg_server: URL, empty_db: psycopg.Connection[Any]) -> URL:
+    """A fresh empty database owned by the password-checked migration role."""
+    name = empty_db.info.dbname
+    with psycopg.connect(_plain(pg_server), autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" OWNER TO {MIGRATOR}'.encode())
+    with psycopg.connect(_plain(url_for(pg_server, name)), autocommit=True) as conn:
+        conn.execute(f"ALTER SCHEMA public OWNER TO {MIGRATOR}".encode())
+    return url_for(pg_server, name).set(username=MIGRATOR, password=MIGRATOR_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """Secrets Manager served by moto's server over HTTP, as boto3 really calls it."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> Any:
+    """Point boto3 at the local endpoint the way it reads it: from the environment."""
+    import boto3
+
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "sa-east-1")
+    return boto3.client("secretsmanager")
+
+
+@pytest.fixture
+def blackhole() -> Iterator[tuple[str, int]]:
+    """A TCP port that accepts connections and never says a word (a silent host)."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    try:
+        yield "127.0.0.1", sock.getsockname()[1]
+    finally:
+        sock.close()

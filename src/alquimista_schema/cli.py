@@ -43,6 +43,8 @@ def handle_errors(fn: F) -> F:
             for line in exc.differences:
                 click.echo(f"  - {line}", err=True)
             sys.exit(1)
+        except (click.ClickException, click.Abort):
+            raise  # click prints these and picks the exit code (2 for usage errors)
         except SchemaError as exc:
             if traceback:
                 raise

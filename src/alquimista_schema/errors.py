@@ -11,6 +11,8 @@ class SchemaError(Exception):
     """Base error of alquimista-schema."""
 
     code = "ERROR"
+    progress: object = None
+    """What was done before the error (a ``migrate.Result``), when anything was."""
 
 
 class ConfigurationError(SchemaError):

@@ -169,6 +169,8 @@ class Runner:
             body = self._dispatch(request, request_id, deadline)
         except SchemaError as exc:
             body = {"status": "error", "error": str(exc), "error_code": exc.code}
+            if exc.progress is not None:  # revisions committed before the failure
+                body.update({k: v for k, v in _moved(exc.progress).items() if k != "status"})
             if action_name in LEGACY:
                 body["message"] = ("Migration execution failed" if action_name == "run-migration"
                                    else "Listing migrations failed")

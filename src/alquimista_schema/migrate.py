@@ -258,6 +258,7 @@ def _locked(url: str | URL, run: Run, target: str | None) -> Iterator[tuple[Conn
                 yield lock_conn, state
             except SchemaError as exc:
                 entry.outcome, entry.error_code, entry.error = "error", exc.code, str(exc)
+                exc.progress = Result(state["from"], state["to"], list(state["applied"]))
                 raise
             finally:
                 entry.from_revision, entry.to_revision = state["from"], state["to"]

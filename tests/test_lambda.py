@@ -1,0 +1,407 @@
+"""The Lambda runner end to end: moto's Secrets Manager over HTTP, a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+import lambda_entry.handler as entry
+from alquimista_schema import audit, credentials, locking, migrate
+from alquimista_schema.database import connect
+from tests.conftest import MIGRATOR_PASSWORD, TLS
+
+Invoke = Callable[..., dict[str, Any]]
+
+
+def secret_for(url: URL, **overrides: Any) -> dict[str, Any]:
+    value = {"username": url.username, "password": url.password, "host": "localhost",
+             "port": url.port, "dbname": url.database, "engine": "postgres"}
+    value.update(overrides)
+    return {k: v for k, v in value.items() if v is not None}
+
+
+@pytest.fixture
+def make_secret(aws: Any) -> Callable[..., str]:
+    def make(value: dict[str, Any] | str) -> str:
+        name = f"alquimista/test/{uuid.uuid4().hex[:8]}"
+        body = value if isinstance(value, str) else json.dumps(value)
+        return str(aws.create_secret(Name=name, SecretString=body)["ARN"])
+    return make
+
+
+@pytest.fixture
+def invoke(monkeypatch: pytest.MonkeyPatch, aws: Any, tls: TLS) -> Invoke:
+    """Call the real handler as Lambda does: a fresh container, then warm invocations."""
+    monkeypatch.setattr(entry, "_runner", None)
+    monkeypatch.setenv("DB_SSLROOTCERT", str(tls.ca))
+    for name in ("DB_HOST", "DB_PORT", "DB_NAME", "ENVIRONMENT", "LOCK_WAIT_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+
+    def call(event: Any, *, secret: str | None = None, remaining_ms: int = 300_000,
+             env: dict[str, str] | None = None) -> dict[str, Any]:
+        if secret is not None:
+            monkeypatch.setenv("DB_SECRET_ARN", secret)
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        if env:
+            monkeypatch.setattr(entry, "_runner", None)  # new configuration: a new container
+        ends = time.monotonic() + remaining_ms / 1000
+        context = SimpleNamespace(
+            aws_request_id=f"req-{uuid.uuid4().hex[:8]}",
+            get_remaining_time_in_millis=lambda: int((ends - time.monotonic()) * 1000))
+        answer = entry.handler(event, context)
+        json.dumps(answer)  # always serialisable
+        print("ANSWER", json.dumps(answer))  # scanned for leaked secrets like any output
+        return answer
+    return call
+
+
+@pytest.fixture
+def db(migrator_url: URL, make_secret: Callable[..., str]) -> tuple[URL, str]:
+    """A fresh empty database and a secret (RDS format) for its migration role."""
+    return migrator_url, make_secret(secret_for(migrator_url))
+
+
+COMMON = {"status", "action", "from_revision", "to_revision", "applied", "duration_ms",
+          "request_id"}
+
+
+def test_default_event_upgrades_to_head(invoke: Invoke, db: tuple[URL, str]) -> None:
+    url, arn = db
+    answer = invoke({}, secret=arn)
+    assert set(answer) >= COMMON
+    assert answer["status"] == "success", answer
+    assert (answer["action"], answer["from_revision"], answer["to_revision"]) == \
+        ("upgrade", None, "019")
+    assert [a["revision"] for a in answer["applied"]] == ["lead_ingestion", "017", "018", "019"]
+    assert all(set(a) == {"revision", "description", "duration_ms"} for a in answer["applied"])
+    again = invoke({"action": "upgrade", "target": "head"})
+    assert again["status"] == "noop"
+    assert again["applied"] == []
+    assert migrate.current(url) == "019"
+
+
+def test_legacy_run_migration_017_then_all(invoke: Invoke, db: tuple[URL, str]) -> None:
+    _url, arn = db
+    first = invoke({"action": "run-migration", "target": "017"}, secret=arn)
+    assert first["status"] == "success"
+    assert first["migration"] == "017"
+    assert first["message"] == "Migration 017 executed successfully"
+    assert [a["revision"] for a in first["applied"]] == ["lead_ingestion", "017"]
+    repeat = invoke({"action": "run-migration", "target": "017"})
+    assert repeat["status"] == "noop"
+    assert "already applied" in repeat["message"]
+    rest = invoke({"action": "run-migration", "target": "all"})
+    assert [a["revision"] for a in rest["applied"]] == ["018", "019"]
+    listed = invoke({"action": "list-migrations"})
+    assert listed["status"] == "success"
+    assert listed["executedMigrations"] == ["lead_ingestion", "017", "018", "019"]
+    assert [m["revision"] for m in listed["migrations"]] == listed["executedMigrations"]
+    assert isinstance(listed["message"], str)
+
+
+def test_list_migrations_on_a_partly_migrated_database(invoke: Invoke,
+                                                       db: tuple[URL, str]) -> None:
+    url, arn = db
+    migrate.upgrade(url, "017")
+    listed = invoke({"action": "list-migrations"}, secret=arn)
+    assert listed["executedMigrations"] == ["lead_ingestion", "017"]
+    assert [m["applied"] for m in listed["migrations"]] == [True, True, False, False]
+
+
+def test_current_history_plan(invoke: Invoke, db: tuple[URL, str]) -> None:
+    url, arn = db
+    migrate.upgrade(url, "017")
+    current = invoke({"action": "current"}, secret=arn)
+    assert (current["revision"], current["is_head"]) == ("017", False)
+    history = invoke({"action": "history"})
+    assert [r["revision"] for r in history["revisions"]][-1] == "019"
+    plan = invoke({"action": "plan", "target": "head"})
+    assert plan["status"] == "success"
+    assert [p["revision"] for p in plan["pending"]] == ["018", "019"]
+    assert "VALIDATE CONSTRAINT ck_leads_status" in plan["sql"]
+    assert (plan["from_revision"], plan["to_revision"]) == ("017", "019")
+    assert migrate.current(url) == "017"  # nothing applied
+
+
+def test_drift(invoke: Invoke, db: tuple[URL, str]) -> None:
+    url, arn = db
+    migrate.upgrade(url, "head")
+    clean = invoke({"action": "drift"}, secret=arn)
+    assert (clean["status"], clean["drift"], clean["differences"]) == ("success", False, [])
+    with connect(url) as conn:
+        conn.execute(text("ALTER TABLE dry_run_log ADD COLUMN extra text"))
+        conn.commit()
+    drifted = invoke({"action": "drift"})
+    assert drifted["drift"] is True
+    assert drifted["differences"] == ["drop column dry_run_log.extra (TEXT)"]
+    assert migrate.current(url) == "019"
+
+
+def test_downgrade_needs_the_flag_and_in_prod_a_confirmation(invoke: Invoke,
+                                                             db: tuple[URL, str]) -> None:
+    url, arn = db
+    migrate.upgrade(url, "head")
+    refused = invoke({"action": "downgrade", "target": "017"}, secret=arn)
+    assert refused["error_code"] == "DOWNGRADE_REFUSED"
+    assert "allow_downgrade" in refused["error"]
+    prod = invoke({"action": "downgrade", "target": "017", "allow_downgrade": True},
+                  env={"ENVIRONMENT": "prod"})
+    assert prod["error_code"] == "DOWNGRADE_REFUSED"
+    assert '"confirm": "017"' in prod["error"]
+    assert migrate.current(url) == "019"
+    done = invoke({"action": "downgrade", "target": "017", "allow_downgrade": True,
+                   "confirm": "017"})
+    assert done["status"] == "success"
+    assert [a["revision"] for a in done["applied"]] == ["019", "018"]
+    assert migrate.current(url) == "017"
+
+
+BAD_EVENTS: list[Any] = [
+    "upgrade", 17, ["upgrade"], {"action": "nope"}, {"action": 5}, {"target": 17},
+    {"target": "head; DROP TABLE leads"}, {"target": "x" * 500}, {"target": "ção"},
+    {"target": "' OR 1=1 --"}, {"foo": "bar"}, {"action": "current", "target": "head"},
+    {"action": "downgrade"}, {"action": "run-migration"},
+    {"action": "downgrade", "target": "017", "allow_downgrade": "yes"},
+    {"action": "upgrade", "target": {"nested": ["x"]}}, {"blob": "y" * 10_000},
+    {"action": "downgrade", "target": "base", "allow_downgrade": True, "confirm": 1},
+]
+
+
+@pytest.mark.parametrize("event", BAD_EVENTS, ids=range(len(BAD_EVENTS)))
+def test_malformed_events_are_refused_and_touch_nothing(invoke: Invoke, db: tuple[URL, str],
+                                                        event: Any) -> None:
+    url, arn = db
+    answer = invoke(event, secret=arn)
+    assert answer["status"] == "error"
+    assert answer["error_code"] == "BAD_EVENT"
+    assert isinstance(answer["error"], str)
+    assert set(answer) >= COMMON
+    assert migrate.current(url) is None
+    with connect(url) as conn:
+        assert conn.execute(text("SELECT to_regclass(:t)"), {"t": audit.TABLE}).scalar() is None
+
+
+def test_unknown_revision(invoke: Invoke, db: tuple[URL, str]) -> None:
+    answer = invoke({"target": "999"}, secret=db[1])
+    assert answer["error_code"] == "UNKNOWN_REVISION"
+    assert "Known revisions: lead_ingestion, 017, 018, 019" in answer["error"]
+
+
+def test_legacy_error_answer_keeps_the_old_keys(invoke: Invoke, db: tuple[URL, str]) -> None:
+    answer = invoke({"action": "run-migration", "target": "999"}, secret=db[1])
+    assert answer["status"] == "error"
+    assert answer["message"] == "Migration execution failed"
+    assert isinstance(answer["error"], str)
+    assert answer["error_code"] == "UNKNOWN_REVISION"
+
+
+def test_failed_revision_is_rolled_back_and_audited(invoke: Invoke, db: tuple[URL, str]) -> None:
+    url, arn = db
+    migrate.upgrade(url, "017")
+    with connect(url) as conn:
+        conn.execute(text("INSERT INTO dry_run_log (tenant_id, canal_decidido, motivo_decisao) "
+                          "VALUES (gen_random_uuid(), 'pombo', 'x')"))
+        conn.commit()
+    answer = invoke({}, secret=arn)
+    assert answer["error_code"] == "MIGRATION_FAILED"
+    assert "revision 019 failed and was rolled back" in answer["error"]
+    assert (answer["from_revision"], answer["to_revision"]) == ("017", "018")
+    assert [a["revision"] for a in answer["applied"]] == ["018"]
+    assert migrate.current(url) == "018"
+    with connect(url) as conn:
+        row = audit.entries(conn)[0]  # the newest
+    assert (row["outcome"], row["error_code"]) == ("error", "MIGRATION_FAILED")
+    assert (row["from_revision"], row["to_revision"]) == ("017", "018")
+    assert [a["revision"] for a in row["applied"]] == ["018"]
+    assert row["request_id"] == answer["request_id"]
+
+
+def test_audit_rows_for_changes_only(invoke: Invoke, db: tuple[URL, str]) -> None:
+    url, arn = db
+    done = invoke({}, secret=arn)
+    assert done["status"] == "success"
+    invoke({})  # noop: no row
+    invoke({"action": "current"})  # reads: no row
+    with connect(url) as conn:
+        rows = audit.entries(conn)
+    assert len(rows) == 1
+    [row] = rows
+    assert row["request_id"] == done["request_id"]
+    assert row["outcome"] == "success"
+    assert row["actor"] == "lambda"
+    assert row["secret_version"]
+    assert [a["revision"] for a in row["applied"]] == ["lead_ingestion", "017", "018", "019"]
+    assert migrate.check(url) == []  # the audit table is invisible to check
+
+
+def test_wrong_password_is_auth_failed_after_one_refetch(invoke: Invoke, migrator_url: URL,
+                                                         make_secret: Callable[..., str],
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    arn = make_secret(secret_for(migrator_url, password="not-the-" + "password"))
+    answer = invoke({}, secret=arn)
+    assert answer["error_code"] == "AUTH_FAILED"
+    assert "refused the credentials of user 'migrator'" in answer["error"]
+    assert entry._runner is not None
+    assert entry._runner.secrets is not None
+    assert entry._runner.secrets.fetches == 2  # fetched again once, in case of rotation
+    assert '"step": "secret.refetch"' in capsys.readouterr().out
+
+
+def test_rotated_password_is_picked_up(invoke: Invoke, aws: Any, migrator_url: URL,
+                                       make_secret: Callable[..., str]) -> None:
+    arn = make_secret(secret_for(migrator_url, password="old-" + "password"))
+    assert invoke({"action": "current"}, secret=arn)["error_code"] == "AUTH_FAILED"
+    aws.put_secret_value(SecretId=arn, SecretString=json.dumps(secret_for(migrator_url)))
+    answer = invoke({"action": "current"})
+    assert answer["status"] == "success"
+
+
+def test_secret_is_fetched_once_per_warm_container(invoke: Invoke, db: tuple[URL, str]) -> None:
+    invoke({"action": "current"}, secret=db[1])
+    invoke({"action": "current"})
+    invoke({})
+    assert entry._runner is not None
+    assert entry._runner.secrets is not None
+    assert entry._runner.secrets.fetches == 1
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("not json at all " + MIGRATOR_PASSWORD, "is not JSON"),
+    ('["a", "list"]', "is not a JSON object"),
+    (json.dumps({"username": "migrator", "host": "h", "dbname": "d"}), "lacks password"),
+    (json.dumps({"username": "u", "password": MIGRATOR_PASSWORD, "engine": "mysql",
+                 "host": "h", "dbname": "d"}), "engine 'mysql'"),
+])
+def test_broken_secrets(invoke: Invoke, make_secret: Callable[..., str], value: str,
+                        expected: str) -> None:
+    answer = invoke({}, secret=make_secret(value))
+    assert answer["error_code"] == "SECRET_UNAVAILABLE"
+    assert expected in answer["error"]
+
+
+def test_unknown_secret(invoke: Invoke) -> None:
+    answer = invoke({}, secret="arn:aws:secretsmanager:sa-east-1:123456789012:secret:nope")
+    assert answer["error_code"] == "SECRET_UNAVAILABLE"
+    assert "no such secret" in answer["error"]
+
+
+def test_missing_secret_setting(invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DB_SECRET_ARN", raising=False)
+    answer = invoke({})
+    assert answer["status"] == "error"
+    assert "DB_SECRET_ARN is not set" in answer["error"]
+
+
+def test_silent_secrets_endpoint_fails_fast(invoke: Invoke, monkeypatch: pytest.MonkeyPatch,
+                                            blackhole: tuple[str, int]) -> None:
+    monkeypatch.setattr(credentials, "SECRETS_READ_TIMEOUT", 1)
+    monkeypatch.setattr(credentials, "SECRETS_CONNECT_TIMEOUT", 1)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", f"http://{blackhole[0]}:{blackhole[1]}")
+    began = time.monotonic()
+    answer = invoke({}, secret="alquimista/any")
+    assert time.monotonic() - began < 15
+    assert answer["error_code"] == "SECRET_UNAVAILABLE"
+    assert "Secrets Manager VPC endpoint" in answer["error"]
+
+
+def test_silent_database_host_ends_in_db_unreachable_within_budget(
+        invoke: Invoke, migrator_url: URL, make_secret: Callable[..., str],
+        blackhole: tuple[str, int]) -> None:
+    host, port = blackhole
+    arn = make_secret(secret_for(migrator_url, host=host, port=port))
+    began = time.monotonic()
+    answer = invoke({}, secret=arn, env={"CONNECT_TIMEOUT_SECONDS": "2",
+                                         "CONNECT_BUDGET_SECONDS": "6"})
+    elapsed = time.monotonic() - began
+    assert answer["error_code"] == "DB_UNREACHABLE"
+    assert f"{host}:{port}" in answer["error"]
+    assert "attempts" in answer["error"]
+    assert "security group" in answer["error"]
+    assert 4 <= elapsed < 14
+
+
+def test_lock_held_by_another_session_times_out_naming_it(invoke: Invoke,
+                                                           db: tuple[URL, str]) -> None:
+    url, arn = db
+    with connect(url, application_name="holder-under-test") as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": locking.LOCK_KEY})
+        holder.commit()
+        pid = holder.execute(text("SELECT pg_backend_pid()")).scalar()
+        holder.commit()
+        answer = invoke({}, secret=arn, env={"LOCK_WAIT_SECONDS": "1"})
+    assert answer["error_code"] == "LOCK_TIMEOUT"
+    assert f"pid {pid}" in answer["error"]
+    assert "holder-under-test" in answer["error"]
+    assert migrate.current(url) is None
+
+
+def test_too_little_time_left_is_deadline_and_changes_nothing(invoke: Invoke,
+                                                               db: tuple[URL, str]) -> None:
+    url, arn = db
+    answer = invoke({}, secret=arn, remaining_ms=5_000)  # less than the 10 s margin
+    assert answer["error_code"] == "DEADLINE", answer
+    assert migrate.current(url) is None
+
+
+def test_a_statement_running_into_the_deadline_is_cancelled(invoke: Invoke,
+                                                            db: tuple[URL, str]) -> None:
+    """statement_timeout shrinks to the time left, so PostgreSQL cancels before Lambda kills."""
+    url, arn = db
+    migrate.upgrade(url, "017")
+    with connect(url) as holder:
+        holder.execute(text("LOCK TABLE dry_run_log IN ACCESS SHARE MODE"))
+        began = time.monotonic()
+        answer = invoke({}, secret=arn, remaining_ms=13_000)  # 3 s before the margin
+        elapsed = time.monotonic() - began
+        holder.rollback()
+    assert answer["error_code"] == "DEADLINE", answer
+    assert "revision 018 was cancelled and rolled back" in answer["error"]
+    assert elapsed < 8
+    assert migrate.current(url) == "017"
+
+
+def test_application_name_identifies_the_request(invoke: Invoke, db: tuple[URL, str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    original = migrate.Run.connection
+
+    def spy(self: migrate.Run, url: Any) -> Any:
+        seen.append(self.application_name)
+        return original(self, url)
+
+    monkeypatch.setattr(migrate.Run, "connection", spy)
+    answer = invoke({}, secret=db[1])
+    assert seen
+    assert set(seen) == {f"alquimista-schema/{answer['request_id']}"}
+
+
+def test_logs_are_json_lines_with_the_request_id(invoke: Invoke, db: tuple[URL, str],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    answer = invoke({}, secret=db[1])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if line.startswith("{")]
+    steps = [line["step"] for line in lines]
+    assert steps[0] == "event.accepted"
+    assert steps.count("revision.applied") == 4
+    assert steps[-1] == "event.answered"
+    assert {line["request_id"] for line in lines} == {answer["request_id"]}
+    ready = next(line for line in lines if line["step"] == "secret.ready")
+    assert ready["database"].startswith("postgresql+psycopg2://migrator:***@localhost:")
+
+
+def test_tls_verify_full_against_the_wrong_ca_is_refused(invoke: Invoke, db: tuple[URL, str],
+                                                         tls: TLS) -> None:
+    answer = invoke({"action": "current"}, secret=db[1], env={"DB_SSLROOTCERT": str(tls.other_ca)})
+    assert answer["error_code"] == "DB_UNREACHABLE"
+    assert "TLS" in answer["error"]
+    assert "certificate verify failed" in answer["error"]

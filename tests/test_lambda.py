@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,52 +14,7 @@ from sqlalchemy.engine import URL
 import lambda_entry.handler as entry
 from alquimista_schema import audit, credentials, locking, migrate
 from alquimista_schema.database import connect
-from tests.conftest import MIGRATOR_PASSWORD, TLS
-
-Invoke = Callable[..., dict[str, Any]]
-
-
-def secret_for(url: URL, **overrides: Any) -> dict[str, Any]:
-    value = {"username": url.username, "password": url.password, "host": "localhost",
-             "port": url.port, "dbname": url.database, "engine": "postgres"}
-    value.update(overrides)
-    return {k: v for k, v in value.items() if v is not None}
-
-
-@pytest.fixture
-def make_secret(aws: Any) -> Callable[..., str]:
-    def make(value: dict[str, Any] | str) -> str:
-        name = f"alquimista/test/{uuid.uuid4().hex[:8]}"
-        body = value if isinstance(value, str) else json.dumps(value)
-        return str(aws.create_secret(Name=name, SecretString=body)["ARN"])
-    return make
-
-
-@pytest.fixture
-def invoke(monkeypatch: pytest.MonkeyPatch, aws: Any, tls: TLS) -> Invoke:
-    """Call the real handler as Lambda does: a fresh container, then warm invocations."""
-    monkeypatch.setattr(entry, "_runner", None)
-    monkeypatch.setenv("DB_SSLROOTCERT", str(tls.ca))
-    for name in ("DB_HOST", "DB_PORT", "DB_NAME", "ENVIRONMENT", "LOCK_WAIT_SECONDS"):
-        monkeypatch.delenv(name, raising=False)
-
-    def call(event: Any, *, secret: str | None = None, remaining_ms: int = 300_000,
-             env: dict[str, str] | None = None) -> dict[str, Any]:
-        if secret is not None:
-            monkeypatch.setenv("DB_SECRET_ARN", secret)
-        for key, value in (env or {}).items():
-            monkeypatch.setenv(key, value)
-        if env:
-            monkeypatch.setattr(entry, "_runner", None)  # new configuration: a new container
-        ends = time.monotonic() + remaining_ms / 1000
-        context = SimpleNamespace(
-            aws_request_id=f"req-{uuid.uuid4().hex[:8]}",
-            get_remaining_time_in_millis=lambda: int((ends - time.monotonic()) * 1000))
-        answer = entry.handler(event, context)
-        json.dumps(answer)  # always serialisable
-        print("ANSWER", json.dumps(answer))  # scanned for leaked secrets like any output
-        return answer
-    return call
+from tests.conftest import MIGRATOR_PASSWORD, TLS, Invoke, secret_for
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from alquimista_schema.cli import main
 from alquimista_schema.database import connect
 from alquimista_schema.devdb import DevDatabase, server_account
 from alquimista_schema.errors import ReadOnlyReplica
+from tests.conftest import Invoke
 
 pytestmark = pytest.mark.slow
 
@@ -76,3 +77,12 @@ def test_upgrade_on_a_standby_is_refused(standby: URL, pg_server: URL) -> None:
     with connect(pg_server) as conn:
         conn.execute(text("DROP TABLE replica_probe"))
         conn.commit()
+
+
+def test_the_lambda_answers_read_only_replica(standby: URL, invoke: Invoke,
+                                              make_secret: Callable[..., str]) -> None:
+    arn = make_secret({"username": standby.username, "password": standby.password,
+                       "host": "localhost", "port": standby.port, "dbname": "postgres"})
+    answer = invoke({}, secret=arn)
+    assert answer["error_code"] == "READ_ONLY_REPLICA"
+    assert "writer endpoint" in answer["error"]

@@ -277,6 +277,23 @@ def revision(message: str, autogenerate: bool, rev_id: str | None, url: str | No
         click.echo(f"wrote {path}")
 
 
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Report what would be stamped; change nothing.")
+@url_option
+@handle_errors
+def adopt(dry_run: bool, url: str | None, secret_arn: str | None) -> None:
+    """Adopt a database the legacy SQL files built: verify it exactly, then stamp.
+
+    Finds the newest revision whose schema the live objects match exactly (columns,
+    types, nullability, defaults, indexes, constraints, views, functions, triggers)
+    and stamps it; on any difference changes nothing, lists each one, and exits 1.
+    """
+    from alquimista_schema.adopt import adopt as adopt_database
+
+    result = adopt_database(resolve_url(url, secret_arn), dry_run=dry_run)
+    click.echo(result.message)
+
+
 @main.group(name="dev-db", invoke_without_command=True)
 @click.pass_context
 def dev_db(ctx: click.Context) -> None:

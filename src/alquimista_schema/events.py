@@ -27,12 +27,13 @@ from alquimista_schema.errors import (
     SchemaError,
 )
 
-ACTIONS = ("upgrade", "current", "history", "plan", "drift", "downgrade", "run-migration",
-           "list-migrations")
+ACTIONS = ("upgrade", "current", "history", "plan", "drift", "downgrade", "adopt",
+           "run-migration", "list-migrations")
 _KEYS = {
     "upgrade": {"target"}, "plan": {"target"}, "run-migration": {"target"},
     "downgrade": {"target", "allow_downgrade", "confirm"},
     "current": set(), "history": set(), "drift": set(), "list-migrations": set(),
+    "adopt": {"dry_run"},
 }
 MAX_EVENT_BYTES = 4096
 _TARGET = re.compile(r"^(?:[A-Za-z0-9_]{1,40}|[A-Za-z0-9_]{0,40}[+-][0-9]{1,4})$")
@@ -45,6 +46,7 @@ class Request:
     target: str | None = None
     allow_downgrade: bool = False
     confirm: str | None = None
+    dry_run: bool = False
 
 
 def _short(value: object) -> str:
@@ -83,9 +85,12 @@ def parse(event: object) -> Request:
     confirm = event.get("confirm")
     if confirm is not None and not isinstance(confirm, str):
         raise BadEvent("confirm must be a string repeating the target revision")
+    dry_run = event.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise BadEvent("dry_run must be true or false")
     if action in ("upgrade", "plan") and target is None:
         target = "head"
-    return Request(action, target, allow, confirm)
+    return Request(action, target, allow, confirm, dry_run)
 
 
 class JsonLog:
@@ -269,6 +274,25 @@ class Runner:
                 return {"status": "success", "from_revision": at, "to_revision": at,
                         "drift": bool(differences), "differences": differences}
             return call(do_drift)
+        if request.action == "adopt":
+            def do_adopt(url: Any, run: migrate.Run) -> dict[str, Any]:
+                from alquimista_schema.adopt import adopt
+
+                try:
+                    result = adopt(url, dry_run=request.dry_run, run=run)
+                except DriftDetected as exc:
+                    exc.args = (f"{exc}: " + "; ".join(exc.differences),)
+                    exc.progress = None
+                    raise
+                status = "success" if result.status == "adopted" else "noop"
+                return {"status": status, "adoption": result.status, "message": result.message,
+                        "from_revision": None if result.status != "already_managed"
+                        else result.revision, "to_revision": result.revision}
+            try:
+                return call(do_adopt)
+            except DriftDetected as exc:
+                return {"status": "error", "error": str(exc), "error_code": exc.code,
+                        "differences": exc.differences}
         # list-migrations: what the bundle carries, and what the database has applied.
         def do_list(url: Any, run: migrate.Run) -> dict[str, Any]:
             at = migrate.current(url, run=run)

@@ -241,10 +241,15 @@ def _statement_timeout(run: Run) -> tuple[str | None, bool]:
 
 
 @contextmanager
-def _locked(url: str | URL, run: Run, target: str | None) -> Iterator[tuple[Connection, Any]]:
-    """Connect, refuse a standby, take the lock; audit whatever happens inside."""
+def locked(url: str | URL, run: Run, target: str | None) -> Iterator[tuple[Connection, Any]]:
+    """Connect, refuse a standby, take the lock; audit whatever happens inside.
+
+    The body fills ``state`` (``from``, ``to``, ``applied``; ``changed`` for a stamp;
+    ``audit_errors`` False when a refusal must leave no trace at all).
+    """
     started = time.monotonic()
-    state: dict[str, Any] = {"from": None, "to": None, "applied": []}
+    state: dict[str, Any] = {"from": None, "to": None, "applied": [], "changed": False,
+                             "audit_errors": True}
     with run.connection(url) as lock_conn:
         guard_replica(lock_conn)
         wait = run.lock_wait
@@ -264,7 +269,8 @@ def _locked(url: str | URL, run: Run, target: str | None) -> Iterator[tuple[Conn
                 entry.from_revision, entry.to_revision = state["from"], state["to"]
                 entry.applied = [asdict(a) for a in state["applied"]]
                 entry.duration_ms = round((time.monotonic() - started) * 1000, 1)
-                if entry.outcome == "error" or entry.applied or run.action == "stamp":
+                failed = entry.outcome == "error" and state["audit_errors"]
+                if failed or entry.applied or state["changed"]:
                     audit.record(lock_conn, entry)
 
 
@@ -272,7 +278,7 @@ def _move(url: str | URL, target: str, run: Run, *, upgrade: bool,
           on_applied: Callable[[Applied], None] | None) -> Result:
     script = script_directory()
     resolve(script, target)
-    with _locked(url, run, target) as (_, state), run.connection(url) as conn:
+    with locked(url, run, target) as (_, state), run.connection(url) as conn:
         state["from"] = state["to"] = _one(current_heads(script, conn))
         for rev, destination in _steps(script, state["from"], target, upgrade=upgrade):
             remaining = run.remaining()
@@ -326,12 +332,13 @@ def stamp(url: str | URL, revision: str, *, purge: bool = False,
     run = run or Run(action="stamp")
     script = script_directory()
     resolve(script, revision)
-    with _locked(url, run, revision) as (_, state), run.connection(url) as conn:
+    with locked(url, run, revision) as (_, state), run.connection(url) as conn:
         if not purge:
             state["from"] = _one(current_heads(script, conn))
         config = scripts.make_config(connection=conn, stdout=io.StringIO())
         command.stamp(config, revision, purge=purge)
         state["to"] = _one(current_heads(script, conn))
+        state["changed"] = True
         return Result(state["from"], state["to"], [])
 
 

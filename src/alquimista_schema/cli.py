@@ -294,6 +294,81 @@ def adopt(dry_run: bool, url: str | None, secret_arn: str | None) -> None:
     click.echo(result.message)
 
 
+@main.command(name="bundle")
+@click.option("--python", "python_version", default="3.12", show_default=True,
+              help="Target Python of the Lambda runtime.")
+@click.option("--arch", type=click.Choice(["x86_64", "arm64"]), default="x86_64",
+              show_default=True, help="Target architecture of the function.")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), default="dist/runner.zip",
+              show_default=True, help="Where to write the zip.")
+@click.option("--include-boto3", is_flag=True,
+              help="Also bundle boto3/botocore (the runtime provides them by default).")
+@handle_errors
+def bundle_command(python_version: str, arch: str, output: str, include_boto3: bool) -> None:
+    """Build the Lambda zip for the target platform, without Docker.
+
+    Handler setting: lambda_entry.handler.handler. Same inputs give a
+    byte-identical zip.
+    """
+    from pathlib import Path
+
+    from alquimista_schema import bundle
+
+    report = bundle.build(Path(output), python=python_version, arch=arch,
+                          include_boto3=include_boto3,
+                          log=lambda line: click.echo(line, err=True))
+    click.echo(f"wrote {report.output}: {report.zipped_bytes:,} bytes zipped, "
+               f"{report.unzipped_bytes:,} unzipped, {report.files} files")
+    click.echo(f"handler: {bundle.HANDLER}; runtime python{python_version} {arch}; "
+               f"boto3 {'included' if report.include_boto3 else 'from the runtime'}")
+    click.echo("bytecode: " + (f"precompiled with {report.interpreter}" if report.precompiled
+                               else "not precompiled (no target interpreter here)"))
+    click.echo(f"sha256: {report.sha256}")
+
+
+@main.command(name="invoke")
+@click.option("--function", "function_name", required=True, metavar="NAME",
+              help="Name or ARN of the deployed runner.")
+@click.option("--action", help="Event action (default: upgrade).")
+@click.option("--target", help="Event target revision (e.g. 017, head).")
+@click.option("--payload-file", type=click.File("r"), help="Send this JSON file as the event.")
+@click.option("--log-tail", is_flag=True, help="Show the tail of the invocation's log.")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw answer.")
+@click.option("--region", help="AWS region (default: your AWS configuration).")
+@handle_errors
+def invoke_command(function_name: str, action: str | None, target: str | None,
+                   payload_file: Any, log_tail: bool, as_json: bool, region: str | None) -> None:
+    """Invoke the deployed runner and summarise its answer; exit 1 unless it succeeded."""
+    from alquimista_schema import invoke as invoking
+
+    if payload_file is not None and (action or target):
+        raise click.UsageError("give --payload-file, or --action/--target, not both")
+    if payload_file is not None:
+        try:
+            payload = json.load(payload_file)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload-file") from exc
+    else:
+        payload = {k: v for k, v in (("action", action), ("target", target)) if v}
+    session = None
+    if region:
+        import boto3
+
+        session = boto3.session.Session(region_name=region)
+    result = invoking.invoke(function_name, payload, log_tail=log_tail,
+                             client=invoking.lambda_client(session))
+    if as_json:
+        click.echo(json.dumps(result.answer, indent=2))
+    else:
+        for line in invoking.summary(function_name, result):
+            click.echo(line)
+    if log_tail and result.log_tail:
+        click.echo("--- log tail ---", err=True)
+        click.echo(result.log_tail.rstrip(), err=True)
+    if not result.ok:
+        sys.exit(1)
+
+
 @main.group(name="dev-db", invoke_without_command=True)
 @click.pass_context
 def dev_db(ctx: click.Context) -> None:

@@ -49,8 +49,8 @@ def run(context: EnvironmentContext) -> None:
 
 
 def target_metadata(context: EnvironmentContext) -> MetaData:
-    md: MetaData = context.config.attributes.get("target_metadata", models.metadata)
-    return md
+    md: MetaData | None = context.config.attributes.get("target_metadata")
+    return md if md is not None else models.metadata
 
 
 def configure_kwargs(context: EnvironmentContext) -> dict[str, Any]:
@@ -131,6 +131,11 @@ def run_offline(context: EnvironmentContext) -> None:
 def run_online(context: EnvironmentContext) -> None:
     """Run against a connection: the caller's, or one opened from the URL."""
     connection = context.config.attributes.get("connection")
+    if connection is not None and not isinstance(connection, Connection):
+        # An engine or engine-like connectable (pytest-alembic hands one in).
+        with connection.connect() as conn:
+            _run_on(context, conn)
+        return
     if connection is not None:
         _run_on(context, connection)
         return

@@ -26,8 +26,12 @@ def copy_metadata() -> MetaData:
 
 
 @pytest.fixture
-def scratch_scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the script directory, so generated revisions do not touch the package."""
+def scratch_scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                    pg_head_proc: object) -> Path:
+    """A copy of the script directory, so generated revisions do not touch the package.
+
+    Depends on the head template so that it is built from the real revisions first.
+    """
     target = tmp_path / "migrations"
     shutil.copytree(scripts.SCRIPT_LOCATION, target,
                     ignore=shutil.ignore_patterns("__pycache__"))

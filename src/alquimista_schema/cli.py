@@ -294,6 +294,28 @@ def adopt(dry_run: bool, url: str | None, secret_arn: str | None) -> None:
     click.echo(result.message)
 
 
+@main.command(name="lint")
+@click.option("--write", is_flag=True, help="Also write migrations/lint.json (commit it).")
+@handle_errors
+def lint_command(write: bool) -> None:
+    """Lint every revision's SQL with squawk; exit 1 on an unwaived finding."""
+    from alquimista_schema import lint
+
+    results = lint.lint()
+    for revision, findings in results.items():
+        for f in findings:
+            state = f"waived: {f.reason}" if f.waived else "NOT WAIVED"
+            click.echo(f"{revision}:{f.line} {f.rule} ({state})")
+    if write:
+        lint.manifest_path().write_text(lint.to_manifest(results))
+        click.echo(f"wrote {lint.manifest_path()}")
+    bad = lint.unwaived(results)
+    total = sum(len(v) for v in results.values())
+    click.echo(f"{total} finding(s) in {len(results)} revision(s), {len(bad)} not waived")
+    if bad:
+        sys.exit(1)
+
+
 @main.command(name="bundle")
 @click.option("--python", "python_version", default="3.12", show_default=True,
               help="Target Python of the Lambda runtime.")

@@ -119,6 +119,7 @@ class Settings:
     connect_budget: float = 45.0
     margin: float = 10.0
     lock_wait: float | None = None
+    lint_policy: str = "warn"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -130,9 +131,12 @@ class Settings:
                 return default
 
         wait = env.get("LOCK_WAIT_SECONDS")
+        environment = (env.get("ENVIRONMENT") or "dev").lower()
         return cls(
             secret_id=env.get("DB_SECRET_ARN") or None,
-            environment=(env.get("ENVIRONMENT") or "dev").lower(),
+            environment=environment,
+            lint_policy=(env.get("LINT_POLICY")
+                         or ("enforce" if environment == "prod" else "warn")).lower(),
             connect_timeout=int(number("CONNECT_TIMEOUT_SECONDS", 10)),
             connect_budget=number("CONNECT_BUDGET_SECONDS", 45),
             margin=number("DEADLINE_MARGIN_SECONDS", 10),
@@ -207,7 +211,8 @@ class Runner:
                               deadline=deadline, margin=self.settings.margin,
                               secret_version=version,
                               connect_timeout=self.settings.connect_timeout,
-                              connect_budget=self.settings.connect_budget)
+                              connect_budget=self.settings.connect_budget,
+                              lint_policy=self.settings.lint_policy)
             if lock_wait is not None:
                 run.lock_wait = lock_wait
             elif deadline is not None:
@@ -261,7 +266,8 @@ class Runner:
                 plan = migrate.plan(url, target, run=run)
                 return {"status": "success" if plan.pending else "noop",
                         "from_revision": plan.from_revision, "to_revision": plan.to_revision,
-                        "pending": [asdict(p) for p in plan.pending], "sql": plan.sql}
+                        "pending": [asdict(p) for p in plan.pending], "sql": plan.sql,
+                        "lint": [asdict(f) for f in plan.findings]}
             return call(do_plan)
         if request.action == "drift":
             def do_drift(url: Any, run: migrate.Run) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 
 from alembic import command
-from alquimista_schema import audit, autogen, scripts
+from alquimista_schema import audit, autogen, lint, scripts
 from alquimista_schema.database import DEFAULT_CONNECT_TIMEOUT, connect
 from alquimista_schema.environment import DEFAULT_STATEMENT_TIMEOUT, validate_timeout
 from alquimista_schema.errors import (
@@ -75,8 +75,13 @@ class Run:
     connect_timeout: int = DEFAULT_CONNECT_TIMEOUT
     connect_budget: float = 0.0
     action: str = "upgrade"
+    lint_policy: str = "warn"
+    """enforce: refuse revisions with unwaived squawk findings (see lint.py)."""
 
     def __post_init__(self) -> None:
+        if self.lint_policy not in ("enforce", "warn", "off"):
+            raise ConfigurationError(
+                f"lint policy must be enforce, warn or off, not {self.lint_policy!r}")
         for name in ("lock_timeout", "statement_timeout"):
             value = getattr(self, name)
             if value is not None:
@@ -133,6 +138,8 @@ class Plan:
     to_revision: str | None
     pending: list[RevisionInfo]
     sql: str
+    findings: list[lint.Finding]
+    """squawk's findings for the pending revisions (waived ones say why)."""
 
 
 def script_directory() -> ScriptDirectory:
@@ -278,9 +285,14 @@ def _move(url: str | URL, target: str, run: Run, *, upgrade: bool,
           on_applied: Callable[[Applied], None] | None) -> Result:
     script = script_directory()
     resolve(script, target)
+    manifest = lint.load_manifest() if upgrade and run.lint_policy == "enforce" else {}
     with locked(url, run, target) as (_, state), run.connection(url) as conn:
         state["from"] = state["to"] = _one(current_heads(script, conn))
-        for rev, destination in _steps(script, state["from"], target, upgrade=upgrade):
+        steps = _steps(script, state["from"], target, upgrade=upgrade)
+        for rev, _ in steps:  # refuse before applying anything
+            if upgrade:
+                lint.check_revision(rev.revision, run.lint_policy, manifest)
+        for rev, destination in steps:
             remaining = run.remaining()
             if remaining is not None and remaining <= 0:
                 raise DeadlineExceeded(
@@ -378,7 +390,9 @@ def plan(url: str | URL, revision: str = "head", *, run: Run | None = None) -> P
                for s, _ in steps]
     end = pending[-1].revision if pending else start
     rendered = sql(f"{start or 'base'}:{end}") if pending else ""
-    return Plan(start, end, pending, rendered)
+    manifest = lint.load_manifest()
+    findings = [f for p in pending for f in manifest.get(p.revision, [])]
+    return Plan(start, end, pending, rendered, findings)
 
 
 def check(url: str | URL, *, metadata: MetaData | None = None, run: Run | None = None) -> list[str]:

@@ -1,0 +1,119 @@
+"""Lint every revision's SQL with squawk before it can be applied.
+
+squawk reads the offline SQL of each revision alone. A finding is fixed, or waived
+in the revision file with a reason::
+
+    SQUAWK_WAIVERS = {"prefer-text-field": "legacy column types are kept exactly"}
+
+The results are written to ``migrations/lint.json`` (package data, so the Lambda
+bundle carries them without carrying squawk); a test keeps that file equal to a
+fresh run. With the ``enforce`` policy (the default when ``ENVIRONMENT=prod``) the
+runner refuses a revision with unwaived findings, or one the file does not cover.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from alquimista_schema import scripts
+from alquimista_schema.errors import ConfigurationError, SchemaError
+
+PG_VERSION = "15.0"  # Aurora PostgreSQL 15
+POLICIES = ("enforce", "warn", "off")
+
+
+def manifest_path() -> Path:
+    return scripts.SCRIPT_LOCATION / "lint.json"
+
+
+class LintRefused(SchemaError):
+    """A revision has unwaived lint findings and the policy is to enforce."""
+
+    code = "LINT_REFUSED"
+
+
+@dataclass(frozen=True)
+class Finding:
+    revision: str
+    rule: str
+    line: int
+    message: str
+    waived: bool
+    reason: str | None
+
+
+def squawk_binary() -> str:
+    found = shutil.which("squawk")
+    if found is None:
+        raise ConfigurationError("squawk is not installed: pip install squawk-cli")
+    return found
+
+
+def lint(*, squawk: str | None = None) -> dict[str, list[Finding]]:
+    """Run squawk over each revision's upgrade SQL; return findings by revision."""
+    from alquimista_schema import migrate
+
+    binary = squawk or squawk_binary()
+    script = migrate.script_directory()
+    results: dict[str, list[Finding]] = {}
+    with tempfile.TemporaryDirectory(prefix="alq-lint-") as tmp:
+        for info in migrate.history():
+            start = info.down_revision or "base"
+            sql = migrate.sql(f"{start}:{info.revision}" if info.down_revision else info.revision)
+            path = Path(tmp) / f"{info.revision}.sql"
+            path.write_text(sql)
+            done = subprocess.run([binary, "--reporter", "json", "--pg-version", PG_VERSION,
+                                   str(path)], capture_output=True, text=True, check=False)
+            try:
+                raw: list[dict[str, Any]] = json.loads(done.stdout or "[]")
+            except json.JSONDecodeError as exc:
+                raise SchemaError(f"squawk failed on {info.revision}: {done.stderr.strip()}") \
+                    from exc
+            module = script.get_revision(info.revision).module
+            waivers: dict[str, str] = getattr(module, "SQUAWK_WAIVERS", {})
+            results[info.revision] = [
+                Finding(info.revision, f["rule_name"], int(f["line"]), f["message"],
+                        f["rule_name"] in waivers, waivers.get(f["rule_name"]))
+                for f in raw
+            ]
+    return results
+
+
+def unwaived(results: dict[str, list[Finding]]) -> list[Finding]:
+    return [f for findings in results.values() for f in findings if not f.waived]
+
+
+def to_manifest(results: dict[str, list[Finding]]) -> str:
+    data = {rev: [{k: v for k, v in asdict(f).items() if k != "revision"} for f in findings]
+            for rev, findings in results.items()}
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def load_manifest() -> dict[str, list[Finding]]:
+    """Return the committed lint results (empty when the file is missing)."""
+    try:
+        data = json.loads(manifest_path().read_text())
+    except FileNotFoundError:
+        return {}
+    return {rev: [Finding(rev, **f) for f in findings] for rev, findings in data.items()}
+
+
+def check_revision(revision: str, policy: str, manifest: dict[str, list[Finding]]) -> None:
+    """Raise LintRefused when ``policy`` is enforce and ``revision`` is not clean."""
+    if policy != "enforce":
+        return
+    if revision not in manifest:
+        raise LintRefused(f"revision {revision} has no lint result in this bundle "
+                          "(migrations/lint.json is stale): refusing under the enforce policy")
+    bad = [f for f in manifest[revision] if not f.waived]
+    if bad:
+        rules = ", ".join(sorted({f.rule for f in bad}))
+        raise LintRefused(
+            f"revision {revision} has {len(bad)} unwaived squawk finding(s) ({rules}): fix "
+            "them or waive each in the revision's SQUAWK_WAIVERS with a reason")

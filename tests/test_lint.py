@@ -1,0 +1,101 @@
+"""squawk over every revision, waivers with reasons, and the runner's enforce policy."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy.engine import URL
+
+from alquimista_schema import lint, migrate, scripts
+from alquimista_schema.cli import main
+from tests.conftest import Invoke
+
+BAD_REVISION = '''"""Index the lead e-mail (the unsafe way)."""
+
+from alembic import op
+
+revision = "020"
+down_revision = "019"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("CREATE INDEX idx_dry_run_email ON dry_run_log (lead_email)")
+
+
+def downgrade() -> None:
+    op.execute("DROP INDEX idx_dry_run_email")
+'''
+
+
+@pytest.fixture
+def with_bad_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      pg_head_proc: object) -> Path:
+    """A copy of the script directory plus a revision squawk objects to, linted.
+
+    Depends on the head template so that it is built from the real revisions first.
+    """
+    target = tmp_path / "migrations"
+    shutil.copytree(scripts.SCRIPT_LOCATION, target,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (target / "versions" / "020_email_index.py").write_text(BAD_REVISION)
+    monkeypatch.setattr(scripts, "SCRIPT_LOCATION", target)
+    monkeypatch.setattr(scripts, "VERSIONS_LOCATION", target / "versions")
+    lint.manifest_path().write_text(lint.to_manifest(lint.lint()))
+    return target
+
+
+def test_every_shipped_revision_is_clean_or_waived_with_a_reason() -> None:
+    results = lint.lint()
+    assert set(results) == {"lead_ingestion", "017", "018", "019"}
+    assert lint.unwaived(results) == []
+    waived = [f for findings in results.values() for f in findings]
+    assert waived, "squawk found nothing at all: is it really running?"
+    assert all(f.reason and len(f.reason) > 20 for f in waived)
+
+
+def test_committed_lint_results_are_current() -> None:
+    """The bundle's lint.json must never go stale: regenerate with `lint --write`."""
+    assert lint.manifest_path().read_text() == lint.to_manifest(lint.lint())
+
+
+def test_an_unsafe_revision_is_found_and_refused_under_enforce(with_bad_revision: Path,
+                                                               head_url: URL) -> None:
+    result = CliRunner().invoke(main, ["lint"])
+    assert result.exit_code == 1
+    assert "020:" in result.stdout
+    assert "require-concurrent-index-creation (NOT WAIVED)" in result.stdout
+    plan = migrate.plan(head_url, "head")
+    assert [f.rule for f in plan.findings] == ["require-concurrent-index-creation"]
+    with pytest.raises(lint.LintRefused, match="revision 020 has 1 unwaived squawk finding"):
+        migrate.upgrade(head_url, "head", run=migrate.Run(lint_policy="enforce"))
+    assert migrate.current(head_url) == "019"
+    applied = migrate.upgrade(head_url, "head", run=migrate.Run(lint_policy="warn"))
+    assert [a.revision for a in applied.applied] == ["020"]
+
+
+def test_a_revision_missing_from_lint_json_is_refused_under_enforce(
+        with_bad_revision: Path, head_url: URL) -> None:
+    lint.manifest_path().write_text("{}")
+    with pytest.raises(lint.LintRefused, match="no lint result"):
+        migrate.upgrade(head_url, "head", run=migrate.Run(lint_policy="enforce"))
+
+
+def test_prod_lambda_enforces_and_plan_shows_findings(with_bad_revision: Path, invoke: Invoke,
+                                                      head_url: URL, migrator_url: URL,
+                                                      make_secret: object) -> None:
+    from tests.conftest import secret_for
+
+    migrate.upgrade(migrator_url, "019")
+    arn = make_secret(secret_for(migrator_url))  # type: ignore[operator]
+    plan = invoke({"action": "plan"}, secret=arn, env={"ENVIRONMENT": "prod"})
+    assert [f["rule"] for f in plan["lint"]] == ["require-concurrent-index-creation"]
+    refused = invoke({})
+    assert refused["error_code"] == "LINT_REFUSED"
+    assert migrate.current(migrator_url) == "019"
+    allowed = invoke({}, env={"ENVIRONMENT": "prod", "LINT_POLICY": "warn"})
+    assert allowed["status"] == "success"

@@ -272,6 +272,10 @@ def locked(url: str | URL, run: Run, target: str | None) -> Iterator[tuple[Conne
                 entry.outcome, entry.error_code, entry.error = "error", exc.code, str(exc)
                 exc.progress = Result(state["from"], state["to"], list(state["applied"]))
                 raise
+            except BaseException as exc:  # never audit an unexpected failure as a success
+                entry.outcome, entry.error_code = "error", "ERROR"
+                entry.error = f"{type(exc).__name__}: {exc}"[:500]
+                raise
             finally:
                 entry.from_revision, entry.to_revision = state["from"], state["to"]
                 entry.applied = [asdict(a) for a in state["applied"]]
@@ -308,6 +312,12 @@ def _move(url: str | URL, target: str, run: Run, *, upgrade: bool,
                 (command.upgrade if upgrade else command.downgrade)(config, destination)
             except DBAPIError as exc:
                 raise _failure(exc, rev.revision, deadline_bound=bound) from exc
+            except SchemaError:
+                raise
+            except Exception as exc:  # a revision's own code may raise anything
+                raise MigrationFailed(
+                    f"revision {rev.revision} failed and was rolled back: "
+                    f"{type(exc).__name__}: {exc}", revision=rev.revision) from exc
             item = Applied(rev.revision, _describe(rev),
                            round((time.perf_counter() - began) * 1000, 1))
             state["applied"].append(item)

@@ -43,6 +43,10 @@ def test_contents(built: tuple[Path, str]) -> None:
     assert any(n.startswith("psycopg2/_psycopg.cpython-312-x86_64-linux-gnu") for n in names)
     assert not any(n.startswith(("boto3/", "botocore/")) for n in names)
     assert not any(n.endswith("direct_url.json") for n in names)
+    manifest = json.loads(zipfile.ZipFile(path).read("alquimista_schema/migrations/manifest.json"))
+    assert manifest["built"] is True
+    assert manifest["head"] == "019"
+    assert "alquimista_schema/migrations/lint.json" in names
     assert "handler: lambda_entry.handler.handler" in printed
     assert "unzipped" in printed
 

@@ -134,6 +134,7 @@ def build(output: Path, *, python: str = "3.12", arch: str = "x86_64",
         _pip("install", "-q", "--no-compile", *target, *requirements(include_boto3))
         shutil.copytree(root / "lambda_entry", stage / "lambda_entry",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        _write_built_manifest(stage)
         _clean(stage)
         interpreter = find_interpreter(python) if compile_bytecode else None
         if interpreter:
@@ -161,6 +162,20 @@ def build(output: Path, *, python: str = "3.12", arch: str = "x86_64",
     digest = hashlib.sha256(output.read_bytes()).hexdigest()
     return Report(output, zipped, unzipped, files, bool(interpreter), interpreter, digest,
                   include_boto3)
+
+
+def _write_built_manifest(stage: Path) -> None:
+    """Record the bundle's head at build time, so the runner never loads every revision."""
+    import json
+
+    from alquimista_schema import migrate, scripts
+
+    versions = stage / "alquimista_schema" / "migrations" / "versions"
+    files = sorted(n for n in os.listdir(versions) if n.endswith(".py"))
+    if files != scripts.revision_files():
+        raise BundleError("the bundled revision files differ from this checkout's")
+    data = {"head": migrate.heads()[0], "files": files, "built": True}
+    (versions.parent / "manifest.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
 def _clean(stage: Path) -> None:

@@ -197,7 +197,11 @@ class Runner:
 
     def _dispatch(self, request: Request, request_id: str,
                   deadline: float | None) -> dict[str, Any]:
-        from alquimista_schema import migrate
+        if request.action in ("upgrade", "run-migration") and request.target in ("head", "all"):
+            fast = self._already_at_head(request, request_id)
+            if fast is not None:
+                return fast
+        from alquimista_schema import migrate  # deferred: a no-op never loads Alembic
 
         if request.action == "history":
             return {"revisions": [asdict(r) for r in migrate.history()],
@@ -311,6 +315,24 @@ class Runner:
                     "migrations": [{**asdict(r), "applied": r.revision in applied}
                                    for r in carried]}
         return call(do_list)
+
+    def _already_at_head(self, request: Request, request_id: str) -> dict[str, Any] | None:
+        """Answer noop in one query when the database is plainly at head, else None."""
+        from alquimista_schema import fastpath
+
+        url, _ = self._credentials(request_id)
+        head = fastpath.at_head(url, connect_timeout=self.settings.connect_timeout,
+                                application_name=f"alquimista-schema/{request_id}")
+        if head is None:
+            return None
+        self.log("upgrade.noop", request_id, revision=head, fast_path=True)
+        body: dict[str, Any] = {"status": "noop", "from_revision": head, "to_revision": head,
+                                "applied": []}
+        if request.action == "run-migration":
+            body.update(migration=request.target,
+                        message=f"Migration {request.target} was already applied; "
+                                "nothing to do")
+        return body
 
     def _authorise_downgrade(self, request: Request) -> None:
         if not request.allow_downgrade:

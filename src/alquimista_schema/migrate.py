@@ -30,8 +30,8 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 
 from alembic import command
-from alquimista_schema import audit, autogen, lint, scripts
-from alquimista_schema.database import DEFAULT_CONNECT_TIMEOUT, connect
+from alquimista_schema import audit, autogen, fastpath, lint, scripts
+from alquimista_schema.database import DEFAULT_CONNECT_TIMEOUT, connect, parse_url
 from alquimista_schema.environment import DEFAULT_STATEMENT_TIMEOUT, validate_timeout
 from alquimista_schema.errors import (
     ConfigurationError,
@@ -329,9 +329,18 @@ def _move(url: str | URL, target: str, run: Run, *, upgrade: bool,
 
 def upgrade(url: str | URL, revision: str = "head", *, run: Run | None = None,
             on_applied: Callable[[Applied], None] | None = None) -> Result:
-    """Upgrade to a later version, one transaction per revision, under the lock."""
-    return _move(url, revision, run or Run(action="upgrade"), upgrade=True,
-                 on_applied=on_applied)
+    """Upgrade to a later version, one transaction per revision, under the lock.
+
+    "Already at head" is answered by one query, without loading the revisions
+    (see fastpath.py); anything else takes the full path.
+    """
+    run = run or Run(action="upgrade")
+    if revision in ("head", "heads"):
+        head = fastpath.at_head(parse_url(url), connect_timeout=run.connect_timeout,
+                                application_name=run.application_name)
+        if head is not None:
+            return Result(head, head, [])
+    return _move(url, revision, run, upgrade=True, on_applied=on_applied)
 
 
 def downgrade(url: str | URL, revision: str, *, run: Run | None = None,
@@ -474,4 +483,12 @@ def revision(message: str, *, url: str | URL | None = None, autogenerate: bool =
         config = scripts.make_config(**extra)
         made = command.revision(config, message=message, rev_id=rev_id)
     found = made if isinstance(made, list) else [made]
+    write_manifest()
     return [Path(s.path) for s in found if s is not None]
+
+
+def write_manifest(*, built: bool = False) -> Path:
+    """Record the head for the no-op fast path (done for you by `revision`)."""
+    path = scripts.manifest_path()
+    path.write_text(scripts.manifest(script_directory().get_current_head() or "", built=built))
+    return path

@@ -7,10 +7,13 @@ relative to the current directory or to the repository.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from alembic.config import Config
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 VERSIONS_LOCATION = SCRIPT_LOCATION / "versions"
@@ -23,9 +26,47 @@ def make_config(*, stdout: TextIO | None = None, **attributes: Any) -> Config:
     ``attributes`` land in ``config.attributes`` (``connection``, ``url``,
     ``target_metadata``...), the channel Alembic offers to hand objects to env.py.
     """
+    from alembic.config import Config  # deferred: the no-op fast path never needs Alembic
+
     config = Config(stdout=stdout) if stdout is not None else Config()
     config.set_main_option("script_location", str(SCRIPT_LOCATION))
     config.set_main_option("file_template", FILE_TEMPLATE)
     config.attributes["embedded"] = True
     config.attributes.update(attributes)
     return config
+
+
+# --- the manifest: the head without loading every revision module ------------------
+
+
+def manifest_path() -> Path:
+    return SCRIPT_LOCATION / "manifest.json"
+
+
+def revision_files() -> list[str]:
+    return sorted(n for n in os.listdir(SCRIPT_LOCATION / "versions") if n.endswith(".py"))
+
+
+def manifest(head: str, *, built: bool = False) -> str:
+    """Render the manifest for the current script directory (``head`` from Alembic)."""
+    data = {"head": head, "files": revision_files(), "built": built}
+    return json.dumps(data, indent=2) + "\n"
+
+
+def known_head() -> str | None:
+    """Return the head recorded in the manifest, or None when it cannot be trusted.
+
+    A bundle's manifest is written when the bundle is built, so it is trusted as is. In
+    a checkout, the revision files are listed and compared, so a revision added by
+    hand never hides behind a stale manifest.
+    """
+    try:
+        data = json.loads(manifest_path().read_text())
+    except (OSError, ValueError):
+        return None
+    head = data.get("head")
+    if not isinstance(head, str):
+        return None
+    if not data.get("built") and data.get("files") != revision_files():
+        return None
+    return head

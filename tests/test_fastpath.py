@@ -1,0 +1,91 @@
+"""The no-op fast path: one query, no Alembic, never fooled by a stale manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from alquimista_schema import fastpath, migrate, scripts
+from alquimista_schema.database import connect
+from tests.conftest import TLS, secret_for
+from tests.test_lint import BAD_REVISION
+
+
+def test_committed_manifest_matches_the_script_directory() -> None:
+    """It can never go stale unnoticed: regenerate with migrate.write_manifest()."""
+    assert scripts.manifest_path().read_text() == scripts.manifest(migrate.heads()[0])
+    assert scripts.known_head() == "019"
+
+
+def test_noop_at_head_is_one_query_on_a_reused_connection(head_url: URL) -> None:
+    fastpath.drop()
+    assert fastpath.at_head(head_url) == "019"
+    [conn] = fastpath._cached.values()
+    pid = conn.get_backend_pid()
+    assert fastpath.at_head(head_url) == "019"
+    assert fastpath._cached[fastpath._key(head_url)].get_backend_pid() == pid
+    fastpath.drop()
+
+
+def test_not_at_head_or_unversioned_takes_the_full_path(empty_url: URL) -> None:
+    assert fastpath.at_head(empty_url) is None  # no version table
+    migrate.upgrade(empty_url, "017")
+    assert fastpath.at_head(empty_url) is None
+    assert [a.revision for a in migrate.upgrade(empty_url, "head").applied] == ["018", "019"]
+    assert fastpath.at_head(empty_url) == "019"
+    fastpath.drop()
+
+
+def test_a_revision_added_by_hand_is_never_hidden(head_url: URL, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "migrations"
+    shutil.copytree(scripts.SCRIPT_LOCATION, target, ignore=shutil.ignore_patterns("__pycache__"))
+    (target / "versions" / "020_email_index.py").write_text(BAD_REVISION)
+    monkeypatch.setattr(scripts, "SCRIPT_LOCATION", target)
+    monkeypatch.setattr(scripts, "VERSIONS_LOCATION", target / "versions")
+    assert json.loads((target / "manifest.json").read_text())["head"] == "019"  # stale
+    assert scripts.known_head() is None
+    assert [a.revision for a in migrate.upgrade(head_url, "head").applied] == ["020"]
+    fastpath.drop()
+
+
+COLD = """
+import json, sys, time
+from alquimista_schema.events import Runner
+answer = Runner.from_environment().handle({}, request_id="cold")
+print(json.dumps({"answer": answer, "alembic": "alembic" in sys.modules,
+                  "orm": "sqlalchemy.orm" in sys.modules}))
+"""
+
+
+def test_a_cold_noop_never_imports_alembic(head_url: URL, aws: Any, tls: TLS) -> None:
+    with connect(head_url) as conn:
+        conn.execute(text("CREATE ROLE cold_reader LOGIN PASSWORD 'cold-pass-1'"))
+        conn.execute(text(f'GRANT ALL ON DATABASE "{head_url.database}" TO cold_reader'))
+        conn.execute(text("GRANT SELECT ON alembic_version TO cold_reader"))
+        conn.commit()
+    secret = secret_for(head_url.set(username="cold_reader", password="cold-pass-1"))
+    arn = aws.create_secret(Name="alquimista/cold", SecretString=json.dumps(secret))["ARN"]
+    env = {**os.environ, "DB_SECRET_ARN": arn, "DB_SSLROOTCERT": str(tls.ca)}
+    done = subprocess.run([sys.executable, "-c", COLD], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["answer"]["status"] == "noop", result
+    assert result["answer"]["to_revision"] == "019"
+    assert result["alembic"] is False
+    assert result["orm"] is False
+    with connect(head_url) as conn:
+        conn.execute(text(f'REVOKE ALL ON DATABASE "{head_url.database}" FROM cold_reader'))
+        conn.execute(text("REVOKE SELECT ON alembic_version FROM cold_reader"))
+        conn.execute(text("DROP ROLE cold_reader"))
+        conn.commit()

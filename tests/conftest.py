@@ -8,9 +8,7 @@ then clones a template database for every test.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
@@ -28,7 +26,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 from sqlalchemy.engine import URL
 
 from alquimista_schema import migrate
-from alquimista_schema.devdb import DevDatabase, server_account
+from alquimista_schema.devdb import DevDatabase
 
 LEGACY = Path(__file__).parent / "legacy"
 
@@ -71,22 +69,6 @@ class TLS:
     """A CA that did not: verification against it must fail."""
 
 
-def _make_tls(folder: Path) -> tuple[Path, Path, Path, Path]:
-    """Make a CA, a server certificate for localhost/127.0.0.1, and an unrelated CA."""
-    def ssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
-
-    for ca in ("ca", "other"):
-        ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-            f"/CN=alquimista-test-{ca}", "-keyout", f"{ca}.key", "-out", f"{ca}.pem")
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout",
-        "server.key", "-out", "server.csr")
-    (folder / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem")
-    return folder / "ca.pem", folder / "other.pem", folder / "server.pem", folder / "server.key"
-
-
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[DevDatabase]:
     """A throwaway PostgreSQL with TLS on and a migration role that must prove its password."""
@@ -95,23 +77,9 @@ def pg_cluster() -> Iterator[DevDatabase]:
     try:
         url = server.start()
         LEAK_WATCH.add(url.password or "")
-        certs = root / "certs"
-        certs.mkdir()
-        ca, other, cert, key = _make_tls(certs)
-        account = server_account()
-        for source in (cert, key):
-            target = server.pg_dir / source.name
-            shutil.copy(source, target)
-            target.chmod(0o600)
-            if account is not None:
-                os.chown(target, account.pw_uid, account.pw_gid)
+        ca = server.enable_tls()
+        other = ca.parent / "other.pem"
         with psycopg.connect(_plain(url), autocommit=True) as conn:
-            conn.execute(f"ALTER SYSTEM SET ssl_cert_file = '{server.pg_dir / cert.name}'"
-                         .encode())
-            conn.execute(f"ALTER SYSTEM SET ssl_key_file = '{server.pg_dir / key.name}'"
-                         .encode())
-            conn.execute(b"ALTER SYSTEM SET ssl = on")
-            conn.execute(b"SELECT pg_reload_conf()")
             conn.execute(f"CREATE ROLE {MIGRATOR} LOGIN PASSWORD '{MIGRATOR_PASSWORD}'"
                          .encode())
         server.tls = TLS(ca, other)  # type: ignore[attr-defined]

@@ -312,6 +312,53 @@ class DevDatabase:
         finally:
             conn.close()
 
+    def enable_tls(self) -> Path:
+        """Turn TLS on with a certificate for localhost from a CA made here; return the CA.
+
+        Aurora connections always use TLS (sslmode require or verify-full), so a local
+        server that mimics it needs a certificate. Needs the ``openssl`` command.
+        """
+        import psycopg2
+
+        certs = self.root / "certs"
+        certs.mkdir(exist_ok=True)
+
+        def ssl(*args: str) -> None:
+            try:
+                subprocess.run(["openssl", *args], cwd=certs, check=True, capture_output=True)
+            except (OSError, subprocess.CalledProcessError) as exc:
+                raise DevDatabaseError(f"openssl failed: {exc}") from exc
+
+        for ca in ("ca", "other"):  # "other": a CA that did not sign, for negative tests
+            ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj",
+                f"/CN=alquimista-dev-{ca}", "-keyout", f"{ca}.key", "-out", f"{ca}.pem")
+        ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout",
+            "server.key", "-out", "server.csr")
+        (certs / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "30", "-extfile", "san.ext", "-out", "server.pem")
+        account = server_account()
+        for name in ("server.pem", "server.key"):
+            target = self.pg_dir / name
+            shutil.copy(certs / name, target)
+            target.chmod(0o600)
+            if account is not None:
+                os.chown(target, account.pw_uid, account.pw_gid)
+        admin = self.url("postgres")
+        conn = psycopg2.connect(host=admin.host, port=admin.port, user=admin.username,
+                                password=admin.password, dbname="postgres", connect_timeout=10)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                for setting, name in (("ssl_cert_file", "server.pem"),
+                                      ("ssl_key_file", "server.key")):
+                    cur.execute(f"ALTER SYSTEM SET {setting} = %s", (str(self.pg_dir / name),))
+                cur.execute("ALTER SYSTEM SET ssl = on")
+                cur.execute("SELECT pg_reload_conf()")
+        finally:
+            conn.close()
+        return certs / "ca.pem"
+
     def stop(self) -> bool:
         """Stop the server; return whether it was running."""
         with self._locked():

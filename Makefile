@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup upgrade test lint check-models clean
+.PHONY: setup upgrade test lint check-models bench bench-online clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ lint: $(STAMP)  ## ruff and mypy
 check-models: $(STAMP)  ## do the models match the revisions? (uses the local database)
 	$(BIN)/alquimista-schema upgrade head
 	$(BIN)/alquimista-schema check
+
+bench: $(STAMP)  ## benchmarks (ratios against baselines, same run): bench/results/latest.json
+	$(BIN)/python bench/run.py
+
+bench-online: $(STAMP)  ## online safety: 1,000,000 rows, a concurrent writer, its longest stall
+	$(BIN)/python bench/online_safety.py
 
 clean:  ## remove .venv and caches (the local database stays: alquimista-schema dev-db remove)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -149,8 +149,24 @@ def run_online(context: EnvironmentContext) -> None:
 
 def _run_on(context: EnvironmentContext, connection: Connection) -> None:
     context.configure(connection=connection, **configure_kwargs(context))
+    if context.config.attributes.get("session_configured"):
+        # The caller (migrate) set the timeouts once for all its steps.
+        with context.begin_transaction():
+            context.run_migrations()
+        return
     with session_timeouts(connection, timeouts(context)), context.begin_transaction():
         context.run_migrations()
+
+
+def default_timeouts(lock_timeout: str | None, statement_timeout: str | None) -> dict[str, str]:
+    """Timeouts for a library caller: given, else the environment, else the defaults."""
+    return {
+        "lock_timeout": validate_timeout("lock_timeout", lock_timeout or os.environ.get(
+            "ALQUIMISTA_LOCK_TIMEOUT") or DEFAULT_LOCK_TIMEOUT),
+        "statement_timeout": validate_timeout("statement_timeout", statement_timeout or
+                                              os.environ.get("ALQUIMISTA_STATEMENT_TIMEOUT")
+                                              or DEFAULT_STATEMENT_TIMEOUT),
+    }
 
 
 @contextmanager

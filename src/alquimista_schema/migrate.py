@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import RevisionError
@@ -32,7 +33,12 @@ from sqlalchemy.exc import DBAPIError
 from alembic import command
 from alquimista_schema import audit, autogen, fastpath, lint, scripts
 from alquimista_schema.database import DEFAULT_CONNECT_TIMEOUT, connect, parse_url
-from alquimista_schema.environment import DEFAULT_STATEMENT_TIMEOUT, validate_timeout
+from alquimista_schema.environment import (
+    DEFAULT_STATEMENT_TIMEOUT,
+    default_timeouts,
+    session_timeouts,
+    validate_timeout,
+)
 from alquimista_schema.errors import (
     ConfigurationError,
     DeadlineExceeded,
@@ -229,6 +235,21 @@ def _steps(script: ScriptDirectory, start: str | None, target: str, *,
             from exc
 
 
+def _step(config: Any, script: ScriptDirectory, destination: str, *, upgrade: bool) -> None:
+    """Run one step as command.upgrade/downgrade do, reusing the loaded script directory.
+
+    Alembic's commands build a new ScriptDirectory (and load every revision module)
+    per call; a run of N steps would load them N times.
+    """
+    def fn(rev: Any, context: Any) -> Any:
+        if upgrade:
+            return script._upgrade_revs(destination, rev)
+        return script._downgrade_revs(destination, rev)
+
+    with EnvironmentContext(config, script, fn=fn, as_sql=False, destination_rev=destination):
+        script.run_env()
+
+
 def _duration(text_value: str) -> float:
     """Seconds in a PostgreSQL duration such as 250ms, 5s, 2min, 1h."""
     number, unit = re.fullmatch(r"(\d+)\s*(ms|s|min|h)?", text_value.strip()).groups()  # type: ignore[union-attr]
@@ -290,7 +311,9 @@ def _move(url: str | URL, target: str, run: Run, *, upgrade: bool,
     script = script_directory()
     resolve(script, target)
     manifest = lint.load_manifest() if upgrade and run.lint_policy == "enforce" else {}
-    with locked(url, run, target) as (_, state), run.connection(url) as conn:
+    settings = default_timeouts(run.lock_timeout, run.statement_timeout)
+    with locked(url, run, target) as (_, state), run.connection(url) as conn, \
+            session_timeouts(conn, settings):
         state["from"] = state["to"] = _one(current_heads(script, conn))
         steps = _steps(script, state["from"], target, upgrade=upgrade)
         for rev, _ in steps:  # refuse before applying anything
@@ -304,12 +327,14 @@ def _move(url: str | URL, target: str, run: Run, *, upgrade: bool,
                     f"deadline; the database is at {state['to'] or 'base'}. Run again (or raise "
                     "the function's timeout)")
             statement_timeout, bound = _statement_timeout(run)
+            if bound:
+                conn.exec_driver_sql(f"SET statement_timeout = '{statement_timeout}'")
+                conn.commit()
             config = scripts.make_config(connection=conn, stdout=io.StringIO(),
-                                         lock_timeout=run.lock_timeout,
-                                         statement_timeout=statement_timeout)
+                                         session_configured=True)
             began = time.perf_counter()
             try:
-                (command.upgrade if upgrade else command.downgrade)(config, destination)
+                _step(config, script, destination, upgrade=upgrade)
             except DBAPIError as exc:
                 raise _failure(exc, rev.revision, deadline_bound=bound) from exc
             except SchemaError:

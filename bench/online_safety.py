@@ -65,7 +65,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="alq-online-"))
     server = DevDatabase(root, dbname="online")
     url = server.start()
-    dsn = {"host": url.host, "port": url.port, "user": url.username,
+    dsn: dict[str, Any] = {"host": url.host, "port": url.port, "user": url.username,
            "password": url.password, "dbname": url.database}
     results: dict[str, Any] = {"rows": ROWS, "lock_timeout": LOCK_TIMEOUT}
     try:

@@ -103,7 +103,7 @@ class Environment:
 
         client = boto3.client("secretsmanager", endpoint_url=self.aws_env[
             "AWS_ENDPOINT_URL_SECRETS_MANAGER"], region_name="sa-east-1",
-            aws_access_key_id="bench", aws_secret_access_key="bench")
+            aws_access_key_id="bench", aws_secret_access_key="bench")  # noqa: S106 (moto)
         value = {"username": url.username, "password": url.password, "host": "localhost",
                  "port": url.port, "dbname": url.database, "engine": "postgres"}
         arn: str = client.create_secret(Name=f"bench/{url.database}",
@@ -185,7 +185,6 @@ def downgrade() -> None:
 
 def bench_noop_many(env: Environment, counts: list[int], rounds: int) -> dict[str, Any]:
     from alembic import command
-
     from alquimista_schema import fastpath, migrate, scripts
     from alquimista_schema.database import connect
 
@@ -208,10 +207,10 @@ def bench_noop_many(env: Environment, counts: list[int], rounds: int) -> dict[st
             with connect(url) as conn:
                 config = scripts.make_config(connection=conn, stdout=open(os.devnull, "w"))  # noqa: SIM115
 
-                def runner() -> float:
+                def runner(url: URL = url) -> float:
                     return timed(lambda: migrate.upgrade(url, "head"))
 
-                def baseline() -> float:
+                def baseline(config: Any = config) -> float:
                     return timed(lambda: command.upgrade(config, "head"))
 
                 runner_s, alembic_s = median_pair(runner, baseline,
@@ -284,7 +283,8 @@ def main() -> int:
 def table(r: dict[str, Any], counts: list[int]) -> str:
     rows = [
         ("cold no-op / alembic CLI", r["cold_noop_ratio"], "<= 1.0",
-         f"{r['cold_noop_runner_s'] * 1000:.0f} ms vs {r['cold_noop_alembic_cli_s'] * 1000:.0f} ms"),
+         f"{r['cold_noop_runner_s'] * 1000:.0f} ms vs "
+         f"{r['cold_noop_alembic_cli_s'] * 1000:.0f} ms"),
         ("upgrade base->head / psql -f", r["upgrade_ratio_vs_psql"], "<= 1.3",
          f"{r['upgrade_runner_s'] * 1000:.0f} ms vs {r['upgrade_psql_s'] * 1000:.0f} ms"),
     ]

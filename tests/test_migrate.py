@@ -177,3 +177,11 @@ def test_stamp_records_without_running(empty_url: URL) -> None:
     assert (result.from_revision, result.to_revision) == (None, "017")
     with connect(empty_url) as conn:
         assert conn.execute(text("SELECT to_regclass('dry_run_log')")).scalar() is None
+
+
+@pytest.mark.parametrize("target", ["head+1", "base-1", "017+3", "lead_ingestion-1"])
+def test_relative_targets_past_the_ends_are_unknown(empty_url: URL, target: str) -> None:
+    migrate.upgrade(empty_url, "017")
+    with pytest.raises(UnknownRevision):
+        migrate.upgrade(empty_url, target)
+    assert migrate.current(empty_url) == "017"

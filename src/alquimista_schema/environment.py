@@ -170,7 +170,8 @@ def default_timeouts(lock_timeout: str | None, statement_timeout: str | None) ->
 
 
 @contextmanager
-def session_timeouts(connection: Connection, settings: dict[str, str]) -> Iterator[None]:
+def session_timeouts(connection: Connection, settings: dict[str, str], *,
+                     restore: bool = True) -> Iterator[None]:
     """Apply timeouts for the migration transactions, then restore the previous values.
 
     With one transaction per revision a ``SET LOCAL`` would lapse after the first
@@ -178,7 +179,7 @@ def session_timeouts(connection: Connection, settings: dict[str, str]) -> Iterat
     """
     external = connection.in_transaction()
     previous = {name: connection.exec_driver_sql(f"SHOW {name}").scalar()
-                for name in settings}
+                for name in settings} if restore else {}
     for name, value in settings.items():
         connection.exec_driver_sql(f"SELECT set_config('{name}', %(v)s, false)", {"v": value})
     if not external:

@@ -115,3 +115,9 @@ class BadEvent(SchemaError):
     """The event is malformed: nothing was done."""
 
     code = "BAD_EVENT"
+
+
+class NotAtHead(SchemaError):
+    """A comparison with the models needs the database at head, and it is not."""
+
+    code = "NOT_AT_HEAD"

@@ -75,7 +75,7 @@ def parse(event: object) -> Request:
         raise BadEvent(f"unexpected key(s) for {action}: {', '.join(unknown)} "
                        f"(allowed: {allowed})")
     target = event.get("target")
-    if target is not None and (not isinstance(target, str) or not _TARGET.match(target)):
+    if target is not None and (not isinstance(target, str) or not _TARGET.fullmatch(target)):
         raise BadEvent(f"target must be a revision id, head, base or +N/-N, not {_short(target)}")
     if action in ("run-migration", "downgrade") and target is None:
         raise BadEvent(f"{action} needs a target")
@@ -170,7 +170,8 @@ class Runner:
         """Answer ``event``; never raise for a problem the caller can act on."""
         started = time.monotonic()
         deadline = started + remaining_ms() / 1000 if remaining_ms is not None else None
-        action = event.get("action", "upgrade") if isinstance(event, Mapping) else None
+        raw = {} if event is None else event  # the null event means {}: upgrade to head
+        action = raw.get("action", "upgrade") if isinstance(raw, Mapping) else None
         action_name = action if isinstance(action, str) and action in ACTIONS else "invalid"
         try:
             request = parse(event)
@@ -185,6 +186,12 @@ class Runner:
                                    else "Listing migrations failed")
             self.log("event.failed", request_id, action=action_name, error_code=exc.code,
                      error=str(exc))
+        except Exception as exc:  # a bug: still answer, in the protocol's shape
+            body = {"status": "error", "error_code": "INTERNAL_ERROR",
+                    "error": f"unexpected {type(exc).__name__}: {str(exc)[:300]} (a bug: "
+                             "report it with the request id)"}
+            self.log("event.failed", request_id, action=action_name, error_code="INTERNAL_ERROR",
+                     error=body["error"])
         answer = {"status": "success", "action": action_name, "from_revision": None,
                   "to_revision": None, "applied": [], **body,
                   "duration_ms": round((time.monotonic() - started) * 1000, 1),

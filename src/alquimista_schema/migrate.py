@@ -44,6 +44,7 @@ from alquimista_schema.errors import (
     DeadlineExceeded,
     DriftDetected,
     MigrationFailed,
+    NotAtHead,
     ReadOnlyReplica,
     SchemaError,
     UnknownDatabaseRevision,
@@ -51,7 +52,8 @@ from alquimista_schema.errors import (
 )
 from alquimista_schema.locking import migration_lock
 
-_RELATIVE = re.compile(r"^(heads?|base|[\w]+)?[+-]\d+$")
+# +N, -N, head-N, base+N, <revision>+N, <revision>-N (not base-N nor head+N).
+_RELATIVE = re.compile(r"^(?:[+-]\d+|heads?-\d+|base\+\d+|(?!(?:heads?|base)[+-])\w+[+-]\d+)$")
 _SPECIAL = {"head", "heads", "base"}
 
 
@@ -230,9 +232,10 @@ def _steps(script: ScriptDirectory, start: str | None, target: str, *,
         steps = script._downgrade_revs(target, start)
         return [(s.revision, s.revision.down_revision or "base")  # type: ignore[misc]
                 for s in steps]
-    except (CommandError, RevisionError) as exc:
-        raise UnknownRevision(f"cannot move from {start or 'base'} to {target!r}: {exc}") \
-            from exc
+    except (CommandError, RevisionError, AssertionError) as exc:
+        # Alembic asserts (instead of raising) on a relative target past the chain's end.
+        raise UnknownRevision(f"cannot move from {start or 'base'} to {target!r}: "
+                              f"{exc or 'past the end of the history'}") from exc
 
 
 def _step(config: Any, script: ScriptDirectory, destination: str, *, upgrade: bool) -> None:
@@ -303,7 +306,13 @@ def locked(url: str | URL, run: Run, target: str | None) -> Iterator[tuple[Conne
                 entry.duration_ms = round((time.monotonic() - started) * 1000, 1)
                 failed = entry.outcome == "error" and state["audit_errors"]
                 if failed or entry.applied or state["changed"]:
-                    audit.record(lock_conn, entry)
+                    try:
+                        audit.record(lock_conn, entry)
+                    except DBAPIError as exc:
+                        # The lock connection died (its lock went with it). Never let the
+                        # audit's failure hide what happened to the migration itself.
+                        state["audit_error"] = str(exc.orig).strip().splitlines()[0] \
+                            if exc.orig else str(exc)
 
 
 def _move(url: str | URL, target: str, run: Run, *, upgrade: bool,
@@ -313,7 +322,7 @@ def _move(url: str | URL, target: str, run: Run, *, upgrade: bool,
     manifest = lint.load_manifest() if upgrade and run.lint_policy == "enforce" else {}
     settings = default_timeouts(run.lock_timeout, run.statement_timeout)
     with locked(url, run, target) as (_, state), run.connection(url) as conn, \
-            session_timeouts(conn, settings):
+            session_timeouts(conn, settings, restore=False):
         state["from"] = state["to"] = _one(current_heads(script, conn))
         steps = _steps(script, state["from"], target, upgrade=upgrade)
         for rev, _ in steps:  # refuse before applying anything
@@ -346,7 +355,7 @@ def _move(url: str | URL, target: str, run: Run, *, upgrade: bool,
             item = Applied(rev.revision, _describe(rev),
                            round((time.perf_counter() - began) * 1000, 1))
             state["applied"].append(item)
-            state["to"] = _one(current_heads(script, conn))
+            state["to"] = None if destination == "base" else destination
             if on_applied is not None:
                 on_applied(item)
         return Result(state["from"], state["to"], list(state["applied"]))
@@ -448,7 +457,7 @@ def check(url: str | URL, *, metadata: MetaData | None = None, run: Run | None =
         at = _one(current_heads(script, conn))
         head = script.get_current_head()
         if at != head:
-            raise SchemaError(
+            raise NotAtHead(
                 f"the database is at {at or 'base'}, not at head {head}: upgrade it first "
                 "(check compares the models with a database at head)")
         config = scripts.make_config(connection=conn, stdout=io.StringIO(), **extra)

@@ -1,0 +1,332 @@
+"""Concurrent runs against a real PostgreSQL: the migration lock under contention.
+
+Every contender is its own OS process (``python -c`` with a fresh interpreter that imports
+the package itself). Contenders get the database URL through the environment, never on the
+command line, and print one JSON line with their result (no URL, no password). A file
+barrier makes them start together: each one announces itself ready, then waits for a
+``go`` file, so they really race for the lock.
+
+* Eight upgrades to head at once on an empty database: exactly one applies the whole chain;
+  the seven others wait for the lock, find the database at head and answer noop; one audit
+  row; head at the end.
+* A session holding the migration lock (``pg_advisory_lock`` on a connection named
+  ``holder-...``) and contenders that may wait 1 s: each gets ``LockTimeout``
+  (``LOCK_TIMEOUT``) naming the holder's pid and application_name, and nothing changes.
+* A migration stuck behind a table lock, then killed (``pg_terminate_backend``): its
+  revision is rolled back, the database stays at the previous revision, the lock is free
+  again at once (while the table lock is still held) and the next upgrade reaches head.
+  Killed two ways: only the connection waiting on the table (the run survives, answers
+  MIGRATION_FAILED and audits it), and both of the run's connections (a dying Lambda).
+
+Regression (found by these tests, fixed): when the lock connection died during a migration,
+the audit write on it replaced the MigrationFailed with a raw ``OperationalError``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from alquimista_schema import audit, locking, migrate
+from alquimista_schema.database import connect
+from alquimista_schema.errors import LockTimeout
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAIN = ["lead_ingestion", "017", "018", "019"]
+PROCESS_TIMEOUT = 120  # seconds: a hang fails the test instead of blocking the suite
+
+# The contender: import the package fresh, wait at the barrier, upgrade, print one line.
+CHILD = r"""
+import json, os, sys, time
+from pathlib import Path
+
+from alquimista_schema import migrate
+from alquimista_schema.errors import SchemaError
+
+config = json.loads(sys.argv[1])
+barrier = Path(config["barrier"])
+(barrier / f"ready-{config['name']}").touch()
+give_up = time.monotonic() + 60
+while not (barrier / "go").exists():
+    if time.monotonic() > give_up:
+        print(json.dumps({"name": config["name"], "exception": "barrier timeout"}))
+        sys.exit(3)
+    time.sleep(0.001)
+run = migrate.Run(**config["run"])
+out = {"name": config["name"], "pid": os.getpid(), "started": time.time()}
+try:
+    result = migrate.upgrade(os.environ["ALQ_TEST_DATABASE_URL"], config["target"], run=run)
+    out.update({"applied": [a.revision for a in result.applied],
+                "from": result.from_revision, "to": result.to_revision})
+except SchemaError as exc:
+    out.update({"error_code": exc.code, "error": str(exc)})
+except BaseException as exc:
+    out.update({"exception": type(exc).__name__, "error": str(exc).splitlines()[0][:300]})
+out["ended"] = time.time()
+print(json.dumps(out))
+"""
+
+_ADVISORY = text("""
+    SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())""")
+
+
+def _plain_url(url: URL) -> str:
+    return url.render_as_string(hide_password=False)
+
+
+@contextmanager
+def contenders(url: URL, folder: Path, count: int, *, target: str = "head",
+               run: dict[str, Any] | None = None) -> Iterator[list[subprocess.Popen[str]]]:
+    """Start ``count`` processes, wait until all are ready; they race when ``go`` is made."""
+    folder.mkdir()
+    env = {**os.environ, "ALQ_TEST_DATABASE_URL": _plain_url(url)}
+    env.pop("DATABASE_URL", None)
+    procs = [subprocess.Popen(
+        [sys.executable, "-c", CHILD,
+         json.dumps({"barrier": str(folder), "name": f"c{i}", "target": target,
+                     "run": run or {}})],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(count)]
+    try:
+        give_up = time.monotonic() + 60
+        while len(list(folder.glob("ready-*"))) < count:
+            dead = [p.returncode for p in procs if p.poll() is not None]
+            assert not dead, f"a contender died before the barrier: {dead}"
+            assert time.monotonic() < give_up, "contenders never got ready"
+            time.sleep(0.02)
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def go(folder: Path) -> None:
+    (folder / "go").touch()
+
+
+def outcome(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    """Wait (bounded) for a contender and return the JSON line it printed."""
+    try:
+        out, err = proc.communicate(timeout=PROCESS_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate(timeout=10)
+        pytest.fail(f"a contender did not finish within {PROCESS_TIMEOUT}s")
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    assert proc.returncode == 0, f"exit {proc.returncode}: {err[-2000:]}"
+    assert lines, f"no result line; stderr: {err[-2000:]}"
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def advisory_locks(url: URL) -> int:
+    with connect(url) as conn:
+        held = conn.execute(_ADVISORY).scalar()
+    return int(held or 0)
+
+
+def check_constraints(url: URL) -> int:
+    with connect(url) as conn:
+        found = conn.execute(text(
+            "SELECT count(*) FROM pg_constraint WHERE conname LIKE 'ck\\_%'")).scalar()
+    return int(found or 0)
+
+
+# --- eight upgrades at once -------------------------------------------------------------
+
+@pytest.mark.slow
+def test_eight_simultaneous_upgrades_apply_the_chain_exactly_once(migrator_url: URL,
+                                                                  tmp_path: Path) -> None:
+    assert migrate.current(migrator_url) is None
+    with contenders(migrator_url, tmp_path / "barrier", 8) as procs:
+        go(tmp_path / "barrier")
+        results = [outcome(p) for p in procs]
+    for result in results:
+        assert "error_code" not in result, result
+        assert "exception" not in result, result
+    winners = [r for r in results if r["applied"]]
+    losers = [r for r in results if not r["applied"]]
+    assert len(winners) == 1, results
+    [winner] = winners
+    assert winner["applied"] == CHAIN
+    assert (winner["from"], winner["to"]) == (None, "019")
+    assert len(losers) == 7
+    for loser in losers:  # waited for the lock, then found the work done
+        assert (loser["from"], loser["to"], loser["applied"]) == ("019", "019", [])
+        assert loser["ended"] >= winner["ended"] - 0.5
+    # They really raced: every loser asked for the lock while the winner was migrating.
+    spread = max(r["started"] for r in results) - min(r["started"] for r in results)
+    print(f"start spread {spread * 1000:.0f} ms; the winner took "
+          f"{(winner['ended'] - winner['started']) * 1000:.0f} ms")
+    assert all(loser["started"] < winner["ended"] for loser in losers), (spread, results)
+    assert len({r["pid"] for r in results}) == 8
+    assert migrate.current(migrator_url) == "019"
+    assert migrate.check(migrator_url) == []
+    with connect(migrator_url) as conn:
+        rows = audit.entries(conn)
+    assert len(rows) == 1  # noop runs leave no row
+    assert [a["revision"] for a in rows[0]["applied"]] == CHAIN
+    assert advisory_locks(migrator_url) == 0
+
+
+# --- a lock wait shorter than the holder's work ---------------------------------------------
+
+@pytest.mark.slow
+def test_contenders_time_out_naming_the_holder_and_change_nothing(migrator_url: URL,
+                                                                  tmp_path: Path) -> None:
+    holder_name = f"holder-{uuid.uuid4().hex[:8]}"
+    with connect(migrator_url, application_name=holder_name) as holder:
+        assert holder.execute(text("SELECT pg_advisory_lock(:k)"),
+                              {"k": locking.LOCK_KEY}).scalar() is not None
+        pid = holder.execute(text("SELECT pg_backend_pid()")).scalar()
+        holder.commit()
+        with contenders(migrator_url, tmp_path / "barrier", 3, run={"lock_wait": 1}) as procs:
+            go(tmp_path / "barrier")
+            results = [outcome(p) for p in procs]
+        assert migrate.current(migrator_url) is None  # while the lock is still held
+        holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": locking.LOCK_KEY})
+        holder.commit()
+    for result in results:
+        assert result.get("error_code") == LockTimeout.code == "LOCK_TIMEOUT", result
+        assert f"pid {pid} " in result["error"]
+        assert f"application_name {holder_name!r}" in result["error"]
+        waited = result["ended"] - result["started"]
+        assert 1 <= waited < 20, waited
+    assert migrate.current(migrator_url) is None
+    with connect(migrator_url) as conn:
+        assert conn.execute(text("SELECT to_regclass('leads')")).scalar() is None
+        assert conn.execute(text("SELECT to_regclass(:t)"), {"t": audit.TABLE}).scalar() is None
+    # Once the holder is gone, the lock is there to take.
+    assert advisory_locks(migrator_url) == 0
+    done = migrate.upgrade(migrator_url, "head", run=migrate.Run(lock_wait=5))
+    assert [a.revision for a in done.applied] == CHAIN
+
+
+# --- a migration killed while it holds the lock ---------------------------------------------
+
+_RUN_BACKENDS = text("""
+    SELECT a.pid, a.wait_event_type, a.query,
+           EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory'
+                      AND l.granted) AS holds_lock
+      FROM pg_stat_activity a
+     WHERE a.application_name = :app AND a.datname = current_database()
+     ORDER BY a.pid""")
+
+
+def _run_backends(observer: Any, app: str) -> list[Any]:
+    rows = list(observer.execute(_RUN_BACKENDS, {"app": app}).all())
+    observer.commit()
+    return rows
+
+
+def kill_a_stuck_migration(url: URL, pg_server: URL, folder: Path,
+                           kill: str) -> dict[str, Any]:
+    """Block revision 018 behind a table lock, kill the run, check what must hold after.
+
+    Return what the killed run answered. ``kill`` is ``migration connection`` (the one
+    waiting on dry_run_log) or ``both connections`` (a Lambda that dies).
+    """
+    migrate.upgrade(url, "017")
+    request_id = f"killed-{uuid.uuid4().hex[:8]}"
+    app = f"alquimista-schema/{request_id}"
+    superuser = pg_server.set(database=url.database)
+    with connect(url, application_name="table-blocker") as blocker, \
+            connect(superuser, application_name="observer") as observer:
+        blocker.execute(text("LOCK TABLE dry_run_log IN ACCESS EXCLUSIVE MODE"))
+        with contenders(url, folder, 1,
+                        run={"lock_timeout": "60s", "request_id": request_id}) as procs:
+            go(folder)
+            # Wait (bounded) until revision 018 is blocked on dry_run_log.
+            give_up = time.monotonic() + 60
+            while True:
+                backends = _run_backends(observer, app)
+                waiting = [b for b in backends if b.wait_event_type == "Lock"]
+                if waiting:
+                    break
+                assert procs[0].poll() is None, "the migration ended before it blocked"
+                assert time.monotonic() < give_up, f"never blocked: {backends}"
+                time.sleep(0.05)
+            # The run's backends: the lock connection, the migration's (and, since the
+            # no-op fast path, the idle connection that asked "already at head?").
+            holders = [b for b in backends if b.holds_lock]
+            assert len(holders) == 1, backends
+            assert len(waiting) == 1, backends
+            [lock_conn], [migration] = holders, waiting
+            assert migration.pid != lock_conn.pid
+            assert "dry_run_log" in migration.query
+
+            # A second run that may wait 1 s meets the stuck one and names it.
+            with pytest.raises(LockTimeout) as timed_out:
+                migrate.upgrade(url, "head", run=migrate.Run(lock_wait=1))
+            assert f"pid {lock_conn.pid} " in str(timed_out.value)
+            assert repr(app) in str(timed_out.value)
+
+            victims = [migration.pid] if kill == "migration connection" \
+                else [migration.pid, lock_conn.pid]
+            for pid in victims:
+                assert observer.execute(text("SELECT pg_terminate_backend(:p)"),
+                                        {"p": pid}).scalar() is True
+            observer.commit()
+            result = outcome(procs[0])
+        # The table lock is still held: the migration lock must be free already, and the
+        # run's backends gone.
+        give_up = time.monotonic() + 10
+        while advisory_locks(url) or _run_backends(observer, app):
+            assert time.monotonic() < give_up, "the advisory lock outlived its holder"
+            time.sleep(0.05)
+        assert migrate.current(url) == "017"
+        blocker.rollback()
+    print(f"killed run answered: {result}")
+    assert "applied" not in result, result
+    assert migrate.current(url) == "017"
+    assert check_constraints(url) == 0  # nothing of 018 survived
+    return {**result, "request_id": request_id}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill", ["migration connection", "both connections"])
+def test_a_killed_migration_rolls_back_and_frees_the_lock(migrator_url: URL, pg_server: URL,
+                                                          tmp_path: Path, kill: str) -> None:
+    result = kill_a_stuck_migration(migrator_url, pg_server, tmp_path / "barrier", kill)
+    if kill == "migration connection":
+        # The run itself survived to say what happened, and recorded it.
+        assert result.get("error_code") == "MIGRATION_FAILED", result
+        assert "revision 018 failed and was rolled back" in result["error"]
+        with connect(migrator_url) as conn:
+            newest = audit.entries(conn)[0]
+        assert newest["request_id"] == result["request_id"]
+        assert (newest["outcome"], newest["error_code"]) == ("error", "MIGRATION_FAILED")
+        assert (newest["from_revision"], newest["to_revision"]) == ("017", "017")
+    else:
+        # (it ends in an error of some kind: see test_known_bug_losing_the_lock_connection...)
+        assert "error_code" in result or "exception" in result, result
+    began = time.monotonic()
+    done = migrate.upgrade(migrator_url, "head", run=migrate.Run(lock_wait=5))
+    assert time.monotonic() - began < 10
+    assert [a.revision for a in done.applied] == ["018", "019"]
+    assert migrate.current(migrator_url) == "019"
+    assert advisory_locks(migrator_url) == 0
+
+
+@pytest.mark.slow
+def test_losing_the_lock_connection_is_a_schema_error(
+        migrator_url: URL, pg_server: URL, tmp_path: Path) -> None:
+    result = kill_a_stuck_migration(migrator_url, pg_server, tmp_path / "barrier",
+                                    "both connections")
+    assert "exception" not in result, result
+    assert result.get("error_code") == "MIGRATION_FAILED", result

@@ -174,7 +174,7 @@ def _write_built_manifest(stage: Path) -> None:
     files = sorted(n for n in os.listdir(versions) if n.endswith(".py"))
     if files != scripts.revision_files():
         raise BundleError("the bundled revision files differ from this checkout's")
-    data = {"head": migrate.heads()[0], "files": files, "built": True}
+    data = {"head": migrate.heads()[0], "revisions": len(files), "built": True}
     (versions.parent / "manifest.json").write_text(json.dumps(data, indent=2) + "\n")
 
 

@@ -49,7 +49,10 @@ def revision_files() -> list[str]:
 
 def manifest(head: str, *, built: bool = False) -> str:
     """Render the manifest for the current script directory (``head`` from Alembic)."""
-    data = {"head": head, "files": revision_files(), "built": built}
+    files = revision_files()
+    # A built manifest is trusted as is: no file list to read (the no-op stays O(1)).
+    data: dict[str, Any] = ({"head": head, "revisions": len(files), "built": True} if built
+                            else {"head": head, "files": files, "built": False})
     return json.dumps(data, indent=2) + "\n"
 
 

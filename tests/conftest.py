@@ -25,7 +25,7 @@ from pytest_postgresql.executors import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 from sqlalchemy.engine import URL
 
-from alquimista_schema import migrate
+from alquimista_schema import migrate, scripts
 from alquimista_schema.devdb import DevDatabase
 
 LEGACY = Path(__file__).parent / "legacy"
@@ -285,3 +285,18 @@ def invoke(monkeypatch: pytest.MonkeyPatch, aws: Any, tls: TLS) -> Invoke:
     return call
 
 
+
+
+@pytest.fixture
+def scratch_scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                    pg_head_proc: object) -> Path:
+    """A copy of the script directory, so generated revisions do not touch the package.
+
+    Depends on the head template so that it is built from the real revisions first.
+    """
+    target = tmp_path / "migrations"
+    shutil.copytree(scripts.SCRIPT_LOCATION, target,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(scripts, "SCRIPT_LOCATION", target)
+    monkeypatch.setattr(scripts, "VERSIONS_LOCATION", target / "versions")
+    return target / "versions"

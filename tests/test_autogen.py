@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from sqlalchemy import Column, MetaData, String, text
 from sqlalchemy.engine import URL
 
-from alquimista_schema import migrate, models, schema_objects, scripts
+from alquimista_schema import migrate, models, schema_objects
 from alquimista_schema.database import connect
 from alquimista_schema.errors import DriftDetected, SchemaError
 
@@ -23,21 +22,6 @@ def copy_metadata() -> MetaData:
         table.to_metadata(md)
     md.info.update(models.metadata.info)
     return md
-
-
-@pytest.fixture
-def scratch_scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                    pg_head_proc: object) -> Path:
-    """A copy of the script directory, so generated revisions do not touch the package.
-
-    Depends on the head template so that it is built from the real revisions first.
-    """
-    target = tmp_path / "migrations"
-    shutil.copytree(scripts.SCRIPT_LOCATION, target,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(scripts, "SCRIPT_LOCATION", target)
-    monkeypatch.setattr(scripts, "VERSIONS_LOCATION", target / "versions")
-    return target / "versions"
 
 
 def upgrade_ops(path: Path) -> list[str]:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
@@ -45,14 +43,11 @@ def test_not_at_head_or_unversioned_takes_the_full_path(empty_url: URL) -> None:
     fastpath.drop()
 
 
-def test_a_revision_added_by_hand_is_never_hidden(head_url: URL, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    target = tmp_path / "migrations"
-    shutil.copytree(scripts.SCRIPT_LOCATION, target, ignore=shutil.ignore_patterns("__pycache__"))
-    (target / "versions" / "020_email_index.py").write_text(BAD_REVISION)
-    monkeypatch.setattr(scripts, "SCRIPT_LOCATION", target)
-    monkeypatch.setattr(scripts, "VERSIONS_LOCATION", target / "versions")
-    assert json.loads((target / "manifest.json").read_text())["head"] == "019"  # stale
+def test_a_revision_added_by_hand_is_never_hidden(head_url: URL,
+                                                  scratch_scripts: Path) -> None:
+    (scratch_scripts / "020_email_index.py").write_text(BAD_REVISION)
+    manifest = scratch_scripts.parent / "manifest.json"
+    assert json.loads(manifest.read_text())["head"] == "019"  # stale
     assert scripts.known_head() is None
     assert [a.revision for a in migrate.upgrade(head_url, "head").applied] == ["020"]
     fastpath.drop()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy.engine import URL
 
-from alquimista_schema import lint, migrate, scripts
+from alquimista_schema import lint, migrate
 from alquimista_schema.cli import main
 from tests.conftest import Invoke
 
@@ -33,20 +32,11 @@ def downgrade() -> None:
 
 
 @pytest.fixture
-def with_bad_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                      pg_head_proc: object) -> Path:
-    """A copy of the script directory plus a revision squawk objects to, linted.
-
-    Depends on the head template so that it is built from the real revisions first.
-    """
-    target = tmp_path / "migrations"
-    shutil.copytree(scripts.SCRIPT_LOCATION, target,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    (target / "versions" / "020_email_index.py").write_text(BAD_REVISION)
-    monkeypatch.setattr(scripts, "SCRIPT_LOCATION", target)
-    monkeypatch.setattr(scripts, "VERSIONS_LOCATION", target / "versions")
+def with_bad_revision(scratch_scripts: Path) -> Path:
+    """A copy of the script directory plus a revision squawk objects to, linted."""
+    (scratch_scripts / "020_email_index.py").write_text(BAD_REVISION)
     lint.manifest_path().write_text(lint.to_manifest(lint.lint()))
-    return target
+    return scratch_scripts.parent
 
 
 def test_every_shipped_revision_is_clean_or_waived_with_a_reason() -> None:

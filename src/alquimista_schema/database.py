@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import URL, Connection, make_url
@@ -79,7 +80,7 @@ def describe_connect_error(url: URL, exc: DBAPIError) -> SchemaError:
 @contextmanager
 def connect(url: str | URL, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
             application_name: str = APPLICATION_NAME, budget: float = 0.0,
-            deadline: float | None = None) -> Iterator[Connection]:
+            deadline: float | None = None, adopt: Any = None) -> Iterator[Connection]:
     """Open one connection (no pool) to ``url``; close it on exit.
 
     An unreachable host is tried again with backoff while ``budget`` seconds last
@@ -88,7 +89,13 @@ def connect(url: str | URL, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
     Refused credentials are never retried here.
     """
     parsed = parse_url(url)
-    conn = _open(parsed, connect_timeout, application_name, budget, deadline)
+    if adopt is not None:
+        # An open psycopg2 connection to the same URL (the fast path's): saves a connect.
+        adopt.autocommit = False  # SQLAlchemy manages the transactions
+        engine = create_engine(parsed, poolclass=pool.NullPool, creator=lambda: adopt)
+        conn = engine.connect()
+    else:
+        conn = _open(parsed, connect_timeout, application_name, budget, deadline)
     with conn:
         yield conn
 

@@ -48,12 +48,29 @@ def at_head(url: Any, *, connect_timeout: int = 10, application_name: str = "alq
         with conn.cursor() as cur:
             cur.execute(_QUERY)
             in_recovery, versions = cur.fetchone()
+    except psycopg2.errors.UndefinedTable:
+        return None  # an unversioned database; the connection is fine (see take())
     except psycopg2.Error:
         drop()
         return None
     if in_recovery or versions != [head]:
         return None
     return head
+
+
+def take(url: Any, application_name: str) -> Any:
+    """Hand over the open connection to ``url`` (the full path reuses it), or None.
+
+    Only a connection this run opened (same application_name) is handed over, so a
+    warm container never runs a migration on a connection it did not just check.
+    """
+    conn = _cached.pop(_key(url), None)
+    if conn is None or conn.closed:
+        return None
+    if conn.get_dsn_parameters().get("application_name") != application_name[:63]:
+        _cached[_key(url)] = conn
+        return None
+    return conn
 
 
 def drop() -> None:

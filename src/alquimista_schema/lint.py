@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,7 +50,11 @@ class Finding:
 
 
 def squawk_binary() -> str:
+    """Find squawk on PATH, or next to this interpreter (a venv that is not activated)."""
     found = shutil.which("squawk")
+    beside = Path(sys.executable).parent / "squawk"
+    if found is None and beside.is_file():
+        found = str(beside)
     if found is None:
         raise ConfigurationError("squawk is not installed: pip install squawk-cli")
     return found

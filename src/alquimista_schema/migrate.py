@@ -105,10 +105,11 @@ class Run:
             return None
         return self.deadline - self.margin - time.monotonic()
 
-    def connection(self, url: str | URL) -> Any:
+    def connection(self, url: str | URL, *, adopt: Any = None) -> Any:
         return connect(url, connect_timeout=self.connect_timeout,
                        application_name=self.application_name, budget=self.connect_budget,
-                       deadline=None if self.deadline is None else self.deadline - self.margin)
+                       deadline=None if self.deadline is None else self.deadline - self.margin,
+                       adopt=adopt)
 
 
 @dataclass(frozen=True)
@@ -321,7 +322,8 @@ def _move(url: str | URL, target: str, run: Run, *, upgrade: bool,
     resolve(script, target)
     manifest = lint.load_manifest() if upgrade and run.lint_policy == "enforce" else {}
     settings = default_timeouts(run.lock_timeout, run.statement_timeout)
-    with locked(url, run, target) as (_, state), run.connection(url) as conn, \
+    adopt = fastpath.take(parse_url(url), run.application_name)
+    with locked(url, run, target) as (_, state), run.connection(url, adopt=adopt) as conn, \
             session_timeouts(conn, settings, restore=False):
         state["from"] = state["to"] = _one(current_heads(script, conn))
         steps = _steps(script, state["from"], target, upgrade=upgrade)

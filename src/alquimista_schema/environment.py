@@ -15,13 +15,22 @@ from logging.config import fileConfig
 from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
-from alembic.script import ScriptDirectory
+from alembic.script import ScriptDirectory, write_hooks
 from alembic.util import CommandError
 from sqlalchemy import MetaData, create_engine, pool
 from sqlalchemy.engine import Connection
 
 from alquimista_schema import autogen, models
 from alquimista_schema.errors import ConfigurationError, MissingURL, SchemaError
+
+
+@write_hooks.register("alquimista_manifest")
+def _write_manifest_hook(filename: str, options: dict[str, Any]) -> None:
+    """Keep migrations/manifest.json current after `alembic revision` writes a file."""
+    from alquimista_schema import migrate
+
+    migrate.write_manifest()
+
 
 # Defaults for the migration transaction; see README "Timeouts".
 DEFAULT_LOCK_TIMEOUT = "5s"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
@@ -141,8 +142,8 @@ def test_bad_url_and_bad_timeout(head_url: URL) -> None:
     assert one_error_line(run("current", "--url", "mysql://x@y/z")).startswith(
         "error: the database URL must be a postgresql:// URL")
     bad = run("upgrade", "--url", full(head_url), "--lock-timeout", "soon")
-    assert one_error_line(bad) == "error: lock_timeout must look like 250ms, 5s, 2min or 0, " \
-                                  "not 'soon'"
+    assert bad.exit_code == 2
+    assert "lock_timeout must look like 250ms, 5s, 2min or 0, not 'soon'" in bad.stderr
 
 
 def test_usage_errors_exit_2() -> None:
@@ -229,3 +230,53 @@ def test_the_alembic_cli_from_the_repository_root(empty_url: URL) -> None:
     assert missing.returncode != 0
     assert "FAILED: no database URL" in missing.stdout
     assert "Traceback" not in missing.stdout + missing.stderr
+
+
+def test_a_plain_postgresql_url_uses_psycopg2(head_url: URL) -> None:
+    """SQLAlchemy 2.1 maps postgresql:// to psycopg 3; the package ships psycopg2."""
+    plain = head_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    down = run("downgrade", "017", "--url", plain)
+    assert down.exit_code == 0, down.output
+    up = run("upgrade", "--url", plain)
+    assert up.exit_code == 0, up.output
+    assert up.stdout.strip().endswith("applied 2 revision(s): 017 -> 019")
+    assert one_error_line(run("current", "--url", "postgresql+psycopg://u@h/d")).startswith(
+        "error: the database URL names driver 'psycopg'")
+
+
+def test_negative_relative_steps_and_older_targets(head_url: URL) -> None:
+    down = run("downgrade", "-1", "--url", full(head_url))
+    assert down.exit_code == 0, down.output
+    assert down.stdout.strip().endswith("reverted 1 revision(s): 019 -> 018")
+    run("upgrade", "--url", full(head_url))
+    older = run("upgrade", "017", "--url", full(head_url))
+    assert older.stdout.strip() == ("nothing to do: the database is at 019, already past 017 "
+                                    "(use downgrade to go back)")
+
+
+@pytest.mark.parametrize("args", [
+    ["upgrade", "--lock-timeout", "banana"], ["downgrade", "017", "--statement-timeout", "-5s"],
+    ["sql", ""], ["sql", "head:"], ["bundle", "--python", "abc"],
+])
+def test_bad_option_values_are_usage_errors(args: list[str]) -> None:
+    assert run(*args, env={"ALQUIMISTA_DEVDB": "off"}).exit_code == 2
+
+
+def test_a_bad_port_in_the_url() -> None:
+    line = one_error_line(run("current", "--url", "postgresql://a:b@127.0.0.1:notaport/x"))
+    assert line == "error: the database URL is not valid; expected " \
+                   "postgresql://user:password@host:port/dbname"
+
+
+def test_revision_refuses_an_existing_id() -> None:
+    line = one_error_line(run("revision", "-m", "dup", "--rev-id", "017"))
+    assert line.startswith("error: revision '017' exists already")
+
+
+def test_autogenerate_with_no_change_writes_nothing(head_url: URL,
+                                                   scratch_scripts: Path) -> None:
+    before = sorted(p.name for p in scratch_scripts.iterdir())
+    result = run("revision", "--autogenerate", "-m", "nothing", "--url", full(head_url))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().endswith("nothing written")
+    assert sorted(p.name for p in scratch_scripts.iterdir()) == before

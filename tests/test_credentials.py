@@ -90,3 +90,17 @@ def test_leak_detector_sees_raw_and_encoded_passwords() -> None:
     assert leaks(f"...{MIGRATOR_PASSWORD}...")
     assert leaks(f"postgresql://m:{quote(MIGRATOR_PASSWORD, safe='')}@h/d")
     assert not leaks("postgresql://m:***@h/d")
+
+
+def test_region_comes_from_the_arn_when_none_is_configured(
+        aws: Any, migrator_url: URL, tls: TLS, monkeypatch: pytest.MonkeyPatch) -> None:
+    arn = aws.create_secret(Name="alquimista/region",
+                            SecretString=json.dumps(rds(migrator_url)))["ARN"]
+    assert credentials.arn_region(arn) == "sa-east-1"
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("DB_SSLROOTCERT", str(tls.ca))
+    ok = CliRunner().invoke(main, ["current", "--secret-arn", arn])
+    assert ok.exit_code == 0, ok.output
+    by_name = CliRunner().invoke(main, ["current", "--secret-arn", "alquimista/region"])
+    assert by_name.exit_code == 1
+    assert by_name.stderr.startswith("error: no AWS region: set AWS_REGION")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -94,11 +95,28 @@ _secret = click.option(
 
 def url_option(fn: F) -> F:
     return _url(_secret(fn))
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from alquimista_schema.environment import validate_timeout
+
+    try:
+        return validate_timeout(param.name or "timeout", value)
+    except SchemaError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _python_version(value: str) -> str:
+    if not re.fullmatch(r"3\.\d{1,2}", value):
+        raise click.BadParameter(f"must look like 3.12, not {value!r}")
+    return value
+
+
 timeout_options = [
-    click.option("--lock-timeout", metavar="DURATION",
+    click.option("--lock-timeout", metavar="DURATION", callback=_duration,
                  help="How long a statement may wait for a lock (default 5s) "
                       "[env: ALQUIMISTA_LOCK_TIMEOUT]."),
-    click.option("--statement-timeout", metavar="DURATION",
+    click.option("--statement-timeout", metavar="DURATION", callback=_duration,
                  help="How long one statement may run (default 15min) "
                       "[env: ALQUIMISTA_STATEMENT_TIMEOUT]."),
     click.option("--lock-wait", type=click.FloatRange(min=0), default=60.0, show_default=True,
@@ -129,15 +147,30 @@ def _print_applied(item: Any) -> None:
     click.echo(f"  {item.revision:<16} {item.duration_ms:>9.1f} ms  {item.description}")
 
 
-def _print_result(result: Any, verb: str) -> None:
+def _print_result(result: Any, verb: str, target: str | None = None) -> None:
     if not result.applied:
-        click.echo(f"nothing to do: the database is already at {result.to_revision or 'base'}")
+        at = result.to_revision or "base"
+        if verb == "applied" and target not in (None, "head", "heads", at) and \
+                not target.startswith(("+", "-")):
+            click.echo(f"nothing to do: the database is at {at}, already past {target} "
+                       "(use downgrade to go back)")
+        else:
+            click.echo(f"nothing to do: the database is already at {at}")
     else:
         click.echo(f"{verb} {len(result.applied)} revision(s): "
                    f"{result.from_revision or 'base'} -> {result.to_revision or 'base'}")
 
 
-@main.command()
+class RelativeStepCommand(click.Command):
+    """Read `-1` as a relative revision (downgrade -1), not as an unknown option."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        steps = [a for a in args if re.fullmatch(r"-\d+", a)]
+        rest = [a for a in args if a not in steps]
+        return super().parse_args(ctx, [*rest, "--", *steps] if steps else rest)
+
+
+@main.command(cls=RelativeStepCommand)
 @click.argument("revision", default="head")
 @url_option
 @with_timeouts
@@ -156,10 +189,10 @@ def upgrade(revision: str, url: str | None, secret_arn: str | None, lock_timeout
                       statement_timeout=statement_timeout, lock_wait=lock_wait)
     result = migrate.upgrade(resolve_url(url, secret_arn), revision,
                              on_applied=_print_applied, run=run)
-    _print_result(result, "applied")
+    _print_result(result, "applied", revision)
 
 
-@main.command()
+@main.command(cls=RelativeStepCommand)
 @click.argument("revision")
 @url_option
 @with_timeouts
@@ -241,6 +274,9 @@ def sql_command(revision_range: str) -> None:
     """
     from alquimista_schema import migrate
 
+    start, colon, end = revision_range.rpartition(":")
+    if not end or (colon and not start and revision_range.count(":") > 1):
+        raise click.BadParameter("expected FROM:TO or TO, e.g. 017:head", param_hint="FROM:TO")
     click.echo(migrate.sql(revision_range), nl=False)
 
 
@@ -273,6 +309,8 @@ def revision(message: str, autogenerate: bool, rev_id: str | None, url: str | No
 
     paths = migrate.revision(message, url=resolve_url(url, secret_arn) if autogenerate else url,
                              autogenerate=autogenerate, rev_id=rev_id)
+    if not paths:
+        click.echo("no changes between the models and the database: nothing written")
     for path in paths:
         click.echo(f"wrote {path}")
 
@@ -318,6 +356,7 @@ def lint_command(write: bool) -> None:
 
 @main.command(name="bundle")
 @click.option("--python", "python_version", default="3.12", show_default=True,
+              callback=lambda ctx, param, value: _python_version(value),
               help="Target Python of the Lambda runtime.")
 @click.option("--arch", type=click.Choice(["x86_64", "arm64"]), default="x86_64",
               show_default=True, help="Target architecture of the function.")

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
-from alquimista_schema.errors import SecretUnavailable
+from alquimista_schema.errors import ConfigurationError, SecretUnavailable
 
 SECRET_ENV = "DB_SECRET_ARN"  # noqa: S105 (the name of a variable, not a secret)
 # Bounded so an unreachable endpoint fails well inside a Lambda's time, not at its kill.
@@ -35,18 +35,33 @@ class Credentials:
     secret_version: str | None
 
 
-def secrets_client(session: Any = None) -> Any:
+def secrets_client(session: Any = None, region: str | None = None) -> Any:
     """Return a Secrets Manager client with short timeouts and few retries.
 
-    The region and endpoint come from the runtime's environment (``AWS_REGION`` on
-    Lambda, ``AWS_ENDPOINT_URL_SECRETS_MANAGER`` for a local endpoint).
+    The region comes from the runtime's environment (``AWS_REGION`` on Lambda), else
+    from the secret's ARN; the endpoint may be overridden the way boto3 reads it
+    (``AWS_ENDPOINT_URL_SECRETS_MANAGER``, for a local endpoint).
     """
     import boto3  # deferred: the CLI without --secret-arn never needs it
     from botocore.config import Config
+    from botocore.exceptions import NoRegionError
 
     config = Config(connect_timeout=SECRETS_CONNECT_TIMEOUT, read_timeout=SECRETS_READ_TIMEOUT,
                     retries={"max_attempts": SECRETS_MAX_ATTEMPTS, "mode": "standard"})
-    return (session or boto3.session.Session()).client("secretsmanager", config=config)
+    session = session or boto3.session.Session()
+    try:
+        return session.client("secretsmanager", config=config,
+                              region_name=None if session.region_name else region)
+    except NoRegionError:
+        raise ConfigurationError(
+            "no AWS region: set AWS_REGION (the Lambda runtime sets it), or give the secret's "
+            "full ARN, which names its region") from None
+
+
+def arn_region(secret_id: str) -> str | None:
+    """Return the region named in a secret ARN (arn:aws:secretsmanager:REGION:...)."""
+    parts = secret_id.split(":")
+    return parts[3] if len(parts) > 4 and parts[0] == "arn" and parts[3] else None
 
 
 def fetch_secret(secret_id: str, client: Any) -> tuple[dict[str, Any], str | None]:
@@ -58,7 +73,7 @@ def fetch_secret(secret_id: str, client: Any) -> tuple[dict[str, Any], str | Non
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         hint = {
-            "ResourceNotFoundException": "no such secret: check DB_SECRET_ARN and the region",
+            "ResourceNotFoundException": "no such secret: check its name or ARN and the region",
             "AccessDeniedException": "the function's role may not read it (secretsmanager:"
                                      "GetSecretValue, and kms:Decrypt for its key)",
             "DecryptionFailure": "its KMS key cannot be used by the function's role",
@@ -133,7 +148,7 @@ class SecretCache:
     def get(self, *, refresh: bool = False) -> Credentials:
         if self._cached is None or refresh:
             if self._client is None:
-                self._client = self._client_factory()
+                self._client = self._client_factory(region=arn_region(self.secret_id))
             secret, version = fetch_secret(self.secret_id, self._client)
             self.fetches += 1
             self._cached = Credentials(

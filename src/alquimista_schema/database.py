@@ -26,7 +26,7 @@ def parse_url(url: str | URL) -> URL:
     """Return ``url`` as a SQLAlchemy URL for PostgreSQL, or raise ConfigurationError."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         # The text may hold a password: never echo it.
         raise ConfigurationError(
             "the database URL is not valid; expected postgresql://user:password@host:port/dbname"
@@ -34,6 +34,17 @@ def parse_url(url: str | URL) -> URL:
     if parsed.get_backend_name() != "postgresql":
         raise ConfigurationError(
             f"the database URL must be a postgresql:// URL, not {parsed.get_backend_name()}://")
+    if parsed.drivername == "postgresql":
+        # psycopg2 is the driver this package ships (SQLAlchemy 2.1 would pick psycopg 3).
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    if parsed.get_driver_name() != "psycopg2":
+        raise ConfigurationError(
+            f"the database URL names driver {parsed.get_driver_name()!r}; this package uses "
+            "psycopg2: write postgresql:// or postgresql+psycopg2://")
+    try:
+        parsed.port  # noqa: B018 (parsed lazily: a bad port raises here)
+    except ValueError:
+        raise ConfigurationError("the database URL's port is not a number") from None
     return parsed
 
 

@@ -97,7 +97,9 @@ def resolve_url(context: EnvironmentContext) -> str:
             "no database URL: set DATABASE_URL, pass -x url=postgresql://..., or run "
             "`alquimista-schema upgrade`, which starts a local database for you"
         )
-    return str(url)
+    from alquimista_schema.database import parse_url
+
+    return parse_url(str(url)).render_as_string(hide_password=False)
 
 
 def timeouts(context: EnvironmentContext) -> dict[str, str]:
@@ -214,6 +216,13 @@ def number_revisions(context: Any, revision: Any, directives: list[Any]) -> None
     if not directives:
         return
     script = directives[0]
+    cmd_opts = getattr(context.config, "cmd_opts", None)
+    autogenerate = context.config.attributes.get("autogenerate") or getattr(
+        cmd_opts, "autogenerate", False)
+    if autogenerate and script.upgrade_ops.is_empty():
+        directives[:] = []  # nothing changed: write no empty revision
+        context.config.attributes["nothing_to_write"] = True
+        return
     if not re.fullmatch(r"[0-9a-f]{12}", script.rev_id or ""):
         return
     scripts = ScriptDirectory.from_config(context.config)

@@ -35,9 +35,13 @@ def lambda_client(session: Any = None) -> Any:
     """Return a Lambda client whose read timeout outlasts a long migration."""
     import boto3
     from botocore.config import Config
+    from botocore.exceptions import NoRegionError
 
     config = Config(read_timeout=905, connect_timeout=10, retries={"max_attempts": 1})
-    return (session or boto3.session.Session()).client("lambda", config=config)
+    try:
+        return (session or boto3.session.Session()).client("lambda", config=config)
+    except NoRegionError:
+        raise InvokeFailed("no AWS region: pass --region or set AWS_REGION") from None
 
 
 def invoke(function: str, payload: dict[str, Any], *, log_tail: bool = False,

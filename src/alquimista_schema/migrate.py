@@ -187,7 +187,8 @@ def current_heads(script: ScriptDirectory, conn: Connection) -> tuple[str, ...]:
             raise UnknownDatabaseRevision(
                 f"the database is at revision {head!r}, which this release of "
                 f"alquimista-schema does not know (its head is {script.get_current_head()!r}): "
-                "it was probably migrated by a newer release; use that release") from exc
+                "it was probably migrated by a newer release; use that release (or, to "
+                "overwrite the version table, `stamp <revision> --purge`)") from exc
     return heads
 
 
@@ -298,7 +299,7 @@ def locked(url: str | URL, run: Run, target: str | None) -> Iterator[tuple[Conne
                 exc.progress = Result(state["from"], state["to"], list(state["applied"]))
                 raise
             except BaseException as exc:  # never audit an unexpected failure as a success
-                entry.outcome, entry.error_code = "error", "ERROR"
+                entry.outcome, entry.error_code = "error", "INTERNAL_ERROR"
                 entry.error = f"{type(exc).__name__}: {exc}"[:500]
                 raise
             finally:
@@ -510,11 +511,19 @@ def revision(message: str, *, url: str | URL | None = None, autogenerate: bool =
             "installed, not checked out: run it from a checkout (pip install -e .)")
     if autogenerate and url is None:
         raise ConfigurationError("revision --autogenerate needs a database URL")
+    if rev_id is not None:
+        existing = {r.revision for r in script_directory().walk_revisions()}
+        if rev_id in existing:
+            raise ConfigurationError(f"revision {rev_id!r} exists already: choose another "
+                                     "--rev-id, or leave it out for the next number")
     extra: dict[str, Any] = {"target_metadata": metadata} if metadata is not None else {}
     if autogenerate and url is not None:
         with connect(url) as conn:
-            config = scripts.make_config(connection=conn, stdout=io.StringIO(), **extra)
+            config = scripts.make_config(connection=conn, stdout=io.StringIO(),
+                                         autogenerate=True, **extra)
             made = command.revision(config, message=message, autogenerate=True, rev_id=rev_id)
+            if config.attributes.get("nothing_to_write"):
+                return []
     else:
         config = scripts.make_config(**extra)
         made = command.revision(config, message=message, rev_id=rev_id)

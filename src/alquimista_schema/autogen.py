@@ -70,9 +70,7 @@ def live_definition(connection: Connection, obj: SchemaObject) -> str | None:
     if obj.kind == "trigger":
         tname, _, table = obj.name.partition(" ON ")
         params = {"name": tname, "table": table}
-    if obj.kind == "function" and connection.execute(
-            text("SELECT to_regprocedure(:name) IS NULL"), params).scalar():
-        return None
+    # The pg_get_*def functions are strict: a missing object (NULL oid) gives NULL.
     value = connection.execute(text(_CANONICAL_SQL[obj.kind]), params).scalar()
     return None if value is None else str(value)
 

@@ -166,16 +166,14 @@ def build(output: Path, *, python: str = "3.12", arch: str = "x86_64",
 
 def _write_built_manifest(stage: Path) -> None:
     """Record the bundle's head at build time, so the runner never loads every revision."""
-    import json
-
     from alquimista_schema import migrate, scripts
 
     versions = stage / "alquimista_schema" / "migrations" / "versions"
     files = sorted(n for n in os.listdir(versions) if n.endswith(".py"))
     if files != scripts.revision_files():
         raise BundleError("the bundled revision files differ from this checkout's")
-    data = {"head": migrate.heads()[0], "revisions": len(files), "built": True}
-    (versions.parent / "manifest.json").write_text(json.dumps(data, indent=2) + "\n")
+    (versions.parent / "manifest.json").write_text(
+        scripts.manifest(migrate.heads()[0], built=True))
 
 
 def _clean(stage: Path) -> None:

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL
 
@@ -296,9 +297,10 @@ class DevDatabase:
             self._ensure_database()
             return self.url()
 
-    def _ensure_database(self) -> None:
+    @contextmanager
+    def _admin_cursor(self) -> Iterator[Any]:
+        """An autocommit cursor on the maintenance database, as the superuser."""
         import psycopg2  # deferred: only the local database needs it here
-        from psycopg2 import sql
 
         admin = self.url("postgres")
         conn = psycopg2.connect(host=admin.host, port=admin.port, user=admin.username,
@@ -306,11 +308,17 @@ class DevDatabase:
         try:
             conn.autocommit = True
             with conn.cursor() as cur:
-                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.dbname,))
-                if cur.fetchone() is None:
-                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.dbname)))
+                yield cur
         finally:
             conn.close()
+
+    def _ensure_database(self) -> None:
+        from psycopg2 import sql
+
+        with self._admin_cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.dbname,))
+            if cur.fetchone() is None:
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.dbname)))
 
     def enable_tls(self) -> Path:
         """Turn TLS on with a certificate for localhost from a CA made here; return the CA.
@@ -318,8 +326,6 @@ class DevDatabase:
         Aurora connections always use TLS (sslmode require or verify-full), so a local
         server that mimics it needs a certificate. Needs the ``openssl`` command.
         """
-        import psycopg2
-
         certs = self.root / "certs"
         certs.mkdir(exist_ok=True)
 
@@ -344,19 +350,12 @@ class DevDatabase:
             target.chmod(0o600)
             if account is not None:
                 os.chown(target, account.pw_uid, account.pw_gid)
-        admin = self.url("postgres")
-        conn = psycopg2.connect(host=admin.host, port=admin.port, user=admin.username,
-                                password=admin.password, dbname="postgres", connect_timeout=10)
-        try:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                for setting, name in (("ssl_cert_file", "server.pem"),
-                                      ("ssl_key_file", "server.key")):
-                    cur.execute(f"ALTER SYSTEM SET {setting} = %s", (str(self.pg_dir / name),))
-                cur.execute("ALTER SYSTEM SET ssl = on")
-                cur.execute("SELECT pg_reload_conf()")
-        finally:
-            conn.close()
+        with self._admin_cursor() as cur:
+            for setting, name in (("ssl_cert_file", "server.pem"),
+                                  ("ssl_key_file", "server.key")):
+                cur.execute(f"ALTER SYSTEM SET {setting} = %s", (str(self.pg_dir / name),))
+            cur.execute("ALTER SYSTEM SET ssl = on")
+            cur.execute("SELECT pg_reload_conf()")
         return certs / "ca.pem"
 
     def stop(self) -> bool:

@@ -35,7 +35,9 @@ def _write_manifest_hook(filename: str, options: dict[str, Any]) -> None:
 # Defaults for the migration transaction; see README "Timeouts".
 DEFAULT_LOCK_TIMEOUT = "5s"
 DEFAULT_STATEMENT_TIMEOUT = "15min"
-_TIMEOUT = re.compile(r"^\d+\s*(ms|s|min|h)?$")
+_DEFAULT_TIMEOUTS = {"lock_timeout": DEFAULT_LOCK_TIMEOUT,
+                     "statement_timeout": DEFAULT_STATEMENT_TIMEOUT}
+TIMEOUT_PATTERN = re.compile(r"(\d+)\s*(ms|s|min|h)?")
 
 
 def run(context: EnvironmentContext) -> None:
@@ -83,8 +85,8 @@ def configure_kwargs(context: EnvironmentContext) -> dict[str, Any]:
     return kwargs
 
 
-def resolve_url(context: EnvironmentContext) -> str:
-    """Return the database URL: DATABASE_URL, else ``-x url=``, else alembic.ini."""
+def configured_url(context: EnvironmentContext) -> str | None:
+    """The caller's URL, else DATABASE_URL, else ``-x url=``, else alembic.ini's."""
     config = context.config
     url = (
         config.attributes.get("url")
@@ -92,6 +94,12 @@ def resolve_url(context: EnvironmentContext) -> str:
         or context.get_x_argument(as_dictionary=True).get("url")
         or config.get_main_option("sqlalchemy.url")
     )
+    return str(url) if url else None
+
+
+def resolve_url(context: EnvironmentContext) -> str:
+    """Return the database URL for an online run; raise MissingURL without one."""
+    url = configured_url(context)
     if not url:
         raise MissingURL(
             "no database URL: set DATABASE_URL, pass -x url=postgresql://..., or run "
@@ -99,38 +107,35 @@ def resolve_url(context: EnvironmentContext) -> str:
         )
     from alquimista_schema.database import parse_url
 
-    return parse_url(str(url)).render_as_string(hide_password=False)
+    return parse_url(url).render_as_string(hide_password=False)
 
 
 def timeouts(context: EnvironmentContext) -> dict[str, str]:
     """Return lock_timeout and statement_timeout for the migration transactions."""
     x_args = context.get_x_argument(as_dictionary=True)
-    result = {}
-    for name, default in (("lock_timeout", DEFAULT_LOCK_TIMEOUT),
-                          ("statement_timeout", DEFAULT_STATEMENT_TIMEOUT)):
-        value = str(
-            context.config.attributes.get(name)
-            or x_args.get(name)
-            or os.environ.get(f"ALQUIMISTA_{name.upper()}")
-            or context.config.get_main_option(name)
-            or default
-        ).strip()
-        result[name] = validate_timeout(name, value)
-    return result
+    return {name: _timeout(name, context.config.attributes.get(name), x_args.get(name),
+                           configured=context.config.get_main_option(name))
+            for name in _DEFAULT_TIMEOUTS}
+
+
+def _timeout(name: str, *preferred: str | None, configured: str | None = None) -> str:
+    """The first of ``preferred``, else ALQUIMISTA_<NAME>, else ``configured``, else default."""
+    value = (next((v for v in preferred if v), None)
+             or os.environ.get(f"ALQUIMISTA_{name.upper()}") or configured
+             or _DEFAULT_TIMEOUTS[name])
+    return validate_timeout(name, str(value))
 
 
 def validate_timeout(name: str, value: str) -> str:
     """Return ``value`` if it is a PostgreSQL duration we accept, else raise."""
-    if not _TIMEOUT.match(value.strip()):
+    if not TIMEOUT_PATTERN.fullmatch(value.strip()):
         raise ConfigurationError(f"{name} must look like 250ms, 5s, 2min or 0, not {value!r}")
     return value.strip()
 
 
 def run_offline(context: EnvironmentContext) -> None:
     """Emit SQL to the output instead of running it."""
-    url = (context.config.attributes.get("url") or os.environ.get("DATABASE_URL")
-           or context.get_x_argument(as_dictionary=True).get("url")
-           or context.config.get_main_option("sqlalchemy.url") or "postgresql://")
+    url = configured_url(context) or "postgresql://"  # offline needs only the dialect
     context.configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"},
                       **configure_kwargs(context))
     with context.begin_transaction():
@@ -171,13 +176,8 @@ def _run_on(context: EnvironmentContext, connection: Connection) -> None:
 
 def default_timeouts(lock_timeout: str | None, statement_timeout: str | None) -> dict[str, str]:
     """Timeouts for a library caller: given, else the environment, else the defaults."""
-    return {
-        "lock_timeout": validate_timeout("lock_timeout", lock_timeout or os.environ.get(
-            "ALQUIMISTA_LOCK_TIMEOUT") or DEFAULT_LOCK_TIMEOUT),
-        "statement_timeout": validate_timeout("statement_timeout", statement_timeout or
-                                              os.environ.get("ALQUIMISTA_STATEMENT_TIMEOUT")
-                                              or DEFAULT_STATEMENT_TIMEOUT),
-    }
+    return {"lock_timeout": _timeout("lock_timeout", lock_timeout),
+            "statement_timeout": _timeout("statement_timeout", statement_timeout)}
 
 
 @contextmanager

@@ -35,6 +35,7 @@ from alquimista_schema import audit, autogen, fastpath, lint, scripts
 from alquimista_schema.database import DEFAULT_CONNECT_TIMEOUT, connect, parse_url
 from alquimista_schema.environment import (
     DEFAULT_STATEMENT_TIMEOUT,
+    TIMEOUT_PATTERN,
     default_timeouts,
     session_timeouts,
     validate_timeout,
@@ -257,7 +258,7 @@ def _step(config: Any, script: ScriptDirectory, destination: str, *, upgrade: bo
 
 def _duration(text_value: str) -> float:
     """Seconds in a PostgreSQL duration such as 250ms, 5s, 2min, 1h."""
-    number, unit = re.fullmatch(r"(\d+)\s*(ms|s|min|h)?", text_value.strip()).groups()  # type: ignore[union-attr]
+    number, unit = TIMEOUT_PATTERN.fullmatch(text_value.strip()).groups()  # type: ignore[union-attr]
     return int(number) * {"ms": 0.001, "s": 1, "min": 60, "h": 3600, None: 0.001}[unit]
 
 

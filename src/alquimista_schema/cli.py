@@ -364,9 +364,12 @@ def lint_command(write: bool) -> None:
               show_default=True, help="Where to write the zip.")
 @click.option("--include-boto3", is_flag=True,
               help="Also bundle boto3/botocore (the runtime provides them by default).")
+@click.option("--project", type=click.Path(file_okay=False), default=None,
+              help="The checkout to build from (default: this folder or a parent).")
 @handle_errors
-def bundle_command(python_version: str, arch: str, output: str, include_boto3: bool) -> None:
-    """Build the Lambda zip for the target platform, without Docker.
+def bundle_command(python_version: str, arch: str, output: str, include_boto3: bool,
+                   project: str | None) -> None:
+    """Build the Lambda zip for the target platform, without Docker, from a checkout.
 
     Handler setting: lambda_entry.handler.handler. Same inputs give a
     byte-identical zip.
@@ -377,6 +380,7 @@ def bundle_command(python_version: str, arch: str, output: str, include_boto3: b
 
     report = bundle.build(Path(output), python=python_version, arch=arch,
                           include_boto3=include_boto3,
+                          project=Path(project) if project else None,
                           log=lambda line: click.echo(line, err=True))
     click.echo(f"wrote {report.output}: {report.zipped_bytes:,} bytes zipped, "
                f"{report.unzipped_bytes:,} unzipped, {report.files} files")

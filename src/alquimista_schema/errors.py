@@ -121,3 +121,34 @@ class NotAtHead(SchemaError):
     """A comparison with the models needs the database at head, and it is not."""
 
     code = "NOT_AT_HEAD"
+
+
+# --- building the Lambda bundle (alquimista_schema.bundle) ---------------------------
+
+
+class BundleError(SchemaError):
+    """The bundle could not be built."""
+
+    code = "BUNDLE"
+
+
+class ProjectNotFound(BundleError):
+    """No alquimista-schema checkout where the bundle was asked to build from."""
+
+    code = "NO_PROJECT"
+
+
+class PackageBuildFailed(BundleError):
+    """The package's own wheel could not be built from the checkout."""
+
+    code = "PACKAGE_BUILD"
+
+
+class NoWheelForTarget(BundleError):
+    """A dependency publishes no wheel for the Lambda's Python and architecture."""
+
+    code = "NO_WHEEL"
+
+    def __init__(self, message: str, *, requirement: str) -> None:
+        super().__init__(message)
+        self.requirement = requirement

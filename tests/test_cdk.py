@@ -1,0 +1,494 @@
+"""The CDK app in deploy/cdk rules out, in the template it synthesizes, each way the old runner's
+first deployment failed (CONTEXT.md), and the template passes cfn-lint and cdk-nag.
+
+aws-cdk-lib runs in node (jsii): tests that synthesize take the ``node`` fixture, which skips
+without node, except under CI=true where a missing node is a failure. The context tests are
+plain Python. Each template is synthesized once per module, the way ``cdk synth`` would.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CDK_APP = ROOT / "deploy" / "cdk"
+# `cdk synth` runs app.py from deploy/cdk, which puts that folder first on the path.
+sys.path.insert(0, str(CDK_APP))
+
+from alquimista_deploy import spec  # noqa: E402
+from alquimista_deploy.context import (  # noqa: E402
+    BUNDLE_COMMAND,
+    ContextError,
+    DeployContext,
+    check_environment,
+    from_context,
+)
+
+# aws-cdk-lib starts node when imported. Without node these names stay undefined and every
+# test that needs them stops in the `node` fixture first (a skip, or under CI=true a failure).
+if shutil.which("node") is not None:
+    import aws_cdk as cdk
+    from alquimista_deploy.stack import RunnerStack, define
+    from aws_cdk.assertions import Annotations, Match, Template
+
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:aurora-AbCdEf"
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:alquimista-ops"
+CLUSTER_SG = "sg-0c1a2b3c4d5e6f708"
+ENDPOINT_SG = "sg-0e1d2c3b4a5f6e7d8"  # the VPC's existing Secrets Manager endpoint
+SUBNETS = ["subnet-0a1b2c3d4e5f60718", "subnet-0f1e2d3c4b5a69788"]
+CONTEXT: dict[str, Any] = {
+    "env": "dev", "account": "123456789012", "region": "us-east-1",
+    "vpcId": "vpc-0123456789abcdef0", "subnetIds": ",".join(SUBNETS),
+    "clusterSecurityGroupId": CLUSTER_SG, "dbSecretArn": SECRET_ARN,
+}
+# Everything optional switched on, and values given the way `-c key=value` gives them.
+FULL: dict[str, Any] = {
+    "subnetIds": json.dumps(SUBNETS), "dbHost": "writer.cluster-x.us-east-1.rds.amazonaws.com",
+    "dbPort": "6543", "dbName": "alquimista", "createSecretsManagerEndpoint": "true",
+    "secretsExtension": "true", "alarmTopicArn": TOPIC_ARN,
+    "extraEnvironment": json.dumps({"LOCK_WAIT_SECONDS": "30"}),
+    "secretKmsKeyArn": KEY_ARN,
+}
+RESERVED = ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN",
+            "AWS_LAMBDA_FUNCTION_NAME", "AWS_EXECUTION_ENV", "LAMBDA_TASK_ROOT",
+            "LAMBDA_RUNTIME_DIR", "_HANDLER", "_X_AMZN_TRACE_ID", "aws_region", "TZ", "PATH",
+            "LD_LIBRARY_PATH", "PYTHONPATH", "1BAD", "BAD-NAME"]
+# cdk-nag findings accepted on purpose; a new one must be acknowledged with its reason.
+ACKNOWLEDGED = {
+    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+    "AWSLambdaVPCAccessExecutionRole]",
+    "AwsSolutions-L1",
+}
+TAGS = {"Project": "alquimista", "Environment": "dev", "Component": "schema-runner"}
+
+
+def make_bundle(folder: Path) -> Path:
+    """A stand-in for `alquimista-schema bundle`'s zip: lambda_entry at the root."""
+    path = folder / "runner.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("lambda_entry/__init__.py", "")
+        archive.writestr("lambda_entry/handler.py", "def handler(event, context):\n    return {}\n")
+    return path
+
+
+def context(bundle: Path, **overrides: Any) -> dict[str, Any]:
+    """The fixture context with a bundle, plus what a test changes."""
+    return {**CONTEXT, "bundle": str(bundle), **overrides}
+
+
+# --- context: plain Python -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+def test_missing_keys_are_named_in_one_error_with_an_example() -> None:
+    with pytest.raises(ContextError) as caught:
+        from_context({"env": "dev", "subnetIds": ""}.get)
+    message = str(caught.value)
+    assert "missing CDK context: account, region, vpcId, subnetIds, clusterSecurityGroupId, " \
+           "dbSecretArn." in message
+    assert "npx aws-cdk@2 deploy -c env=dev -c account=" in message
+
+
+@pytest.mark.parametrize(("overrides", "says"), [
+    ({"vpcId": "my-vpc"}, "vpcId='my-vpc' is not a VPC id"),
+    ({"subnetIds": "subnet-0a1b,private-a"}, "subnetIds must be subnet ids"),
+    ({"dbSecretArn": "aurora"}, "not its name"),
+    ({"createSecretsManagerEndpoint": "maybe"}, "'maybe' is not true or false"),
+    ({"dbPort": "70000"}, "dbPort='70000' is not a port"),
+    ({"extraEnvironment": '{"DB_SECRET_ARN": "x"}'}, "DB_SECRET_ARN come from their own keys"),
+    ({"createSecretsManagerEndpoint": True, "secretsManagerEndpointSecurityGroupId": ENDPOINT_SG},
+     "exclude each other"),
+])
+def test_malformed_context_is_refused(bundle: Path, overrides: dict[str, Any], says: str) -> None:
+    with pytest.raises(ContextError, match=re.escape(says)):
+        from_context(context(bundle, **overrides).get)
+
+
+def test_every_problem_is_reported_at_once(bundle: Path) -> None:
+    with pytest.raises(ContextError) as caught:
+        from_context(context(bundle, vpcId="my-vpc", dbPort="x", secretsExtension="2").get)
+    assert str(caught.value).count("\n  ") == 3
+
+
+def test_missing_bundle_names_the_bundle_command(tmp_path: Path) -> None:
+    with pytest.raises(ContextError) as caught:
+        from_context(CONTEXT.get, root=tmp_path)  # no bundle key: the default path
+    message = str(caught.value)
+    assert str(tmp_path / spec.DEFAULT_BUNDLE) in message
+    assert BUNDLE_COMMAND in message
+    assert "alquimista-schema bundle --python 3.12 --arch x86_64 --output dist/runner.zip" \
+        in message
+
+
+@pytest.mark.parametrize("subnets", [",".join(SUBNETS), " , ".join(SUBNETS), json.dumps(SUBNETS),
+                                     SUBNETS])
+def test_subnet_ids_as_a_list_or_comma_separated(bundle: Path, subnets: Any) -> None:
+    assert from_context(context(bundle, subnetIds=subnets).get).subnet_ids == tuple(SUBNETS)
+
+
+@pytest.mark.parametrize("name", RESERVED)
+def test_reserved_environment_names_are_refused(bundle: Path, name: str) -> None:
+    """Old failure 2: AWS_REGION set by the deployer. Refused before any template exists."""
+    with pytest.raises(ContextError, match=re.escape(name)):
+        check_environment({name: "x"})
+    extra = json.dumps({name: "us-east-1"})
+    with pytest.raises(ContextError, match="cannot be set: Lambda reserves names"):
+        from_context(context(bundle, extraEnvironment=extra).get)
+
+
+def test_function_environment_is_what_the_runner_reads(bundle: Path) -> None:
+    ctx = from_context(context(bundle, **FULL).get)
+    assert ctx.function_environment() == {
+        "DB_SECRET_ARN": SECRET_ARN, "ENVIRONMENT": "dev", "LOCK_WAIT_SECONDS": "30",
+        "DB_HOST": FULL["dbHost"], "DB_PORT": "6543", "DB_NAME": "alquimista"}
+
+
+# --- the synthesized template ---------------------------------------------------------------
+
+FUNCTION, INGRESS = "AWS::Lambda::Function", "AWS::EC2::SecurityGroupIngress"
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """One synthesized app: its context, stack, template (as assertions and as JSON), folder."""
+
+    ctx: DeployContext
+    stack: RunnerStack
+    template: Template
+    outdir: Path
+
+    @property
+    def json(self) -> dict[str, Any]:
+        return dict(self.template.to_json())
+
+    def properties(self, kind: str) -> list[dict[str, Any]]:
+        return [r["Properties"] for r in self.template.find_resources(kind).values()]
+
+    def variables(self) -> dict[str, str]:
+        [function] = self.properties(FUNCTION)
+        return dict(function["Environment"]["Variables"])
+
+    def group_id(self, construct_id: str) -> dict[str, Any]:
+        """``Fn::GetAtt`` of a security group this stack makes."""
+        element = self.stack.node.find_child(construct_id).node.default_child
+        assert isinstance(element, cdk.CfnElement)
+        return {"Fn::GetAtt": [self.stack.resolve(self.stack.get_logical_id(element)), "GroupId"]}
+
+    def read(self, name: str) -> dict[str, Any]:
+        """A JSON file of the cloud assembly."""
+        return dict(json.loads((self.outdir / name).read_text()))
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """aws-cdk-lib needs node; missing under CI=true is a failure, elsewhere a skip."""
+    found = shutil.which("node")
+    if found is None:
+        why = "aws-cdk-lib runs in node (jsii) and there is no `node` on PATH"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{why}; CI=true, so this is a failure, not a skip")
+        pytest.skip(why)
+    return found
+
+
+def synthesize(folder: Path, values: dict[str, Any]) -> Synthesis:
+    """Synthesize the app as app.py does (define, then synth), into ``folder``."""
+    app = cdk.App(outdir=str(folder / "cdk.out"), context=values)
+    stack = define(app)
+    try:
+        app.synth()
+    except RuntimeError as exc:  # cdk-nag stops synthesis: name each finding
+        report = folder / "cdk.out" / "validation-report.json"
+        if "ValidationFailed" not in str(exc) or not report.is_file():
+            raise
+        findings = [f"{v['ruleName']} on {c['constructPath']}"
+                    for plugin in json.loads(report.read_text())["pluginReports"]
+                    for v in plugin["violations"] for c in v["violatingConstructs"]]
+        pytest.fail("unacknowledged cdk-nag findings:\n  " + "\n  ".join(findings))
+    return Synthesis(stack.ctx, stack, Template.from_stack(stack), folder / "cdk.out")
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "minimal": {}, "full": FULL, "existing": {"secretsManagerEndpointSecurityGroupId": ENDPOINT_SG}}
+
+
+@pytest.fixture(scope="module")
+def synthesized(node: str, tmp_path_factory: pytest.TempPathFactory,
+                bundle: Path) -> dict[str, Synthesis]:
+    """Each variant synthesized once for the module (one node process serves them all)."""
+    return {name: synthesize(tmp_path_factory.mktemp(name), context(bundle, **overrides))
+            for name, overrides in VARIANTS.items()}
+
+
+@pytest.fixture(params=list(VARIANTS))
+def each(request: pytest.FixtureRequest, synthesized: dict[str, Synthesis]) -> Synthesis:
+    return synthesized[request.param]
+
+
+@pytest.fixture
+def minimal(synthesized: dict[str, Synthesis]) -> Synthesis:
+    return synthesized["minimal"]
+
+
+@pytest.fixture
+def full(synthesized: dict[str, Synthesis]) -> Synthesis:
+    return synthesized["full"]
+
+
+def walk(value: Any) -> Iterator[Any]:
+    """Every dict, list and scalar inside a JSON value."""
+    yield value
+    children = value.values() if isinstance(value, dict) else value \
+        if isinstance(value, list) else []
+    for child in children:
+        yield from walk(child)
+
+
+def test_code_is_the_prebuilt_zip_nothing_is_built(each: Synthesis, bundle: Path) -> None:
+    """Old failure 1: bundling needed Docker. The code is the zip as given: nothing is built."""
+    each.template.has_resource_properties(FUNCTION, {
+        "Code": {"S3Key": Match.string_like_regexp(r"^[0-9a-f]{64}\.zip$")}})
+    assets = each.read(f"{each.stack.artifact_id}.assets.json")
+    assert assets["dockerImages"] == {}
+    [asset] = [a for a in assets["files"].values() if a["source"]["path"].startswith("asset.")]
+    assert asset["source"]["packaging"] == "file"  # uploaded as is, not zipped from a folder
+    assert (each.outdir / asset["source"]["path"]).read_bytes() == bundle.read_bytes()
+
+
+def test_environment_has_no_reserved_name(each: Synthesis) -> None:
+    """Old failure 2: AWS_REGION in the function's environment (a reserved name)."""
+    variables = each.variables()
+    assert not [name for name in variables if name.upper().startswith(("AWS_", "LAMBDA_", "_"))]
+    assert (variables["DB_SECRET_ARN"], variables["ENVIRONMENT"]) == (SECRET_ARN, "dev")
+
+
+def test_subnets_are_used_as_given_nothing_looked_up(each: Synthesis) -> None:
+    """Old failure 3: PRIVATE_WITH_EGRESS asked of a VPC that only had isolated subnets."""
+    each.template.has_resource_properties(FUNCTION, {"VpcConfig": {
+        "SubnetIds": SUBNETS, "SecurityGroupIds": [each.group_id("FunctionSecurityGroup")]}})
+    for kind in ("AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::NatGateway"):
+        each.template.resource_count_is(kind, 0)
+    assert "missing" not in each.read("manifest.json")  # no lookup: synth needs no credentials
+    assert "Fn::GetAZs" not in json.dumps(each.json)
+
+
+def test_cluster_ingress_rule_is_in_this_stack(each: Synthesis) -> None:
+    """Old failure 4: the rule made a cycle between stacks and was added by hand."""
+    port = each.ctx.database_port
+    function_sg = each.group_id("FunctionSecurityGroup")
+    each.template.has_resource_properties(INGRESS, {
+        "GroupId": CLUSTER_SG, "IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+        "SourceSecurityGroupId": function_sg})
+    each.template.has_resource_properties("AWS::EC2::SecurityGroup", {
+        "SecurityGroupEgress": Match.array_with([{
+            "DestinationSecurityGroupId": CLUSTER_SG, "IpProtocol": "tcp", "FromPort": port,
+            "ToPort": port, "Description": "PostgreSQL on the Aurora cluster"}])})
+    assert "Fn::ImportValue" not in json.dumps(each.json)
+    assert not any("Export" in output for output in each.json.get("Outputs", {}).values())
+    stacks = [a for a in each.read("manifest.json")["artifacts"].values()
+              if a["type"] == "aws:cloudformation:stack"]
+    assert [s.get("dependencies") for s in stacks] == [[f"{each.stack.artifact_id}.assets"]]
+
+
+def test_tags_have_one_spelling_per_key(each: Synthesis) -> None:
+    """Old failure 5: `project` and `Project` on one role, which IAM refused."""
+    stack_tags = each.read("manifest.json")["artifacts"][each.stack.artifact_id]["properties"]
+    assert stack_tags["tags"] == TAGS  # CloudFormation copies stack tags onto its resources
+    spellings: defaultdict[str, set[str]] = defaultdict(set, {k.lower(): {k} for k in TAGS})
+    for item in walk(each.json):
+        if isinstance(item, dict) and isinstance(item.get("Tags"), list):
+            keys = [tag["Key"] for tag in item["Tags"]]
+            assert len({key.lower() for key in keys}) == len(keys), keys
+            for key in keys:
+                spellings[key.lower()].add(key)
+    assert {key: names for key, names in spellings.items() if len(names) > 1} == {}
+    for kind in (FUNCTION, "AWS::IAM::Role", "AWS::EC2::SecurityGroup", "AWS::Logs::LogGroup",
+                 "AWS::CloudWatch::Alarm"):
+        for properties in each.properties(kind):
+            assert {t["Key"]: t["Value"] for t in properties["Tags"]} == TAGS, kind
+
+
+def test_handler_is_the_bundles_entry_point(each: Synthesis) -> None:
+    """Old failures 6 and 7 live in the bundle (tests/test_bundle.py); here, its entry point."""
+    from alquimista_schema import bundle as bundle_module
+
+    assert spec.HANDLER == bundle_module.HANDLER
+    module, _, name = spec.HANDLER.rpartition(".")
+    source = ROOT / (module.replace(".", "/") + ".py")  # bundle copies lambda_entry/ to the root
+    assert f"def {name}(" in source.read_text()
+    each.template.has_resource_properties(FUNCTION, {
+        "Handler": spec.HANDLER, "Runtime": spec.RUNTIME, "Architectures": [spec.ARCHITECTURE],
+        "Timeout": spec.TIMEOUT_SECONDS, "ReservedConcurrentExecutions": spec.RESERVED_CONCURRENCY,
+        "FunctionName": "aurora-migrations-runner-dev"})
+    each.template.has_resource_properties("AWS::Lambda::EventInvokeConfig",
+                                          {"MaximumRetryAttempts": 0})
+
+
+def test_role_reads_exactly_the_one_secret(each: Synthesis) -> None:
+    [role] = each.properties("AWS::IAM::Role")
+    decrypt = [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": KEY_ARN, "Condition": {
+        "StringEquals": {"kms:ViaService": {"Fn::Join": ["", [
+            "secretsmanager.us-east-1.", {"Ref": "AWS::URLSuffix"}]]}}}}]
+    assert role["Policies"] == [{"PolicyName": "ReadTheDatabaseSecret", "PolicyDocument": {
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": SECRET_ARN},
+            *(decrypt if each.ctx.secret_kms_key_arn else [])]}}]
+    assert json.dumps(role["ManagedPolicyArns"]).endswith(
+        ':iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"]]}]')
+    each.template.resource_count_is("AWS::IAM::Policy", 0)
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "lambda.amazonaws.com"}
+
+
+def test_secrets_manager_endpoint_admits_the_function(full: Synthesis) -> None:
+    """Old failure 8: Secrets Manager unreachable until the endpoint's group admitted it."""
+    endpoint_sg = full.group_id("SecretsManagerEndpointSecurityGroup")
+    function_sg = full.group_id("FunctionSecurityGroup")
+    full.template.has_resource_properties("AWS::EC2::VPCEndpoint", {
+        "ServiceName": "com.amazonaws.us-east-1.secretsmanager", "VpcEndpointType": "Interface",
+        "PrivateDnsEnabled": True, "SubnetIds": SUBNETS, "SecurityGroupIds": [endpoint_sg]})
+    full.template.has_resource_properties(INGRESS, {
+        "GroupId": endpoint_sg, "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+        "SourceSecurityGroupId": function_sg})
+    full.template.has_resource_properties("AWS::EC2::SecurityGroupEgress", {
+        "GroupId": function_sg, "DestinationSecurityGroupId": endpoint_sg, "FromPort": 443})
+
+
+def test_an_existing_endpoint_admits_the_function(synthesized: dict[str, Synthesis]) -> None:
+    """Old failure 8 again, for the VPC's own endpoint: the rule on its group is made here."""
+    existing = synthesized["existing"]
+    existing.template.resource_count_is("AWS::EC2::VPCEndpoint", 0)
+    existing.template.has_resource_properties(INGRESS, {
+        "GroupId": ENDPOINT_SG, "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+        "SourceSecurityGroupId": existing.group_id("FunctionSecurityGroup")})
+    [group] = existing.properties("AWS::EC2::SecurityGroup")
+    assert [(e.get("DestinationSecurityGroupId"), e.get("CidrIp"))
+            for e in group["SecurityGroupEgress"] if e["FromPort"] == 443] == [(ENDPOINT_SG, None)]
+
+
+def test_without_an_endpoint_https_is_allowed_out(minimal: Synthesis) -> None:
+    minimal.template.resource_count_is("AWS::EC2::VPCEndpoint", 0)
+    minimal.template.has_resource_properties("AWS::EC2::SecurityGroup", {
+        "SecurityGroupEgress": Match.array_with([{
+            "CidrIp": "0.0.0.0/0", "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+            "Description": "HTTPS to Secrets Manager"}])})
+
+
+def test_optional_database_settings(full: Synthesis, minimal: Synthesis) -> None:
+    assert {k: full.variables()[k] for k in ("DB_HOST", "DB_PORT", "DB_NAME")} == {
+        "DB_HOST": FULL["dbHost"], "DB_PORT": "6543", "DB_NAME": "alquimista"}
+    assert not {"DB_HOST", "DB_PORT", "DB_NAME"} & set(minimal.variables())
+
+
+def test_secrets_extension_layer_and_settings(full: Synthesis, minimal: Synthesis) -> None:
+    full.template.has_resource_properties(FUNCTION, {"Layers": [Match.string_like_regexp(
+        r"^arn:aws:lambda:us-east-1:\d{12}:layer:AWS-Parameters-and-Secrets-Lambda-Extension:\d+$"
+    )]})
+    assert full.variables()["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"] == "2773"
+    assert full.variables()["SECRETS_MANAGER_TTL"] == "300"
+    minimal.template.has_resource_properties(FUNCTION, {"Layers": Match.absent()})
+    assert not [n for n in minimal.variables()
+                if n.startswith(("PARAMETERS_SECRETS_", "SECRETS_MANAGER_"))]
+
+
+def test_log_group_is_explicit_with_retention(each: Synthesis) -> None:
+    [log_group] = each.template.find_resources("AWS::Logs::LogGroup",
+                                               {"Properties": {"RetentionInDays": 30}})
+    each.template.has_resource_properties(FUNCTION, {"LoggingConfig": {"LogGroup": {
+        "Ref": log_group}}})
+
+
+def test_failed_answers_raise_the_alarm(each: Synthesis) -> None:
+    from alquimista_schema.events import JsonLog
+
+    each.template.has_resource_properties("AWS::Logs::MetricFilter", {
+        "FilterPattern": '{ ($.error_code = "INTERNAL_ERROR") || '
+                         '($.error_code = "MIGRATION_FAILED") }',
+        "MetricTransformations": [{"MetricNamespace": "AlquimistaSchema",
+                                   "MetricName": "FailedAnswers-dev", "MetricValue": "1",
+                                   "DefaultValue": 0}]})
+    actions = [TOPIC_ARN] if each.ctx.alarm_topic_arn else Match.absent()
+    each.template.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "Namespace": "AlquimistaSchema", "MetricName": "FailedAnswers-dev", "Threshold": 1,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold", "Statistic": "Sum",
+        "AlarmActions": actions})
+    # The field the filter reads is the one the runner writes, at the top of a JSON line.
+    stream = io.StringIO()
+    JsonLog(stream)("event.failed", "r-1", action="upgrade", error_code="MIGRATION_FAILED",
+                    error="x")
+    assert json.loads(stream.getvalue())["error_code"] == "MIGRATION_FAILED"
+
+
+def test_cfn_lint_finds_no_error(each: Synthesis) -> None:
+    from cfnlint.api import lint
+
+    matches = lint(json.dumps(each.json), regions=[each.ctx.region])
+    errors = [f"{m.rule.id} {m.message} ({'/'.join(map(str, m.path))})" for m in matches
+              if m.rule.id.startswith("E")]
+    assert errors == []
+
+
+def test_cdk_nag_has_no_unacknowledged_finding(each: Synthesis) -> None:
+    [nag] = [r for r in each.read("validation-report.json")["pluginReports"]
+             if r["pluginName"] == "AwsSolutions"]
+    assert (nag["conclusion"], nag["violations"]) == ("success", [])
+    acknowledged = {s["ruleName"]: s["reason"] for s in nag["suppressedViolations"]}
+    assert set(acknowledged) == ACKNOWLEDGED
+    assert all(len(reason) > 40 for reason in acknowledged.values())
+    annotations = Annotations.from_stack(each.stack)
+    finding = Match.string_like_regexp("AwsSolutions-.*")
+    assert annotations.find_error("*", finding) == []
+    assert annotations.find_warning("*", finding) == []
+    # Nor any other warning: `cdk synth --strict` would fail on one.
+    assert annotations.find_warning("*", Match.any_value()) == []
+
+
+# --- app.py as `cdk synth` runs it ----------------------------------------------------------
+
+
+def run_app(values: dict[str, Any], outdir: Path) -> subprocess.CompletedProcess[str]:
+    """Run deploy/cdk/app.py the way the CDK CLI does: context and outdir in the environment."""
+    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(values), "CDK_OUTDIR": str(outdir)}
+    return subprocess.run([sys.executable, str(CDK_APP / "app.py")], cwd=CDK_APP, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.slow
+def test_app_py_writes_the_template_into_cdk_outdir(node: str, tmp_path: Path,
+                                                    bundle: Path) -> None:
+    done = run_app(context(bundle), tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    template = json.loads((tmp_path / "out" / "AlquimistaSchemaRunner-dev.template.json")
+                          .read_text())
+    assert [r["Properties"]["FunctionName"] for r in template["Resources"].values()
+            if r["Type"] == FUNCTION] == ["aurora-migrations-runner-dev"]
+    report = json.loads((tmp_path / "out" / "validation-report.json").read_text())
+    assert [(r["pluginName"], r["conclusion"]) for r in report["pluginReports"]] == [
+        ("AwsSolutions", "success")]
+
+
+@pytest.mark.slow
+def test_app_py_without_context_exits_with_the_missing_keys(node: str, tmp_path: Path) -> None:
+    done = run_app({"env": "dev"}, tmp_path / "out")
+    assert done.returncode == 1
+    assert "error: missing CDK context: account, region, vpcId" in done.stderr
+    assert "Traceback" not in done.stderr

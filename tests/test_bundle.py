@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL
 from alquimista_schema import bundle, migrate
 from alquimista_schema.cli import main
 from tests.conftest import TLS, secret_for
+from tests.helpers_runtime import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = "3.12"
@@ -93,7 +94,7 @@ def test_bytecode_is_precompiled_for_the_target(built: tuple[Path, str]) -> None
     path, printed = built
     if bundle.find_interpreter(TARGET) is None:
         assert "not precompiled" in printed
-        pytest.skip(f"no python{TARGET} on this machine")
+        missing(f"python{TARGET}", f"pyenv install {TARGET}")
     names = zipfile.ZipFile(path).namelist()
     assert "alquimista_schema/__pycache__/migrate.cpython-312.pyc" in names
     assert "bytecode: precompiled with" in printed
@@ -243,7 +244,7 @@ def test_runs_from_an_empty_folder_on_the_target_python(
     """The test that would have caught the missing driver and the wrong migrations path."""
     python = bundle.find_interpreter(TARGET)
     if python is None:
-        pytest.skip(f"python{TARGET} is not installed here (pyenv install {TARGET})")
+        missing(f"python{TARGET}", f"pyenv install {TARGET}")
     task = tmp_path / "task"
     zipfile.ZipFile(built[0]).extractall(task)
     runtime = tmp_path / "runtime"  # stands in for the boto3 the Lambda runtime provides

@@ -190,10 +190,11 @@ def bench_noop_many(env: Environment, counts: list[int], rounds: int) -> dict[st
 
     results: dict[str, Any] = {}
     original = scripts.SCRIPT_LOCATION, scripts.VERSIONS_LOCATION
+    head = migrate.heads()[0]  # the synthetic revisions are chained after the real head
     for count in counts:
         folder = Path(tempfile.mkdtemp(prefix=f"alq-bench-{count}-")) / "migrations"
         shutil.copytree(original[0], folder, ignore=shutil.ignore_patterns("__pycache__"))
-        down = "019"
+        down = head
         for n in range(1, count + 1):
             (folder / "versions" / f"s{n:05d}.py").write_text(SYNTHETIC.format(n=n, down=down))
             down = f"s{n:05d}"
@@ -201,7 +202,7 @@ def bench_noop_many(env: Environment, counts: list[int], rounds: int) -> dict[st
         try:
             migrate.write_manifest(built=True)  # as the bundle does at build time
             url = env.database()
-            migrate.upgrade(url, "019")
+            migrate.upgrade(url, head)
             migrate.stamp(url, down)
             fastpath.drop()
             with connect(url) as conn:

@@ -36,7 +36,7 @@ def test_head_has_no_differences(head_url: URL) -> None:
 
 def test_check_refuses_a_database_not_at_head(empty_url: URL) -> None:
     migrate.upgrade(empty_url, "017")
-    with pytest.raises(SchemaError, match="not at head 019: upgrade it first"):
+    with pytest.raises(SchemaError, match="not at head 021: upgrade it first"):
         migrate.check(empty_url)
 
 
@@ -50,14 +50,14 @@ def test_a_new_column_fails_check_and_autogenerates_exactly_that(
 
     [path] = migrate.revision("add canal_detalhe", url=head_url, autogenerate=True, metadata=md)
     assert path.parent == scratch_scripts
-    assert path.name == "020_add_canal_detalhe.py"
+    assert path.name == "022_add_canal_detalhe.py"
     assert upgrade_ops(path) == ["add_column"]
     assert "sa.Column('canal_detalhe', sa.String(length=50), nullable=True)" in path.read_text()
 
     result = migrate.upgrade(head_url, "head")
-    assert [a.revision for a in result.applied] == ["020"]
+    assert [a.revision for a in result.applied] == ["022"]
     assert migrate.check(head_url, metadata=md) == []
-    migrate.downgrade(head_url, "019")
+    migrate.downgrade(head_url, "021")
     with connect(head_url) as conn:
         assert conn.execute(text(
             "SELECT count(*) FROM information_schema.columns "
@@ -78,13 +78,14 @@ def test_a_changed_view_is_detected_and_replaced_reversibly(
 
     [path] = migrate.revision("slimmer stats", url=head_url, autogenerate=True, metadata=md)
     source = path.read_text()
-    assert upgrade_ops(path) == ["execute"]
+    assert upgrade_ops(path) == ["execute", "execute"]
     assert "CREATE OR REPLACE VIEW v_stats_ingestao" in source
+    assert "COMMENT ON VIEW v_stats_ingestao IS NULL" in source  # declared without one
     # CREATE OR REPLACE cannot drop columns: this change needs a hand edit, which the
     # developer sees at once when the revision fails on a scratch database.
     with pytest.raises(Exception, match="cannot drop columns from view"):
         migrate.upgrade(head_url, "head")
-    assert migrate.current(head_url) == "019"
+    assert migrate.current(head_url) == "021"
 
 
 def test_a_changed_function_body_is_replaced_and_reverted(
@@ -105,11 +106,14 @@ def test_a_changed_function_body_is_replaced_and_reverted(
         changed_def = conn.execute(text(
             "SELECT pg_get_functiondef(to_regprocedure(:f))"), {"f": fn.name}).scalar_one()
     assert "DESC" in changed_def
-    migrate.downgrade(head_url, "019")
+    migrate.downgrade(head_url, "021")
     with connect(head_url) as conn:
         reverted = conn.execute(text(
             "SELECT pg_get_functiondef(to_regprocedure(:f))"), {"f": fn.name}).scalar_one()
     assert "ORDER BY l.data_ingestao ASC" in reverted
+    # dropped and re-created both ways: its comment is put back each time
+    assert comment_of(head_url, f"SELECT obj_description(to_regprocedure('{fn.name}'))") == \
+        fn.comment
 
 
 UNMANAGED = [
@@ -170,3 +174,58 @@ def test_shared_function_made_by_the_platform_is_never_dropped(empty_url: URL) -
     with connect(empty_url) as conn:
         assert conn.execute(text(
             "SELECT to_regprocedure('public.update_updated_at_column()') IS NOT NULL")).scalar()
+
+
+def comment_of(url: URL, sql: str) -> str | None:
+    with connect(url) as conn:
+        value = conn.execute(text(sql)).scalar()
+        return None if value is None else str(value)
+
+
+COLUMN_COMMENT = "SELECT col_description('dry_run_log'::regclass, 3)"  # lead_id
+
+
+def test_a_changed_column_comment_fails_check_and_autogenerates_exactly_that(
+        head_url: URL, scratch_scripts: Path) -> None:
+    md = copy_metadata()
+    md.tables["dry_run_log"].c.lead_id.comment = "Lead avaliado (sem FK: o log sobrevive)"
+    with pytest.raises(DriftDetected) as caught:
+        migrate.check(head_url, metadata=md)
+    assert caught.value.differences == [
+        "change comment of dry_run_log.lead_id: none -> Lead avaliado (sem FK: o log sobrevive)"]
+    [path] = migrate.revision("comment lead_id", url=head_url, autogenerate=True, metadata=md)
+    assert upgrade_ops(path) == ["alter_column"]
+    migrate.upgrade(head_url, "head")
+    assert comment_of(head_url, COLUMN_COMMENT) == "Lead avaliado (sem FK: o log sobrevive)"
+    assert migrate.check(head_url, metadata=md) == []
+    migrate.downgrade(head_url, "021")
+    assert comment_of(head_url, COLUMN_COMMENT) is None
+
+
+def test_a_changed_table_comment_fails_check(head_url: URL) -> None:
+    md = copy_metadata()
+    md.tables["leads"].comment = "Leads importados"
+    with pytest.raises(DriftDetected) as caught:
+        migrate.check(head_url, metadata=md)
+    assert caught.value.differences == ["set comment of table leads: 'Leads importados'"]
+
+
+def test_a_changed_view_comment_is_replaced_and_reverted(head_url: URL,
+                                                         scratch_scripts: Path) -> None:
+    md = copy_metadata()
+    view = schema_objects.V_STATS_INGESTAO
+    changed = replace(view, comment="Estatísticas por arquivo de origem")
+    md.info["schema_objects"] = tuple(
+        changed if o is view else o for o in schema_objects.REGISTRY)
+    with pytest.raises(DriftDetected) as caught:
+        migrate.check(head_url, metadata=md)
+    assert caught.value.differences == ["replace view v_stats_ingestao"]
+    [path] = migrate.revision("stats comment", url=head_url, autogenerate=True, metadata=md)
+    assert "COMMENT ON VIEW v_stats_ingestao IS 'Estatísticas por arquivo de origem'" \
+        in path.read_text()
+    migrate.upgrade(head_url, "head")
+    sql = "SELECT obj_description('v_stats_ingestao'::regclass, 'pg_class')"
+    assert comment_of(head_url, sql) == "Estatísticas por arquivo de origem"
+    assert migrate.check(head_url, metadata=md) == []
+    migrate.downgrade(head_url, "021")
+    assert comment_of(head_url, sql) == "Estatísticas de ingestão por arquivo"

@@ -39,30 +39,32 @@ def test_upgrade_prints_one_line_per_revision(empty_url: URL) -> None:
     result = run("upgrade", "--url", full(empty_url))
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
-    assert [line.split()[0] for line in lines[:4]] == ["lead_ingestion", "017", "018", "019"]
-    assert all(" ms " in line for line in lines[:4])
-    assert lines[4] == "applied 4 revision(s): base -> 019"
+    assert [line.split()[0] for line in lines[:6]] == ["lead_ingestion", "017", "018", "019",
+                                                        "020", "021"]
+    assert all(" ms " in line for line in lines[:6])
+    assert lines[6] == "applied 6 revision(s): base -> 021"
     again = run("upgrade", "head", "--url", full(empty_url))
-    assert again.stdout.strip() == "nothing to do: the database is already at 019"
+    assert again.stdout.strip() == "nothing to do: the database is already at 021"
 
 
 def test_database_url_from_the_environment(head_url: URL) -> None:
     result = run("current", env={"DATABASE_URL": full(head_url)})
-    assert result.stdout.strip() == "019 (head)"
+    assert result.stdout.strip() == "021 (head)"
 
 
 def test_current_and_history_as_json(head_url: URL) -> None:
     current = json.loads(run("current", "--json", "--url", full(head_url)).stdout)
-    assert current == {"revision": "019", "head": "019", "is_head": True}
+    assert current == {"revision": "021", "head": "021", "is_head": True}
     history = json.loads(run("history", "--json").stdout)
-    assert [h["revision"] for h in history] == ["lead_ingestion", "017", "018", "019"]
+    assert [h["revision"] for h in history] == ["lead_ingestion", "017", "018", "019", "020",
+                                                "021"]
     assert history[1] == {"revision": "017", "down_revision": "lead_ingestion",
                           "description": history[1]["description"], "is_head": False}
 
 
 def test_heads_history_sql_need_no_database() -> None:
-    assert run("heads").stdout == "019\n"
-    assert "018 -> 019 (head)" in run("history").stdout
+    assert run("heads").stdout == "021\n"
+    assert "020 -> 021 (head)" in run("history").stdout
     out = run("sql", "lead_ingestion:017").stdout
     assert "CREATE TABLE dry_run_log" in out
     assert "CREATE TABLE leads" not in out
@@ -71,7 +73,7 @@ def test_heads_history_sql_need_no_database() -> None:
 def test_downgrade_and_stamp(head_url: URL) -> None:
     down = run("downgrade", "017", "--url", full(head_url))
     assert down.exit_code == 0
-    assert down.stdout.strip().splitlines()[-1] == "reverted 2 revision(s): 019 -> 017"
+    assert down.stdout.strip().splitlines()[-1] == "reverted 4 revision(s): 021 -> 017"
     stamped = run("stamp", "019", "--url", full(head_url))
     assert stamped.stdout.strip() == "stamped 019 (was 017)"
 
@@ -188,15 +190,15 @@ def test_without_a_url_the_local_database_is_started_and_upgraded(
         assert first.exit_code == 0, first.output
         assert "using the local database postgresql+psycopg2://postgres:***@127.0.0.1:" \
             in first.stderr
-        assert first.stdout.strip().endswith("applied 4 revision(s): base -> 019")
-        assert run("current").stdout.strip() == "019 (head)"
+        assert first.stdout.strip().endswith("applied 6 revision(s): base -> 021")
+        assert run("current").stdout.strip() == "021 (head)"
         status = run("dev-db").stdout
         assert "state:    running" in status
         assert str(root) in status
         assert run("dev-db", "stop").stdout.strip() == "stopped"
         assert "state:    stopped" in run("dev-db", "status").stdout
         # reused, not re-created: the data survived the stop
-        assert run("current").stdout.strip() == "019 (head)"
+        assert run("current").stdout.strip() == "021 (head)"
         password = (root / "password").read_text().strip()
         assert password not in first.output + status
         assert password in run("dev-db", "url", "--show-password").stdout
@@ -239,7 +241,7 @@ def test_a_plain_postgresql_url_uses_psycopg2(head_url: URL) -> None:
     assert down.exit_code == 0, down.output
     up = run("upgrade", "--url", plain)
     assert up.exit_code == 0, up.output
-    assert up.stdout.strip().endswith("applied 2 revision(s): 017 -> 019")
+    assert up.stdout.strip().endswith("applied 4 revision(s): 017 -> 021")
     assert one_error_line(run("current", "--url", "postgresql+psycopg://u@h/d")).startswith(
         "error: the database URL names driver 'psycopg'")
 
@@ -247,10 +249,10 @@ def test_a_plain_postgresql_url_uses_psycopg2(head_url: URL) -> None:
 def test_negative_relative_steps_and_older_targets(head_url: URL) -> None:
     down = run("downgrade", "-1", "--url", full(head_url))
     assert down.exit_code == 0, down.output
-    assert down.stdout.strip().endswith("reverted 1 revision(s): 019 -> 018")
+    assert down.stdout.strip().endswith("reverted 1 revision(s): 021 -> 020")
     run("upgrade", "--url", full(head_url))
     older = run("upgrade", "017", "--url", full(head_url))
-    assert older.stdout.strip() == ("nothing to do: the database is at 019, already past 017 "
+    assert older.stdout.strip() == ("nothing to do: the database is at 021, already past 017 "
                                     "(use downgrade to go back)")
 
 

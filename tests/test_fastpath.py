@@ -21,15 +21,15 @@ from tests.test_lint import BAD_REVISION
 def test_committed_manifest_matches_the_script_directory() -> None:
     """It can never go stale unnoticed: regenerate with migrate.write_manifest()."""
     assert scripts.manifest_path().read_text() == scripts.manifest(migrate.heads()[0])
-    assert scripts.known_head() == "019"
+    assert scripts.known_head() == "021"
 
 
 def test_noop_at_head_is_one_query_on_a_reused_connection(head_url: URL) -> None:
     fastpath.drop()
-    assert fastpath.at_head(head_url) == "019"
+    assert fastpath.at_head(head_url) == "021"
     [conn] = fastpath._cached.values()
     pid = conn.get_backend_pid()
-    assert fastpath.at_head(head_url) == "019"
+    assert fastpath.at_head(head_url) == "021"
     assert fastpath._cached[fastpath._key(head_url)].get_backend_pid() == pid
     fastpath.drop()
 
@@ -38,18 +38,19 @@ def test_not_at_head_or_unversioned_takes_the_full_path(empty_url: URL) -> None:
     assert fastpath.at_head(empty_url) is None  # no version table
     migrate.upgrade(empty_url, "017")
     assert fastpath.at_head(empty_url) is None
-    assert [a.revision for a in migrate.upgrade(empty_url, "head").applied] == ["018", "019"]
-    assert fastpath.at_head(empty_url) == "019"
+    assert [a.revision for a in migrate.upgrade(empty_url, "head").applied] == ["018", "019", "020",
+                                                                        "021"]
+    assert fastpath.at_head(empty_url) == "021"
     fastpath.drop()
 
 
 def test_a_revision_added_by_hand_is_never_hidden(head_url: URL,
                                                   scratch_scripts: Path) -> None:
-    (scratch_scripts / "020_email_index.py").write_text(BAD_REVISION)
+    (scratch_scripts / "022_email_index.py").write_text(BAD_REVISION)
     manifest = scratch_scripts.parent / "manifest.json"
-    assert json.loads(manifest.read_text())["head"] == "019"  # stale
+    assert json.loads(manifest.read_text())["head"] == "021"  # stale
     assert scripts.known_head() is None
-    assert [a.revision for a in migrate.upgrade(head_url, "head").applied] == ["020"]
+    assert [a.revision for a in migrate.upgrade(head_url, "head").applied] == ["022"]
     fastpath.drop()
 
 
@@ -76,7 +77,7 @@ def test_a_cold_noop_never_imports_alembic(head_url: URL, aws: Any, tls: TLS) ->
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["answer"]["status"] == "noop", result
-    assert result["answer"]["to_revision"] == "019"
+    assert result["answer"]["to_revision"] == "021"
     assert result["alembic"] is False
     assert result["orm"] is False
     with connect(head_url) as conn:

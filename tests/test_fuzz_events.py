@@ -108,13 +108,13 @@ ALLOWED_KEYS: dict[str, set[str]] = {
 assert set(ALLOWED_KEYS) == set(events.ACTIONS)
 COMMON = {"status", "action", "from_revision", "to_revision", "applied", "duration_ms",
           "request_id"}
-CHAIN = ["lead_ingestion", "017", "018", "019"]
+CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
 # Every code the package's exceptions carry (the README table, plus BAD_CONFIG and
 # UNKNOWN_DB_REVISION); INTERNAL_ERROR is deliberately absent: it would be a bug.
 ERROR_CODES = {"BAD_EVENT", "UNKNOWN_REVISION", "SECRET_UNAVAILABLE", "DB_UNREACHABLE",
                "AUTH_FAILED", "LOCK_TIMEOUT", "MIGRATION_FAILED", "READ_ONLY_REPLICA",
                "DOWNGRADE_REFUSED", "DEADLINE", "DRIFT", "NOT_AT_HEAD", "BAD_CONFIG",
-               "UNKNOWN_DB_REVISION"}
+               "UNKNOWN_DB_REVISION", "NOT_ADOPTED"}
 TARGET_GRAMMAR = re.compile(r"[A-Za-z0-9_]{1,40}|[A-Za-z0-9_]{0,40}[+-][0-9]{1,4}")
 # Relative targets with a named base: the ones Alembic's revision map can assert on.
 
@@ -135,11 +135,12 @@ UNICODE = [
     "\r\n", "\u2028", "\U0010fffd", "a" * 41, "0" * 40,
 ]
 REVISION_LIKE = [
-    "head", "heads", "base", "017", "018", "019", "lead_ingestion", "lead", "all", "999",
+    "head", "heads", "base", "017", "018", "019", "020", "021", "lead_ingestion", "lead", "all",
+    "999",
     "+1", "-1", "+2", "-2", "+4", "-4", "+0", "017+1", "019-1", "018-2", "head-1", "head-3",
     "heads-2", "base+1", "base+2", "lead_ingestion+1", "0", "01", "017+0", "_", "_+1",
     # walk off the chain (the known AssertionError), a few of them:
-    "head+1", "019+1", "017+3", "lead_ingestion-1", "base-1",
+    "head+1", "021+1", "017+5", "lead_ingestion-1", "base-1",
 ]
 
 SCALARS: st.SearchStrategy[Any] = st.one_of(
@@ -493,7 +494,7 @@ def changing(draw: st.DrawFn) -> Any:
     event: dict[str, Any] = {"action": action}
     if action != "adopt" and (action != "upgrade" or draw(st.booleans())):
         event["target"] = draw(st.sampled_from(REVISION_LIKE) | st.from_regex(
-            r"(head|base|017|018|019|lead_ingestion|)[+-][0-5]", fullmatch=True))
+            r"(head|base|017|018|019|020|021|lead_ingestion|)[+-][0-7]", fullmatch=True))
     if action == "downgrade":
         event["allow_downgrade"] = True
         if draw(st.booleans()):
@@ -559,7 +560,7 @@ def test_changing_events_answer_what_they_did(invoke: Invoke,
     assert count >= CHANGING_EVENTS
     assert outcomes.get("success", 0) >= 10  # the database really moved
     final = migrate.upgrade(url, "head")
-    assert final.to_revision == "019"
+    assert final.to_revision == "021"
     assert migrate.check(url) == []
 
 
@@ -575,9 +576,9 @@ def test_at_least_2000_events_were_exercised() -> None:
 
 @pytest.mark.parametrize("event", [
     {"action": "plan", "target": "head+1"},
-    {"action": "upgrade", "target": "017+3"},
+    {"action": "upgrade", "target": "017+5"},
     {"action": "run-migration", "target": "lead_ingestion-1"},
-], ids=["plan head+1", "upgrade 017+3", "run-migration lead_ingestion-1"])
+], ids=["plan head+1", "upgrade 017+5", "run-migration lead_ingestion-1"])
 def test_target_off_the_chain_is_answered_not_raised(
         invoke: Invoke, secret_at_017: tuple[URL, str], event: dict[str, Any]) -> None:
     url, arn = secret_at_017
@@ -596,6 +597,6 @@ def test_null_event_answer_names_its_action(invoke: Invoke,
                                                       secret_at_017: tuple[URL, str]) -> None:
     url, arn = secret_at_017
     answer = invoke(None, secret=arn)
-    assert (answer["status"], answer["to_revision"]) == ("success", "019")
-    assert migrate.current(url) == "019"
+    assert (answer["status"], answer["to_revision"]) == ("success", "021")
+    assert migrate.current(url) == "021"
     assert answer["action"] == "upgrade"

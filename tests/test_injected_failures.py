@@ -14,7 +14,7 @@ from alquimista_schema import audit, introspect, locking, migrate
 from alquimista_schema.database import connect
 from alquimista_schema.errors import MigrationFailed
 
-CHAIN = ["lead_ingestion", "017", "018", "019"]
+CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
 SEED = {
     "lead_ingestion": [],
     "017": ["INSERT INTO leads (lead_id_externo, origem_arquivo, origem_aba) "
@@ -22,6 +22,9 @@ SEED = {
     "018": ["INSERT INTO dry_run_log (tenant_id, canal_decidido, motivo_decisao) "
             "VALUES (gen_random_uuid(), 'email', 'seed')"],
     "019": ["INSERT INTO lead_telefones (lead_id, telefone) SELECT lead_id, '+55' FROM leads"],
+    "020": ["INSERT INTO lead_emails (lead_id, email, email_principal) "
+            "SELECT lead_id, 'a@x.com', true FROM leads"],
+    "021": [],
 }
 ROWS = """SELECT coalesce((SELECT count(*) FROM leads), -1) || '/'
           || coalesce((SELECT count(*) FROM dry_run_log), -1)"""

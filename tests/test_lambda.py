@@ -23,6 +23,7 @@ def db(migrator_url: URL, make_secret: Callable[..., str]) -> tuple[URL, str]:
     return migrator_url, make_secret(secret_for(migrator_url))
 
 
+CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
 COMMON = {"status", "action", "from_revision", "to_revision", "applied", "duration_ms",
           "request_id"}
 
@@ -33,13 +34,13 @@ def test_default_event_upgrades_to_head(invoke: Invoke, db: tuple[URL, str]) -> 
     assert set(answer) >= COMMON
     assert answer["status"] == "success", answer
     assert (answer["action"], answer["from_revision"], answer["to_revision"]) == \
-        ("upgrade", None, "019")
-    assert [a["revision"] for a in answer["applied"]] == ["lead_ingestion", "017", "018", "019"]
+        ("upgrade", None, "021")
+    assert [a["revision"] for a in answer["applied"]] == CHAIN
     assert all(set(a) == {"revision", "description", "duration_ms"} for a in answer["applied"])
     again = invoke({"action": "upgrade", "target": "head"})
     assert again["status"] == "noop"
     assert again["applied"] == []
-    assert migrate.current(url) == "019"
+    assert migrate.current(url) == "021"
 
 
 def test_legacy_run_migration_017_then_all(invoke: Invoke, db: tuple[URL, str]) -> None:
@@ -53,10 +54,10 @@ def test_legacy_run_migration_017_then_all(invoke: Invoke, db: tuple[URL, str]) 
     assert repeat["status"] == "noop"
     assert "already applied" in repeat["message"]
     rest = invoke({"action": "run-migration", "target": "all"})
-    assert [a["revision"] for a in rest["applied"]] == ["018", "019"]
+    assert [a["revision"] for a in rest["applied"]] == ["018", "019", "020", "021"]
     listed = invoke({"action": "list-migrations"})
     assert listed["status"] == "success"
-    assert listed["executedMigrations"] == ["lead_ingestion", "017", "018", "019"]
+    assert listed["executedMigrations"] == CHAIN
     assert [m["revision"] for m in listed["migrations"]] == listed["executedMigrations"]
     assert isinstance(listed["message"], str)
 
@@ -67,7 +68,8 @@ def test_list_migrations_on_a_partly_migrated_database(invoke: Invoke,
     migrate.upgrade(url, "017")
     listed = invoke({"action": "list-migrations"}, secret=arn)
     assert listed["executedMigrations"] == ["lead_ingestion", "017"]
-    assert [m["applied"] for m in listed["migrations"]] == [True, True, False, False]
+    assert [m["applied"] for m in listed["migrations"]] == [True, True, False, False, False,
+                                                            False]
 
 
 def test_current_history_plan(invoke: Invoke, db: tuple[URL, str]) -> None:
@@ -76,12 +78,12 @@ def test_current_history_plan(invoke: Invoke, db: tuple[URL, str]) -> None:
     current = invoke({"action": "current"}, secret=arn)
     assert (current["revision"], current["is_head"]) == ("017", False)
     history = invoke({"action": "history"})
-    assert [r["revision"] for r in history["revisions"]][-1] == "019"
+    assert [r["revision"] for r in history["revisions"]][-1] == "021"
     plan = invoke({"action": "plan", "target": "head"})
     assert plan["status"] == "success"
-    assert [p["revision"] for p in plan["pending"]] == ["018", "019"]
+    assert [p["revision"] for p in plan["pending"]] == ["018", "019", "020", "021"]
     assert "VALIDATE CONSTRAINT ck_leads_status" in plan["sql"]
-    assert (plan["from_revision"], plan["to_revision"]) == ("017", "019")
+    assert (plan["from_revision"], plan["to_revision"]) == ("017", "021")
     assert migrate.current(url) == "017"  # nothing applied
 
 
@@ -96,7 +98,7 @@ def test_drift(invoke: Invoke, db: tuple[URL, str]) -> None:
     drifted = invoke({"action": "drift"})
     assert drifted["drift"] is True
     assert drifted["differences"] == ["drop column dry_run_log.extra (TEXT)"]
-    assert migrate.current(url) == "019"
+    assert migrate.current(url) == "021"
 
 
 def test_downgrade_needs_the_flag_and_in_prod_a_confirmation(invoke: Invoke,
@@ -110,11 +112,11 @@ def test_downgrade_needs_the_flag_and_in_prod_a_confirmation(invoke: Invoke,
                   env={"ENVIRONMENT": "prod"})
     assert prod["error_code"] == "DOWNGRADE_REFUSED"
     assert '"confirm": "017"' in prod["error"]
-    assert migrate.current(url) == "019"
+    assert migrate.current(url) == "021"
     done = invoke({"action": "downgrade", "target": "017", "allow_downgrade": True,
                    "confirm": "017"})
     assert done["status"] == "success"
-    assert [a["revision"] for a in done["applied"]] == ["019", "018"]
+    assert [a["revision"] for a in done["applied"]] == ["021", "020", "019", "018"]
     assert migrate.current(url) == "017"
 
 
@@ -146,7 +148,7 @@ def test_malformed_events_are_refused_and_touch_nothing(invoke: Invoke, db: tupl
 def test_unknown_revision(invoke: Invoke, db: tuple[URL, str]) -> None:
     answer = invoke({"target": "999"}, secret=db[1])
     assert answer["error_code"] == "UNKNOWN_REVISION"
-    assert "Known revisions: lead_ingestion, 017, 018, 019" in answer["error"]
+    assert "Known revisions: lead_ingestion, 017, 018, 019, 020, 021" in answer["error"]
 
 
 def test_legacy_error_answer_keeps_the_old_keys(invoke: Invoke, db: tuple[URL, str]) -> None:
@@ -192,7 +194,7 @@ def test_audit_rows_for_changes_only(invoke: Invoke, db: tuple[URL, str]) -> Non
     assert row["outcome"] == "success"
     assert row["actor"] == "lambda"
     assert row["secret_version"]
-    assert [a["revision"] for a in row["applied"]] == ["lead_ingestion", "017", "018", "019"]
+    assert [a["revision"] for a in row["applied"]] == CHAIN
     assert migrate.check(url) == []  # the audit table is invisible to check
 
 
@@ -345,7 +347,7 @@ def test_logs_are_json_lines_with_the_request_id(invoke: Invoke, db: tuple[URL, 
              if line.startswith("{")]
     steps = [line["step"] for line in lines]
     assert steps[0] == "event.accepted"
-    assert steps.count("revision.applied") == 4
+    assert steps.count("revision.applied") == len(CHAIN)
     assert steps[-1] == "event.answered"
     assert {line["request_id"] for line in lines} == {answer["request_id"]}
     ready = next(line for line in lines if line["step"] == "secret.ready")

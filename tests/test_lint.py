@@ -16,8 +16,8 @@ BAD_REVISION = '''"""Index the lead e-mail (the unsafe way)."""
 
 from alembic import op
 
-revision = "020"
-down_revision = "019"
+revision = "022"
+down_revision = "021"
 branch_labels = None
 depends_on = None
 
@@ -34,14 +34,14 @@ def downgrade() -> None:
 @pytest.fixture
 def with_bad_revision(scratch_scripts: Path) -> Path:
     """A copy of the script directory plus a revision squawk objects to, linted."""
-    (scratch_scripts / "020_email_index.py").write_text(BAD_REVISION)
+    (scratch_scripts / "022_email_index.py").write_text(BAD_REVISION)
     lint.manifest_path().write_text(lint.to_manifest(lint.lint()))
     return scratch_scripts.parent
 
 
 def test_every_shipped_revision_is_clean_or_waived_with_a_reason() -> None:
     results = lint.lint()
-    assert set(results) == {"lead_ingestion", "017", "018", "019"}
+    assert set(results) == {"lead_ingestion", "017", "018", "019", "020", "021"}
     assert lint.unwaived(results) == []
     waived = [f for findings in results.values() for f in findings]
     assert waived, "squawk found nothing at all: is it really running?"
@@ -57,15 +57,15 @@ def test_an_unsafe_revision_is_found_and_refused_under_enforce(with_bad_revision
                                                                head_url: URL) -> None:
     result = CliRunner().invoke(main, ["lint"])
     assert result.exit_code == 1
-    assert "020:" in result.stdout
+    assert "022:" in result.stdout
     assert "require-concurrent-index-creation (NOT WAIVED)" in result.stdout
     plan = migrate.plan(head_url, "head")
     assert [f.rule for f in plan.findings] == ["require-concurrent-index-creation"]
-    with pytest.raises(lint.LintRefused, match="revision 020 has 1 unwaived squawk finding"):
+    with pytest.raises(lint.LintRefused, match="revision 022 has 1 unwaived squawk finding"):
         migrate.upgrade(head_url, "head", run=migrate.Run(lint_policy="enforce"))
-    assert migrate.current(head_url) == "019"
+    assert migrate.current(head_url) == "021"
     applied = migrate.upgrade(head_url, "head", run=migrate.Run(lint_policy="warn"))
-    assert [a.revision for a in applied.applied] == ["020"]
+    assert [a.revision for a in applied.applied] == ["022"]
 
 
 def test_a_revision_missing_from_lint_json_is_refused_under_enforce(
@@ -80,12 +80,12 @@ def test_prod_lambda_enforces_and_plan_shows_findings(with_bad_revision: Path, i
                                                       make_secret: object) -> None:
     from tests.conftest import secret_for
 
-    migrate.upgrade(migrator_url, "019")
+    migrate.upgrade(migrator_url, "021")
     arn = make_secret(secret_for(migrator_url))  # type: ignore[operator]
     plan = invoke({"action": "plan"}, secret=arn, env={"ENVIRONMENT": "prod"})
     assert [f["rule"] for f in plan["lint"]] == ["require-concurrent-index-creation"]
     refused = invoke({})
     assert refused["error_code"] == "LINT_REFUSED"
-    assert migrate.current(migrator_url) == "019"
+    assert migrate.current(migrator_url) == "021"
     allowed = invoke({}, env={"ENVIRONMENT": "prod", "LINT_POLICY": "warn"})
     assert allowed["status"] == "success"

@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 
 from alquimista_schema import introspect, migrate
 from alquimista_schema.database import connect
 from alquimista_schema.errors import MigrationFailed, UnknownRevision
 
-CHAIN = ["lead_ingestion", "017", "018", "019"]
+CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
 
 
 def snap(url: URL) -> dict[str, Any]:
@@ -23,23 +24,23 @@ def snap(url: URL) -> dict[str, Any]:
 
 def test_history_is_one_linear_chain_ending_at_head() -> None:
     assert [r.revision for r in migrate.history()] == CHAIN
-    assert migrate.heads() == ["019"]
+    assert migrate.heads() == ["021"]
 
 
 def test_base_to_head_applies_every_revision_in_order(empty_url: URL) -> None:
     seen: list[str] = []
     result = migrate.upgrade(empty_url, "head", on_applied=lambda a: seen.append(a.revision))
     assert [a.revision for a in result.applied] == CHAIN == seen
-    assert (result.from_revision, result.to_revision) == (None, "019")
+    assert (result.from_revision, result.to_revision) == (None, "021")
     assert all(a.duration_ms >= 0 for a in result.applied)
     assert all(a.description for a in result.applied)
-    assert migrate.current(empty_url) == "019"
+    assert migrate.current(empty_url) == "021"
 
 
 def test_upgrade_at_head_is_a_noop(head_url: URL) -> None:
     result = migrate.upgrade(head_url, "head")
     assert result.applied == []
-    assert result.from_revision == result.to_revision == "019"
+    assert result.from_revision == result.to_revision == "021"
 
 
 @pytest.mark.parametrize("index", range(len(CHAIN)))
@@ -120,7 +121,7 @@ def test_a_failing_revision_leaves_the_revision_before_it(empty_url: URL) -> Non
         assert conn.execute(text("SELECT count(*) FROM dry_run_log")).scalar() == 1
         conn.execute(text("UPDATE dry_run_log SET canal_decidido = 'none'"))
         conn.commit()
-    assert migrate.upgrade(empty_url, "head").to_revision == "019"
+    assert migrate.upgrade(empty_url, "head").to_revision == "021"
 
 
 def test_lock_timeout_fails_cleanly_instead_of_queueing(empty_url: URL) -> None:
@@ -179,9 +180,49 @@ def test_stamp_records_without_running(empty_url: URL) -> None:
         assert conn.execute(text("SELECT to_regclass('dry_run_log')")).scalar() is None
 
 
-@pytest.mark.parametrize("target", ["head+1", "base-1", "017+3", "lead_ingestion-1"])
+@pytest.mark.parametrize("target", ["head+1", "base-1", "017+5", "lead_ingestion-1"])
 def test_relative_targets_past_the_ends_are_unknown(empty_url: URL, target: str) -> None:
     migrate.upgrade(empty_url, "017")
     with pytest.raises(UnknownRevision):
         migrate.upgrade(empty_url, target)
     assert migrate.current(empty_url) == "017"
+
+
+SHARED = """
+    SELECT (SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto') || '/'
+           || (to_regprocedure('public.update_updated_at_column()') IS NOT NULL)::text
+"""
+
+
+def test_downgrades_leave_the_shared_objects(empty_url: URL) -> None:
+    """pgcrypto and update_updated_at_column() are the platform's too: made if missing, kept."""
+    migrate.upgrade(empty_url, "head")
+    with connect(empty_url) as conn:
+        assert conn.execute(text(SHARED)).scalar() == "1/true"
+    migrate.downgrade(empty_url, "base")
+    with connect(empty_url) as conn:
+        assert conn.execute(text(SHARED)).scalar() == "1/true"
+        assert conn.execute(text("SELECT to_regclass('leads')")).scalar() is None
+    assert migrate.upgrade(empty_url, "head").to_revision == "021"  # and it is reused
+
+
+def test_020_repairs_and_its_downgrade_restores_the_broken_legacy_function(
+        empty_url: URL) -> None:
+    migrate.upgrade(empty_url, "019")
+    call = "SELECT count(*) FROM get_leads_para_disparo()"
+    seed = ["INSERT INTO leads (lead_id_externo, origem_arquivo, origem_aba) "
+            "VALUES ('f.xlsx:2', 'f.xlsx', 'A')",
+            "INSERT INTO lead_emails (lead_id, email, email_principal) "
+            "SELECT lead_id, e, true FROM leads, (VALUES ('a@x.com'), ('b@x.com')) v(e)"]
+    with connect(empty_url) as conn:
+        for statement in seed:
+            conn.execute(text(statement))
+        conn.commit()
+        with pytest.raises(DBAPIError, match="structure of query does not match"):
+            conn.execute(text(call))
+    migrate.upgrade(empty_url, "020")
+    with connect(empty_url) as conn:
+        assert conn.execute(text(call)).scalar() == 1  # one row, not one per principal
+    migrate.downgrade(empty_url, "019")
+    with connect(empty_url) as conn, pytest.raises(DBAPIError, match="does not match"):
+        conn.execute(text(call))

@@ -10,7 +10,6 @@ DATABASE) and leaves nothing behind. Only objects the package owns are compared.
 from __future__ import annotations
 
 import io
-import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,11 +68,21 @@ def _rename(value: Any, old: str, new: str) -> Any:
     return value
 
 
-def _same_function(a: Any, b: Any) -> bool:
-    """Function bodies are stored verbatim: a reformatted body is the same function."""
-    if isinstance(a, str) and isinstance(b, str):
-        return re.sub(r"\s+", " ", a).strip() == re.sub(r"\s+", " ", b).strip()
-    return bool(a == b)
+def _same_text(a: str | None, b: str | None) -> bool:
+    """Equal up to whitespace: function bodies are stored verbatim, reformatting is no change."""
+    if a is None or b is None:
+        return a == b
+    return a.split() == b.split()
+
+
+def _quote(value: str | None) -> str:
+    return "none" if value is None else repr(value)
+
+
+def _comment(what: str, got: str | None, want: str | None) -> list[str]:
+    if got == want:
+        return []
+    return [f"comment on {what}: is {_quote(got)}, expected {_quote(want)}"]
 
 
 def differences(live: introspect.Snapshot, expected: introspect.Snapshot) -> list[str]:
@@ -87,23 +96,58 @@ def differences(live: introspect.Snapshot, expected: introspect.Snapshot) -> lis
         if got is None:
             out.append(f"table {table}: missing")
             continue
+        out.extend(_comment(f"table {table}", got["comment"], want["comment"]))
         out.extend(_column_differences(table, got["columns"], want["columns"]))
         for kind, label in (("indexes", "index"), ("constraints", "constraint"),
                             ("triggers", "trigger")):
             out.extend(_named_differences(table, label, got[kind], want[kind]))
-    for name in sorted(set(live["objects"]) | set(expected["objects"])):
-        got, want = live["objects"].get(name), expected["objects"].get(name)
-        if name.endswith(" exists"):
-            if bool(got) != bool(want):
-                out.append(f"{name.removesuffix(' exists')}: "
-                           f"{'missing' if want else 'present, but not expected'}")
-        elif want is None and got is not None:
-            out.append(f"{name}: present, but not expected at this revision")
+    for label in sorted(set(live["objects"]) | set(expected["objects"])):
+        got, want = live["objects"].get(label), expected["objects"].get(label)
+        if want is None and got is not None:
+            out.append(f"{label}: present, but not expected at this revision")
         elif got is None and want is not None:
-            out.append(f"{name}: missing")
-        elif not _same_function(got, want):
-            out.append(f"{name}: definition differs from the revision's")
+            out.append(f"{label}: missing")
+        elif got is not None and want is not None:
+            kind = label.split(" ", 1)[0]
+            out.extend(_OBJECT_DIFFERENCES[kind](label, got, want))
+            out.extend(_comment(label, got["comment"], want["comment"]))
     return out
+
+
+def _view_differences(label: str, got: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    """Name the first column whose name, type or expression differs, else the rest."""
+    if _same_text(got["definition"], want["definition"]):
+        return []
+    for i in range(max(len(got["columns"]), len(want["columns"]))):
+        g = got["columns"][i] if i < len(got["columns"]) else None
+        w = want["columns"][i] if i < len(want["columns"]) else None
+        if g != w:
+            return [f"{label}: column {i + 1} is {g or 'missing'}, expected {w or 'none'}"]
+    for i, (g, w) in enumerate(zip(got["targets"], want["targets"], strict=False)):
+        if g.split() != w.split():
+            name = want["columns"][i].split(" ", 1)[0]
+            return [f"{label}: column {i + 1} ({name}) is computed as {g}, expected {w}"]
+    return [f"{label}: its FROM, WHERE, GROUP BY or ORDER BY differs from the revision's"]
+
+
+_FUNCTION_FACTS = (("language", "language"), ("volatility", "volatility"),
+                   ("arguments", "arguments"), ("result", "result type"))
+
+
+def _function_differences(label: str, got: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    """Name each of language, volatility, arguments, result type and body that differs."""
+    out = [f"{label}: {name} is {got[key]}, expected {want[key]}"
+           for key, name in _FUNCTION_FACTS if got[key] != want[key]]
+    if not _same_text(got["body"], want["body"]):
+        out.append(f"{label}: body differs from the revision's (beyond whitespace)")
+    if not out and not _same_text(got["definition"], want["definition"]):
+        # SECURITY DEFINER, SET, COST, PARALLEL...: whatever else pg_get_functiondef shows
+        out.append(f"{label}: its attributes differ (pg_get_functiondef): is "
+                   f"{' '.join(got['definition'].split())}")
+    return out
+
+
+_OBJECT_DIFFERENCES = {"view": _view_differences, "function": _function_differences}
 
 
 def _column_differences(table: str, got: list[dict[str, Any]],
@@ -115,15 +159,7 @@ def _column_differences(table: str, got: list[dict[str, Any]],
         if g is None:
             out.append(f"column {table}.{name}: missing (expected {w['type']})")
             continue
-        if g["type"] != w["type"]:
-            out.append(f"column {table}.{name}: type is {g['type']}, expected {w['type']}")
-        if g["nullable"] != w["nullable"]:
-            out.append(f"column {table}.{name}: "
-                       f"{'nullable' if g['nullable'] else 'NOT NULL'}, expected "
-                       f"{'nullable' if w['nullable'] else 'NOT NULL'}")
-        if g["default"] != w["default"]:
-            out.append(f"column {table}.{name}: default is {g['default'] or 'none'}, "
-                       f"expected {w['default'] or 'none'}")
+        out.extend(_column_facts(f"{table}.{name}", g, w))
     for name, g in got_by.items():
         if name not in want_by:
             out.append(f"column {table}.{name}: present ({g['type']}), but not expected")
@@ -132,6 +168,19 @@ def _column_differences(table: str, got: list[dict[str, Any]],
         out.append(f"table {table}: column order is {', '.join(common)}; expected "
                    f"{', '.join(c['name'] for c in want)}")
     return out
+
+
+def _column_facts(column: str, g: dict[str, Any], w: dict[str, Any]) -> list[str]:
+    out = []
+    if g["type"] != w["type"]:
+        out.append(f"column {column}: type is {g['type']}, expected {w['type']}")
+    if g["nullable"] != w["nullable"]:
+        out.append(f"column {column}: {'nullable' if g['nullable'] else 'NOT NULL'}, "
+                   f"expected {'nullable' if w['nullable'] else 'NOT NULL'}")
+    if g["default"] != w["default"]:
+        out.append(f"column {column}: default is {g['default'] or 'none'}, "
+                   f"expected {w['default'] or 'none'}")
+    return out + _comment(f"column {column}", g["comment"], w["comment"])
 
 
 def _named_differences(table: str, label: str, got: dict[str, Any],
@@ -178,8 +227,7 @@ def adopt(url: str | URL, *, dry_run: bool = False, run: migrate.Run | None = No
             return Adoption("already_managed", at[0],
                             f"the database is already managed (at {at[0]}); nothing to adopt")
         live = introspect.snapshot(conn)
-        if not live["tables"] and not any(v for k, v in live["objects"].items()
-                                          if not k.endswith(" exists")):
+        if not live["tables"] and not any(live["objects"].values()):
             return Adoption("empty", None, "the database holds none of the package's objects: "
                             "nothing to adopt; run `upgrade` to create them")
         scored = [(rev, differences(live, snap))

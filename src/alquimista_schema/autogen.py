@@ -12,10 +12,11 @@ from alembic.autogenerate import comparators, renderers
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
 from alembic.util import DispatchPriority
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from alquimista_schema import introspect
 from alquimista_schema.models import owned_tables
 from alquimista_schema.schema_objects import SchemaObject
 
@@ -49,44 +50,25 @@ def make_filters(metadata: MetaData) -> tuple[Any, Any]:
 
 # --- schema objects ----------------------------------------------------------------
 
-_CANONICAL_SQL = {
-    "view": """
-        SELECT pg_get_viewdef(c.oid)
-          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind = 'v' AND c.relname = :name AND n.nspname = current_schema()
-    """,
-    "function": "SELECT pg_get_functiondef(to_regprocedure(:name))",
-    "trigger": """
-        SELECT pg_get_triggerdef(t.oid)
-          FROM pg_trigger t
-         WHERE NOT t.tgisinternal AND t.tgname = :name AND t.tgrelid = to_regclass(:table)
-    """,
-}
+
+def _state(connection: Connection, obj: SchemaObject) -> tuple[str, str | None] | None:
+    """Return (canonical definition, comment) of ``obj`` as it is live, or None."""
+    state = introspect.object_state(connection, obj)
+    return None if state is None else (state["definition"], state["comment"])
 
 
-def live_definition(connection: Connection, obj: SchemaObject) -> str | None:
-    """Return PostgreSQL's canonical text of ``obj`` as it is in the database, or None."""
-    params: dict[str, str] = {"name": obj.name}
-    if obj.kind == "trigger":
-        tname, _, table = obj.name.partition(" ON ")
-        params = {"name": tname, "table": table}
-    # The pg_get_*def functions are strict: a missing object (NULL oid) gives NULL.
-    value = connection.execute(text(_CANONICAL_SQL[obj.kind]), params).scalar()
-    return None if value is None else str(value)
-
-
-def declared_definition(connection: Connection, obj: SchemaObject) -> str | None:
-    """Return PostgreSQL's canonical text of ``obj`` as declared.
+def declared_state(connection: Connection, obj: SchemaObject) -> tuple[str, str | None] | None:
+    """Return (canonical definition, comment) of ``obj`` as declared.
 
     The declaration is applied inside a savepoint that is always rolled back, so
     the comparison uses the server's own normal form on both sides.
     """
-    for statements in ([obj.create_sql], [obj.drop_sql, obj.create_sql]):
+    for statements in (obj.statements, (obj.drop_sql, *obj.statements)):
         savepoint = connection.begin_nested()
         try:
             for sql in statements:
-                connection.exec_driver_sql(sql)
-            return live_definition(connection, obj)
+                connection.exec_driver_sql(sql.replace("%", "%%"))
+            return _state(connection, obj)
         except DBAPIError:
             continue
         finally:
@@ -153,13 +135,12 @@ def compare_schema_objects(autogen_context: AutogenContext, upgrade_ops: ops.Upg
         return
     objects: tuple[SchemaObject, ...] = metadata.info.get("schema_objects", ())
     for obj in objects:
-        live = live_definition(connection, obj)
+        live = _state(connection, obj)
         if live is None:
             upgrade_ops.ops.append(CreateObjectOp(obj))
-            continue
-        declared = declared_definition(connection, obj)
-        if declared != live:
-            old = SchemaObject(obj.kind, obj.name, _recreate_sql(obj, live), obj.drop_sql)
+        elif declared_state(connection, obj) != live:
+            old = SchemaObject(obj.kind, obj.name, _recreate_sql(obj, live[0]), obj.drop_sql,
+                               comment=live[1])
             upgrade_ops.ops.append(ReplaceObjectOp(obj, old))
 
 
@@ -179,7 +160,7 @@ def _render_sql(*statements: str) -> str:
 
 @renderers.dispatch_for(CreateObjectOp)
 def _render_create(autogen_context: AutogenContext, op: CreateObjectOp) -> str:
-    return _render_sql(op.obj.create_sql)
+    return _render_sql(*op.obj.statements)
 
 
 @renderers.dispatch_for(DropObjectOp)
@@ -189,43 +170,49 @@ def _render_drop(autogen_context: AutogenContext, op: DropObjectOp) -> str:
 
 @renderers.dispatch_for(ReplaceObjectOp)
 def _render_replace(autogen_context: AutogenContext, op: ReplaceObjectOp) -> str:
+    statements = list(op.new.statements)
+    if op.new.comment is None and op.old.comment is not None:
+        statements.append(op.new.comment_sql(None))
     if op.new.kind == "function":
         # CREATE OR REPLACE cannot change a function's result type; drop first,
         # in the same transaction, so a failure leaves the old one in place.
-        return _render_sql(op.new.drop_sql, op.new.create_sql)
-    return _render_sql(op.new.create_sql)
+        statements.insert(0, op.new.drop_sql)
+    return _render_sql(*statements)
 
 
 # --- readable differences --------------------------------------------------------
+
+
+def _verb(kind: str) -> str:
+    return {"add": "add", "remove": "drop"}[kind.split("_", 1)[0]]
+
+
+# One sentence per shape of Alembic's diff tuples (and ours: ``(kind, name)``).
+_DESCRIBE: dict[str, Any] = {
+    "table": lambda d: f"{_verb(d[0])} table {d[1].name}",
+    "column": lambda d: f"{_verb(d[0])} column {d[2]}.{d[3].name} ({d[3].type})",
+    "index": lambda d: f"{_verb(d[0])} index {d[1].name} on {d[1].table.name}",
+    "constraint": lambda d: f"{_verb(d[0])} constraint {d[1].name} on {d[1].table.name}",
+    "fk": lambda d: f"{_verb(d[0])} constraint {d[1].name} on {d[1].table.name}",
+    "table_comment": lambda d: (f"set comment of table {d[1].name}: {d[1].comment!r}"
+                                if d[0].startswith("add") else
+                                f"remove comment of table {d[1].name}"),
+}
 
 
 def describe_diff(diff: Any) -> str:
     """Render one of Alembic's diff tuples as a plain sentence."""
     if isinstance(diff, list):  # column modifications come grouped
         return "; ".join(describe_diff(d) for d in diff)
-    kind = diff[0]
-    if kind in ("add_table", "remove_table"):
-        verb = "add" if kind == "add_table" else "drop"
-        return f"{verb} table {diff[1].name}"
-    if kind in ("add_column", "remove_column"):
-        verb = "add" if kind == "add_column" else "drop"
-        return f"{verb} column {diff[2]}.{diff[3].name} ({diff[3].type})"
-    if kind in ("add_index", "remove_index"):
-        verb = "add" if kind == "add_index" else "drop"
-        idx = diff[1]
-        return f"{verb} index {idx.name} on {idx.table.name}"
-    if kind in ("add_constraint", "remove_constraint", "add_fk", "remove_fk"):
-        verb = "add" if kind.startswith("add") else "drop"
-        con = diff[1]
-        return f"{verb} constraint {con.name} on {con.table.name}"
-    if kind.startswith("modify_"):
+    verb, _, what = diff[0].partition("_")
+    if verb == "modify":
         _, _schema, table, column, _kw, old, new = diff
-        what = kind.removeprefix("modify_").replace("_", " ")
-        return f"change {what} of {table}.{column}: {_show(old)} -> {_show(new)}"
-    if kind.split("_", 1)[0] in ("add", "remove", "replace") and len(diff) == 2:
-        verb, _, obj_kind = kind.partition("_")
-        verb = {"add": "create", "remove": "drop"}.get(verb, verb)
-        return f"{verb} {obj_kind} {diff[1]}"
+        return f"change {what.replace('_', ' ')} of {table}.{column}: {_show(old)} -> {_show(new)}"
+    if what in _DESCRIBE:
+        return str(_DESCRIBE[what](diff))
+    if verb in ("add", "remove", "replace") and len(diff) == 2:  # our schema objects
+        action = {"add": "create", "remove": "drop"}.get(verb, verb)
+        return f"{action} {what} {diff[1]}"
     return repr(diff)
 
 

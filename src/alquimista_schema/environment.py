@@ -20,7 +20,7 @@ from alembic.util import CommandError
 from sqlalchemy import MetaData, create_engine, pool
 from sqlalchemy.engine import Connection
 
-from alquimista_schema import autogen, models
+from alquimista_schema import autogen, introspect, models
 from alquimista_schema.errors import ConfigurationError, MissingURL, SchemaError
 
 
@@ -165,6 +165,8 @@ def run_online(context: EnvironmentContext) -> None:
 
 def _run_on(context: EnvironmentContext, connection: Connection) -> None:
     context.configure(connection=connection, **configure_kwargs(context))
+    if _alembic_cli_command(context) == "upgrade":
+        _refuse_unadopted(context, connection)
     if context.config.attributes.get("session_configured"):
         # The caller (migrate) set the timeouts once for all its steps.
         with context.begin_transaction():
@@ -172,6 +174,24 @@ def _run_on(context: EnvironmentContext, connection: Connection) -> None:
         return
     with session_timeouts(connection, timeouts(context)), context.begin_transaction():
         context.run_migrations()
+
+
+def _refuse_unadopted(context: EnvironmentContext, connection: Connection) -> None:
+    """Refuse to upgrade a legacy-built, unversioned database (our verbs do it under the lock).
+
+    Ends the transaction the version read began, so Alembic still gives each
+    revision its own transaction.
+    """
+    if not context.get_context().get_current_heads():
+        introspect.refuse_unadopted(connection)
+    if connection.in_transaction():
+        connection.commit()
+
+
+def _alembic_cli_command(context: EnvironmentContext) -> str | None:
+    """Return the alembic CLI command being run (``upgrade``...), or None when embedded."""
+    cmd = getattr(context.config.cmd_opts, "cmd", None)
+    return getattr(cmd[0], "__name__", None) if cmd else None
 
 
 def default_timeouts(lock_timeout: str | None, statement_timeout: str | None) -> dict[str, str]:

@@ -75,6 +75,12 @@ class DriftDetected(SchemaError):
         self.differences = differences
 
 
+class NotAdopted(SchemaError):
+    """The database holds the package's objects but no version: it must be adopted first."""
+
+    code = "NOT_ADOPTED"
+
+
 class DevDatabaseError(SchemaError):
     """The local development PostgreSQL could not be prepared or started."""
 

@@ -31,7 +31,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 
 from alembic import command
-from alquimista_schema import audit, autogen, fastpath, lint, scripts
+from alquimista_schema import audit, autogen, fastpath, introspect, lint, scripts
 from alquimista_schema.database import DEFAULT_CONNECT_TIMEOUT, connect, parse_url
 from alquimista_schema.environment import (
     DEFAULT_STATEMENT_TIMEOUT,
@@ -328,6 +328,10 @@ def _move(url: str | URL, target: str, run: Run, *, upgrade: bool,
     with locked(url, run, target) as (_, state), run.connection(url, adopt=adopt) as conn, \
             session_timeouts(conn, settings, restore=False):
         state["from"] = state["to"] = _one(current_heads(script, conn))
+        if upgrade and state["from"] is None:
+            state["audit_errors"] = False  # a refusal here leaves no trace at all
+            introspect.refuse_unadopted(conn)
+            state["audit_errors"] = True
         steps = _steps(script, state["from"], target, upgrade=upgrade)
         for rev, _ in steps:  # refuse before applying anything
             if upgrade:

@@ -1,7 +1,8 @@
 """SQLAlchemy models: the source of truth for the tables this package owns.
 
-Column types, defaults and index names follow the legacy SQL files exactly (see
-CONTEXT.md), so that a database those files built can be adopted. The naming
+Column types, defaults, index names and comments follow the legacy SQL files
+exactly (see CONTEXT.md), so that a database those files built can be adopted, and
+``check`` compares the comments the live databases carry. The naming
 convention reproduces PostgreSQL's own default names for keys, so legacy
 constraint names and future ones come from one deterministic rule.
 """
@@ -69,17 +70,25 @@ class Lead(Base):
     __tablename__ = "leads"
 
     lead_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True,
-                                               server_default=NEW_UUID)
-    lead_id_externo: Mapped[str] = mapped_column(String(255))
-    origem_arquivo: Mapped[str] = mapped_column(String(255))
-    origem_aba: Mapped[str] = mapped_column(String(100))
+                                               server_default=NEW_UUID,
+                                               comment="ID interno único do lead")
+    lead_id_externo: Mapped[str] = mapped_column(
+        String(255), comment="ID externo para rastreabilidade (arquivo:linha)")
+    origem_arquivo: Mapped[str] = mapped_column(String(255), comment="Nome do arquivo de origem")
+    origem_aba: Mapped[str] = mapped_column(String(100), comment="Nome da aba da planilha")
     nome: Mapped[str | None] = mapped_column(String(255))
     contato_nome: Mapped[str | None] = mapped_column(String(255))
     documento: Mapped[str | None] = mapped_column(String(20))
-    email_raw: Mapped[str | None] = mapped_column(Text)
-    telefone_raw: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str | None] = mapped_column(String(50), server_default=text("'novo'"))
-    tags: Mapped[Any | None] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    email_raw: Mapped[str | None] = mapped_column(
+        Text, comment="String bruta de emails (pode conter múltiplos separados por |)")
+    telefone_raw: Mapped[str | None] = mapped_column(
+        Text, comment="String bruta de telefones (pode conter múltiplos separados por |)")
+    status: Mapped[str | None] = mapped_column(
+        String(50), server_default=text("'novo'"),
+        comment="Status do lead: novo, em_disparo, agendado, contato_efetuado, sem_sucesso, "
+                "descartado")
+    tags: Mapped[Any | None] = mapped_column(JSONB, server_default=text("'[]'::jsonb"),
+                                             comment="Tags adicionais em formato JSON array")
     data_ingestao: Mapped[datetime | None] = mapped_column(Timestamp, server_default=NOW)
     created_at: Mapped[datetime | None] = mapped_column(Timestamp, server_default=NOW)
     updated_at: Mapped[datetime | None] = mapped_column(Timestamp, server_default=NOW)
@@ -93,6 +102,7 @@ class Lead(Base):
         Index("idx_leads_data_ingestao", text("data_ingestao DESC")),
         Index("idx_leads_documento", "documento",
               postgresql_where=text("documento IS NOT NULL")),
+        {"comment": "Tabela principal de leads importados de planilhas"},
     )
 
 
@@ -106,10 +116,15 @@ class LeadTelefone(Base):
     lead_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("leads.lead_id", ondelete="CASCADE"))
     telefone: Mapped[str] = mapped_column(String(50))
-    telefone_principal: Mapped[bool | None] = mapped_column(Boolean, server_default=text("false"))
-    tipo_origem: Mapped[str | None] = mapped_column(String(50),
-                                                    server_default=text("'nao_classificado'"))
-    valido_para_disparo: Mapped[bool | None] = mapped_column(Boolean, server_default=text("true"))
+    telefone_principal: Mapped[bool | None] = mapped_column(
+        Boolean, server_default=text("false"),
+        comment="Indica se é o telefone principal (primeiro da lista)")
+    tipo_origem: Mapped[str | None] = mapped_column(
+        String(50), server_default=text("'nao_classificado'"),
+        comment="Tipo: movel, fixo, internacional, desconhecido, nao_classificado")
+    valido_para_disparo: Mapped[bool | None] = mapped_column(
+        Boolean, server_default=text("true"),
+        comment="Se passou nas validações de formato e DDD")
     created_at: Mapped[datetime | None] = mapped_column(Timestamp, server_default=NOW)
 
     __table_args__ = (
@@ -118,6 +133,7 @@ class LeadTelefone(Base):
         Index("idx_lead_telefones_valido", "valido_para_disparo"),
         Index("idx_lead_telefones_principal", "lead_id", "telefone_principal"),
         Index("idx_lead_telefones_tipo", "tipo_origem"),
+        {"comment": "Telefones explodidos de cada lead"},
     )
 
 
@@ -131,8 +147,12 @@ class LeadEmail(Base):
     lead_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("leads.lead_id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(255))
-    email_principal: Mapped[bool | None] = mapped_column(Boolean, server_default=text("false"))
-    valido_para_disparo: Mapped[bool | None] = mapped_column(Boolean, server_default=text("true"))
+    email_principal: Mapped[bool | None] = mapped_column(
+        Boolean, server_default=text("false"),
+        comment="Indica se é o email principal (primeiro da lista)")
+    valido_para_disparo: Mapped[bool | None] = mapped_column(
+        Boolean, server_default=text("true"),
+        comment="Se passou nas validações de formato e sintaxe")
     created_at: Mapped[datetime | None] = mapped_column(Timestamp, server_default=NOW)
 
     __table_args__ = (
@@ -140,6 +160,7 @@ class LeadEmail(Base):
         Index("idx_lead_emails_valido", "valido_para_disparo"),
         Index("idx_lead_emails_principal", "lead_id", "email_principal"),
         Index("idx_lead_emails_email", "email"),
+        {"comment": "Emails explodidos de cada lead"},
     )
 
 
@@ -159,15 +180,22 @@ class DryRunLog(Base):
     lead_telefone: Mapped[str | None] = mapped_column(String(50))
     lead_email: Mapped[str | None] = mapped_column(String(255))
     lead_documento: Mapped[str | None] = mapped_column(String(20))
-    canal_decidido: Mapped[str] = mapped_column(String(20))
-    motivo_decisao: Mapped[str] = mapped_column(Text)
+    canal_decidido: Mapped[str] = mapped_column(
+        String(20),
+        comment="Canal escolhido pela lógica de decisão (whatsapp, email, calendar, none)")
+    motivo_decisao: Mapped[str] = mapped_column(
+        Text, comment="Explicação de por que este canal foi escolhido")
     template_selecionado: Mapped[str | None] = mapped_column(String(100))
-    disparo_seria_executado: Mapped[bool | None] = mapped_column(Boolean,
-                                                                 server_default=text("true"))
-    razao_bloqueio: Mapped[str | None] = mapped_column(Text)
+    disparo_seria_executado: Mapped[bool | None] = mapped_column(
+        Boolean, server_default=text("true"),
+        comment="Se true, o disparo seria executado em modo real (sem bloqueios)")
+    razao_bloqueio: Mapped[str | None] = mapped_column(
+        Text, comment="Motivo pelo qual o disparo não seria executado (ex: rate limit, "
+                      "horário não comercial)")
     ambiente: Mapped[str | None] = mapped_column(String(10), server_default=text("'dev'"))
-    feature_flag_enabled: Mapped[bool | None] = mapped_column(Boolean,
-                                                              server_default=text("false"))
+    feature_flag_enabled: Mapped[bool | None] = mapped_column(
+        Boolean, server_default=text("false"),
+        comment="Valor da feature flag MICRO_AGENT_DISPARO_ENABLED no momento do teste")
     created_at: Mapped[datetime | None] = mapped_column(Timestamp, server_default=NOW)
 
     __table_args__ = (
@@ -176,6 +204,8 @@ class DryRunLog(Base):
         Index("idx_dry_run_tenant", "tenant_id", text("created_at DESC")),
         Index("idx_dry_run_canal", "canal_decidido"),
         Index("idx_dry_run_ambiente", "ambiente", text("created_at DESC")),
+        {"comment": "Log de auditoria para testes dry-run do Micro Agente de Disparos & "
+                    "Agendamentos"},
     )
 
 

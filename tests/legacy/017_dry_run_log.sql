@@ -1,4 +1,7 @@
 -- Legacy migration 017, as the old Node.js runner applied it (BEGIN/COMMIT around it).
+-- A test stand-in written from CONTEXT.md's facts, not from the package's revisions.
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+
 CREATE TABLE IF NOT EXISTS dry_run_log (
     log_id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
     tenant_id UUID NOT NULL,
@@ -20,3 +23,10 @@ CREATE TABLE IF NOT EXISTS dry_run_log (
 CREATE INDEX IF NOT EXISTS idx_dry_run_tenant ON dry_run_log(tenant_id, created_at DESC);
 CREATE INDEX IF NOT EXISTS idx_dry_run_canal ON dry_run_log(canal_decidido);
 CREATE INDEX IF NOT EXISTS idx_dry_run_ambiente ON dry_run_log(ambiente, created_at DESC);
+
+COMMENT ON TABLE dry_run_log IS 'Log de auditoria para testes dry-run do Micro Agente de Disparos & Agendamentos';
+COMMENT ON COLUMN dry_run_log.canal_decidido IS 'Canal escolhido pela lógica de decisão (whatsapp, email, calendar, none)';
+COMMENT ON COLUMN dry_run_log.motivo_decisao IS 'Explicação de por que este canal foi escolhido';
+COMMENT ON COLUMN dry_run_log.disparo_seria_executado IS 'Se true, o disparo seria executado em modo real (sem bloqueios)';
+COMMENT ON COLUMN dry_run_log.razao_bloqueio IS 'Motivo pelo qual o disparo não seria executado (ex: rate limit, horário não comercial)';
+COMMENT ON COLUMN dry_run_log.feature_flag_enabled IS 'Valor da feature flag MICRO_AGENT_DISPARO_ENABLED no momento do teste';

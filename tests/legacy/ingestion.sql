@@ -1,6 +1,8 @@
--- Legacy ingestion schema, written as the old ingestion script applied it with psql.
--- Rebuilt from CONTEXT.md for the tests: a database made by these files must equal
--- one upgraded to revision 017.
+-- Legacy lead-ingestion script, as it was applied with psql before legacy file 017.
+-- A test stand-in: written from CONTEXT.md's "The live objects, exactly" (every view
+-- column and expression, the function's language, signature and body, every comment),
+-- not from the package's revisions. A database built by this file and 017_dry_run_log.sql
+-- must be one the package adopts at revision 017.
 
 CREATE OR REPLACE FUNCTION update_updated_at_column()
 RETURNS TRIGGER AS $$
@@ -10,132 +12,148 @@ BEGIN
 END;
 $$ LANGUAGE plpgsql;
 
-create table if not exists leads (
-    lead_id uuid primary key default gen_random_uuid(),
-    lead_id_externo varchar(255) not null unique, -- "arquivo:linha"
-    origem_arquivo varchar(255) not null,
-    origem_aba varchar(100) not null,
-    nome varchar(255),
-    contato_nome varchar(255),
-    documento varchar(20),
-    email_raw text,          -- raw, several values separated by |
-    telefone_raw text,
-    status varchar(50) default 'novo', -- novo, em_disparo, agendado, contato_efetuado, sem_sucesso, descartado
-    tags jsonb default '[]',
-    data_ingestao timestamp default now(),
-    created_at timestamp default now(),
-    updated_at timestamp default now()
+CREATE TABLE IF NOT EXISTS leads (
+    lead_id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    lead_id_externo VARCHAR(255) NOT NULL UNIQUE,
+    origem_arquivo VARCHAR(255) NOT NULL,
+    origem_aba VARCHAR(100) NOT NULL,
+    nome VARCHAR(255),
+    contato_nome VARCHAR(255),
+    documento VARCHAR(20),
+    email_raw TEXT,
+    telefone_raw TEXT,
+    status VARCHAR(50) DEFAULT 'novo',
+    tags JSONB DEFAULT '[]',
+    data_ingestao TIMESTAMP DEFAULT NOW(),
+    created_at TIMESTAMP DEFAULT NOW(),
+    updated_at TIMESTAMP DEFAULT NOW()
 );
 
-create index if not exists idx_leads_status on leads(status);
-create index if not exists idx_leads_externo on leads(lead_id_externo);
-create index if not exists idx_leads_origem on leads(origem_arquivo, origem_aba);
-create index if not exists idx_leads_data_ingestao on leads(data_ingestao desc);
-create index if not exists idx_leads_documento on leads(documento) where documento is not null;
+CREATE INDEX IF NOT EXISTS idx_leads_status ON leads(status);
+CREATE INDEX IF NOT EXISTS idx_leads_externo ON leads(lead_id_externo);
+CREATE INDEX IF NOT EXISTS idx_leads_origem ON leads(origem_arquivo, origem_aba);
+CREATE INDEX IF NOT EXISTS idx_leads_data_ingestao ON leads(data_ingestao DESC);
+CREATE INDEX IF NOT EXISTS idx_leads_documento ON leads(documento) WHERE documento IS NOT NULL;
 
-create table if not exists lead_telefones (
-    telefone_id uuid primary key default gen_random_uuid(),
-    lead_id uuid not null references leads(lead_id) on delete cascade,
-    telefone varchar(50) not null,
-    telefone_principal boolean default false,
-    tipo_origem varchar(50) default 'nao_classificado', -- movel, fixo, internacional, desconhecido, nao_classificado
-    valido_para_disparo boolean default true,
-    created_at timestamp default now()
+DROP TRIGGER IF EXISTS update_leads_updated_at ON leads;
+CREATE TRIGGER update_leads_updated_at
+    BEFORE UPDATE ON leads
+    FOR EACH ROW
+    EXECUTE FUNCTION update_updated_at_column();
+
+CREATE TABLE IF NOT EXISTS lead_telefones (
+    telefone_id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    lead_id UUID NOT NULL REFERENCES leads(lead_id) ON DELETE CASCADE,
+    telefone VARCHAR(50) NOT NULL,
+    telefone_principal BOOLEAN DEFAULT false,
+    tipo_origem VARCHAR(50) DEFAULT 'nao_classificado',
+    valido_para_disparo BOOLEAN DEFAULT true,
+    created_at TIMESTAMP DEFAULT NOW()
 );
 
-create index if not exists idx_lead_telefones_lead on lead_telefones(lead_id);
-create index if not exists idx_lead_telefones_valido on lead_telefones(valido_para_disparo);
-create index if not exists idx_lead_telefones_principal on lead_telefones(lead_id, telefone_principal);
-create index if not exists idx_lead_telefones_tipo on lead_telefones(tipo_origem);
+CREATE INDEX IF NOT EXISTS idx_lead_telefones_lead ON lead_telefones(lead_id);
+CREATE INDEX IF NOT EXISTS idx_lead_telefones_valido ON lead_telefones(valido_para_disparo);
+CREATE INDEX IF NOT EXISTS idx_lead_telefones_principal ON lead_telefones(lead_id, telefone_principal);
+CREATE INDEX IF NOT EXISTS idx_lead_telefones_tipo ON lead_telefones(tipo_origem);
 
-create table if not exists lead_emails (
-    email_id uuid primary key default gen_random_uuid(),
-    lead_id uuid not null references leads(lead_id) on delete cascade,
-    email varchar(255) not null,
-    email_principal boolean default false,
-    valido_para_disparo boolean default true,
-    created_at timestamp default now()
+CREATE TABLE IF NOT EXISTS lead_emails (
+    email_id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    lead_id UUID NOT NULL REFERENCES leads(lead_id) ON DELETE CASCADE,
+    email VARCHAR(255) NOT NULL,
+    email_principal BOOLEAN DEFAULT false,
+    valido_para_disparo BOOLEAN DEFAULT true,
+    created_at TIMESTAMP DEFAULT NOW()
 );
 
-create index if not exists idx_lead_emails_lead on lead_emails(lead_id);
-create index if not exists idx_lead_emails_valido on lead_emails(valido_para_disparo);
-create index if not exists idx_lead_emails_principal on lead_emails(lead_id, email_principal);
-create index if not exists idx_lead_emails_email on lead_emails(email);
-
-drop trigger if exists update_leads_updated_at on leads;
-create trigger update_leads_updated_at
-    before update on leads
-    for each row execute function update_updated_at_column();
+CREATE INDEX IF NOT EXISTS idx_lead_emails_lead ON lead_emails(lead_id);
+CREATE INDEX IF NOT EXISTS idx_lead_emails_valido ON lead_emails(valido_para_disparo);
+CREATE INDEX IF NOT EXISTS idx_lead_emails_principal ON lead_emails(lead_id, email_principal);
+CREATE INDEX IF NOT EXISTS idx_lead_emails_email ON lead_emails(email);
 
 CREATE OR REPLACE VIEW v_leads_com_contatos AS
-SELECT l.lead_id,
-       l.lead_id_externo,
-       l.origem_arquivo,
-       l.origem_aba,
-       l.nome,
-       l.contato_nome,
-       l.documento,
-       l.status,
-       l.tags,
-       l.data_ingestao,
-       (SELECT e.email FROM lead_emails e
-         WHERE e.lead_id = l.lead_id AND e.email_principal = true
-         ORDER BY e.created_at LIMIT 1) AS email_principal,
-       (SELECT t.telefone FROM lead_telefones t
-         WHERE t.lead_id = l.lead_id AND t.telefone_principal = true
-         ORDER BY t.created_at LIMIT 1) AS telefone_principal,
-       (SELECT count(*) FROM lead_emails e WHERE e.lead_id = l.lead_id) AS total_emails,
-       (SELECT count(*) FROM lead_telefones t WHERE t.lead_id = l.lead_id) AS total_telefones
-  FROM leads l;
+SELECT
+    l.lead_id,
+    l.lead_id_externo,
+    l.nome,
+    l.contato_nome,
+    l.documento,
+    l.status,
+    l.tags,
+    l.data_ingestao,
+    (SELECT email FROM lead_emails WHERE lead_id = l.lead_id AND email_principal = TRUE LIMIT 1) AS email_principal,
+    (SELECT telefone FROM lead_telefones WHERE lead_id = l.lead_id AND telefone_principal = TRUE LIMIT 1) AS telefone_principal,
+    (SELECT COUNT(*) FROM lead_emails WHERE lead_id = l.lead_id) AS total_emails,
+    (SELECT COUNT(*) FROM lead_telefones WHERE lead_id = l.lead_id) AS total_telefones
+FROM leads l;
 
 CREATE OR REPLACE VIEW v_stats_ingestao AS
-SELECT origem_arquivo,
-       count(*) AS total_leads,
-       count(DISTINCT documento) AS leads_com_documento,
-       min(data_ingestao) AS primeira_ingestao,
-       max(data_ingestao) AS ultima_ingestao,
-       count(*) FILTER (WHERE status = 'novo') AS status_novo,
-       count(*) FILTER (WHERE status = 'em_disparo') AS status_em_disparo,
-       count(*) FILTER (WHERE status = 'agendado') AS status_agendado,
-       count(*) FILTER (WHERE status = 'contato_efetuado') AS status_contato_efetuado
-  FROM leads
- GROUP BY origem_arquivo
- ORDER BY max(data_ingestao) DESC;
+SELECT
+    origem_arquivo,
+    COUNT(*) AS total_leads,
+    COUNT(DISTINCT documento) FILTER (WHERE documento IS NOT NULL) AS leads_com_documento,
+    MIN(data_ingestao) AS primeira_ingestao,
+    MAX(data_ingestao) AS ultima_ingestao,
+    COUNT(*) FILTER (WHERE status = 'novo') AS leads_novos,
+    COUNT(*) FILTER (WHERE status = 'em_disparo') AS leads_em_disparo,
+    COUNT(*) FILTER (WHERE status = 'agendado') AS leads_agendados,
+    COUNT(*) FILTER (WHERE status = 'contato_efetuado') AS leads_contatados
+FROM leads
+GROUP BY origem_arquivo
+ORDER BY ultima_ingestao DESC;
 
 CREATE OR REPLACE FUNCTION get_leads_para_disparo(
-    p_limit integer DEFAULT 100,
-    p_status character varying DEFAULT 'novo'
+    p_limit INTEGER DEFAULT 100,
+    p_status VARCHAR DEFAULT 'novo'
 )
 RETURNS TABLE (
-    lead_id uuid,
-    nome character varying,
-    email character varying,
-    telefone character varying,
-    tipo_contato text
-)
-LANGUAGE sql
-STABLE
-AS $function$
-    SELECT l.lead_id,
-           l.nome,
-           e.email,
-           t.telefone,
-           CASE
-               WHEN e.email IS NOT NULL AND t.telefone IS NOT NULL THEN 'ambos'
-               WHEN e.email IS NOT NULL THEN 'email'
-               ELSE 'telefone'
-           END AS tipo_contato
-      FROM leads l
-      LEFT JOIN LATERAL (
-           SELECT le.email FROM lead_emails le
-            WHERE le.lead_id = l.lead_id AND le.email_principal AND le.valido_para_disparo
-            ORDER BY le.created_at LIMIT 1) e ON true
-      LEFT JOIN LATERAL (
-           SELECT lt.telefone FROM lead_telefones lt
-            WHERE lt.lead_id = l.lead_id AND lt.telefone_principal AND lt.valido_para_disparo
-            ORDER BY lt.created_at LIMIT 1) t ON true
-     WHERE l.status = p_status
-       AND (e.email IS NOT NULL OR t.telefone IS NOT NULL)
-     ORDER BY l.data_ingestao ASC
-     LIMIT p_limit
-$function$;
+    lead_id UUID,
+    nome VARCHAR,
+    email VARCHAR,
+    telefone VARCHAR,
+    tipo_contato VARCHAR
+) AS $$
+BEGIN
+    RETURN QUERY
+    SELECT
+        l.lead_id,
+        l.nome,
+        e.email,
+        t.telefone,
+        CASE
+            WHEN e.email IS NOT NULL AND t.telefone IS NOT NULL THEN 'ambos'
+            WHEN e.email IS NOT NULL THEN 'email'
+            WHEN t.telefone IS NOT NULL THEN 'telefone'
+            ELSE 'nenhum'
+        END AS tipo_contato
+    FROM leads l
+    LEFT JOIN lead_emails e ON e.lead_id = l.lead_id AND e.email_principal = TRUE AND e.valido_para_disparo = TRUE
+    LEFT JOIN lead_telefones t ON t.lead_id = l.lead_id AND t.telefone_principal = TRUE AND t.valido_para_disparo = TRUE
+    WHERE l.status = p_status
+    AND (e.email IS NOT NULL OR t.telefone IS NOT NULL)
+    ORDER BY l.data_ingestao ASC
+    LIMIT p_limit;
+END;
+$$ LANGUAGE plpgsql;
+
+COMMENT ON TABLE leads IS 'Tabela principal de leads importados de planilhas';
+COMMENT ON COLUMN leads.lead_id IS 'ID interno único do lead';
+COMMENT ON COLUMN leads.lead_id_externo IS 'ID externo para rastreabilidade (arquivo:linha)';
+COMMENT ON COLUMN leads.origem_arquivo IS 'Nome do arquivo de origem';
+COMMENT ON COLUMN leads.origem_aba IS 'Nome da aba da planilha';
+COMMENT ON COLUMN leads.email_raw IS 'String bruta de emails (pode conter múltiplos separados por |)';
+COMMENT ON COLUMN leads.telefone_raw IS 'String bruta de telefones (pode conter múltiplos separados por |)';
+COMMENT ON COLUMN leads.status IS 'Status do lead: novo, em_disparo, agendado, contato_efetuado, sem_sucesso, descartado';
+COMMENT ON COLUMN leads.tags IS 'Tags adicionais em formato JSON array';
+
+COMMENT ON TABLE lead_telefones IS 'Telefones explodidos de cada lead';
+COMMENT ON COLUMN lead_telefones.telefone_principal IS 'Indica se é o telefone principal (primeiro da lista)';
+COMMENT ON COLUMN lead_telefones.tipo_origem IS 'Tipo: movel, fixo, internacional, desconhecido, nao_classificado';
+COMMENT ON COLUMN lead_telefones.valido_para_disparo IS 'Se passou nas validações de formato e DDD';
+
+COMMENT ON TABLE lead_emails IS 'Emails explodidos de cada lead';
+COMMENT ON COLUMN lead_emails.email_principal IS 'Indica se é o email principal (primeiro da lista)';
+COMMENT ON COLUMN lead_emails.valido_para_disparo IS 'Se passou nas validações de formato e sintaxe';
+
+COMMENT ON VIEW v_leads_com_contatos IS 'View de leads com seus contatos principais agregados';
+COMMENT ON VIEW v_stats_ingestao IS 'Estatísticas de ingestão por arquivo';
+COMMENT ON FUNCTION get_leads_para_disparo IS 'Busca leads prontos para disparo com contatos válidos';

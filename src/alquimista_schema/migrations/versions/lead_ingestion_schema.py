@@ -2,13 +2,16 @@
 
 Tables ``leads``, ``lead_telefones`` and ``lead_emails``, their indexes, the views
 ``v_leads_com_contatos`` and ``v_stats_ingestao``, the function
-``get_leads_para_disparo`` and the ``updated_at`` trigger on ``leads``.
+``get_leads_para_disparo``, the ``updated_at`` trigger on ``leads`` and every
+comment, as the live databases hold them (CONTEXT.md, "The live objects, exactly").
+That includes the function's flaw: it fails on every call (its CASE yields text
+where the result says varchar). It is reproduced here, so databases the legacy
+script built are adopted at this revision, and repaired by revision 020.
 
 The trigger calls ``public.update_updated_at_column()``, a function the older
 platform shares with about twenty triggers of its own schemas. It is created only
-where it is missing (marked with a comment), and the downgrade drops it only when
-this revision created it *and* no trigger uses it any more. A function the
-platform made is never replaced or dropped.
+where it is missing, and never replaced or dropped (a downgrade leaves it, as it
+leaves pgcrypto): dropping or replacing it would break the platform's triggers.
 
 The SQL is a snapshot: later changes to these objects come as new revisions, and
 the current definitions live in ``alquimista_schema.schema_objects``.
@@ -27,8 +30,6 @@ down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-MARKER = "created by alquimista-schema revision lead_ingestion"
-
 # squawk findings waived, with why (see alquimista_schema.lint).
 SQUAWK_WAIVERS = {
     "prefer-text-field": "legacy column types are reproduced exactly, so databases the "
@@ -39,18 +40,17 @@ SQUAWK_WAIVERS = {
 }
 
 UPGRADE = [
-    f"""
+    """
 DO $do$
 BEGIN
     IF to_regprocedure('public.update_updated_at_column()') IS NULL THEN
         CREATE FUNCTION public.update_updated_at_column() RETURNS trigger
         LANGUAGE plpgsql AS $fn$
-        BEGIN
-            NEW.updated_at = NOW();
-            RETURN NEW;
-        END;
-        $fn$;
-        COMMENT ON FUNCTION public.update_updated_at_column() IS '{MARKER}';
+BEGIN
+    NEW.updated_at = NOW();
+    RETURN NEW;
+END;
+$fn$;
     END IF;
 END
 $do$;
@@ -67,7 +67,7 @@ CREATE TABLE leads (
     email_raw TEXT,
     telefone_raw TEXT,
     status VARCHAR(50) DEFAULT 'novo',
-    tags JSONB DEFAULT '[]'::jsonb,
+    tags JSONB DEFAULT '[]',
     data_ingestao TIMESTAMP DEFAULT NOW(),
     created_at TIMESTAMP DEFAULT NOW(),
     updated_at TIMESTAMP DEFAULT NOW()
@@ -78,6 +78,12 @@ CREATE TABLE leads (
     "CREATE INDEX idx_leads_origem ON leads (origem_arquivo, origem_aba);",
     "CREATE INDEX idx_leads_data_ingestao ON leads (data_ingestao DESC);",
     "CREATE INDEX idx_leads_documento ON leads (documento) WHERE documento IS NOT NULL;",
+    """
+CREATE TRIGGER update_leads_updated_at
+    BEFORE UPDATE ON leads
+    FOR EACH ROW
+    EXECUTE FUNCTION update_updated_at_column();
+""",
     """
 CREATE TABLE lead_telefones (
     telefone_id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -108,88 +114,96 @@ CREATE TABLE lead_emails (
     "CREATE INDEX idx_lead_emails_principal ON lead_emails (lead_id, email_principal);",
     "CREATE INDEX idx_lead_emails_email ON lead_emails (email);",
     """
-CREATE TRIGGER update_leads_updated_at
-    BEFORE UPDATE ON leads
-    FOR EACH ROW EXECUTE FUNCTION update_updated_at_column();
+CREATE VIEW v_leads_com_contatos AS
+SELECT
+    l.lead_id,
+    l.lead_id_externo,
+    l.nome,
+    l.contato_nome,
+    l.documento,
+    l.status,
+    l.tags,
+    l.data_ingestao,
+    (SELECT email FROM lead_emails WHERE lead_id = l.lead_id AND email_principal = TRUE LIMIT 1) AS email_principal,
+    (SELECT telefone FROM lead_telefones WHERE lead_id = l.lead_id AND telefone_principal = TRUE LIMIT 1) AS telefone_principal,
+    (SELECT COUNT(*) FROM lead_emails WHERE lead_id = l.lead_id) AS total_emails,
+    (SELECT COUNT(*) FROM lead_telefones WHERE lead_id = l.lead_id) AS total_telefones
+FROM leads l;
 """,
     """
-CREATE OR REPLACE VIEW v_leads_com_contatos AS
-SELECT l.lead_id,
-       l.lead_id_externo,
-       l.origem_arquivo,
-       l.origem_aba,
-       l.nome,
-       l.contato_nome,
-       l.documento,
-       l.status,
-       l.tags,
-       l.data_ingestao,
-       (SELECT e.email FROM lead_emails e
-         WHERE e.lead_id = l.lead_id AND e.email_principal = true
-         ORDER BY e.created_at LIMIT 1) AS email_principal,
-       (SELECT t.telefone FROM lead_telefones t
-         WHERE t.lead_id = l.lead_id AND t.telefone_principal = true
-         ORDER BY t.created_at LIMIT 1) AS telefone_principal,
-       (SELECT count(*) FROM lead_emails e WHERE e.lead_id = l.lead_id) AS total_emails,
-       (SELECT count(*) FROM lead_telefones t WHERE t.lead_id = l.lead_id) AS total_telefones
-  FROM leads l;
+CREATE VIEW v_stats_ingestao AS
+SELECT
+    origem_arquivo,
+    COUNT(*) AS total_leads,
+    COUNT(DISTINCT documento) FILTER (WHERE documento IS NOT NULL) AS leads_com_documento,
+    MIN(data_ingestao) AS primeira_ingestao,
+    MAX(data_ingestao) AS ultima_ingestao,
+    COUNT(*) FILTER (WHERE status = 'novo') AS leads_novos,
+    COUNT(*) FILTER (WHERE status = 'em_disparo') AS leads_em_disparo,
+    COUNT(*) FILTER (WHERE status = 'agendado') AS leads_agendados,
+    COUNT(*) FILTER (WHERE status = 'contato_efetuado') AS leads_contatados
+FROM leads
+GROUP BY origem_arquivo
+ORDER BY ultima_ingestao DESC;
 """,
+    # Broken as the live ones are: see the module docstring and revision 020.
     """
-CREATE OR REPLACE VIEW v_stats_ingestao AS
-SELECT origem_arquivo,
-       count(*) AS total_leads,
-       count(DISTINCT documento) AS leads_com_documento,
-       min(data_ingestao) AS primeira_ingestao,
-       max(data_ingestao) AS ultima_ingestao,
-       count(*) FILTER (WHERE status = 'novo') AS status_novo,
-       count(*) FILTER (WHERE status = 'em_disparo') AS status_em_disparo,
-       count(*) FILTER (WHERE status = 'agendado') AS status_agendado,
-       count(*) FILTER (WHERE status = 'contato_efetuado') AS status_contato_efetuado
-  FROM leads
- GROUP BY origem_arquivo
- ORDER BY max(data_ingestao) DESC;
-""",
-    """
-CREATE OR REPLACE FUNCTION get_leads_para_disparo(
-    p_limit integer DEFAULT 100,
-    p_status character varying DEFAULT 'novo'
+CREATE FUNCTION get_leads_para_disparo(
+    p_limit INTEGER DEFAULT 100,
+    p_status VARCHAR DEFAULT 'novo'
 )
 RETURNS TABLE (
-    lead_id uuid,
-    nome character varying,
-    email character varying,
-    telefone character varying,
-    tipo_contato text
-)
-LANGUAGE sql
-STABLE
-AS $function$
-    SELECT l.lead_id,
-           l.nome,
-           e.email,
-           t.telefone,
-           CASE
-               WHEN e.email IS NOT NULL AND t.telefone IS NOT NULL THEN 'ambos'
-               WHEN e.email IS NOT NULL THEN 'email'
-               ELSE 'telefone'
-           END AS tipo_contato
-      FROM leads l
-      LEFT JOIN LATERAL (
-           SELECT le.email FROM lead_emails le
-            WHERE le.lead_id = l.lead_id AND le.email_principal AND le.valido_para_disparo
-            ORDER BY le.created_at LIMIT 1) e ON true
-      LEFT JOIN LATERAL (
-           SELECT lt.telefone FROM lead_telefones lt
-            WHERE lt.lead_id = l.lead_id AND lt.telefone_principal AND lt.valido_para_disparo
-            ORDER BY lt.created_at LIMIT 1) t ON true
-     WHERE l.status = p_status
-       AND (e.email IS NOT NULL OR t.telefone IS NOT NULL)
-     ORDER BY l.data_ingestao ASC
-     LIMIT p_limit
-$function$;
+    lead_id UUID,
+    nome VARCHAR,
+    email VARCHAR,
+    telefone VARCHAR,
+    tipo_contato VARCHAR
+) AS $$
+BEGIN
+    RETURN QUERY
+    SELECT
+        l.lead_id,
+        l.nome,
+        e.email,
+        t.telefone,
+        CASE
+            WHEN e.email IS NOT NULL AND t.telefone IS NOT NULL THEN 'ambos'
+            WHEN e.email IS NOT NULL THEN 'email'
+            WHEN t.telefone IS NOT NULL THEN 'telefone'
+            ELSE 'nenhum'
+        END AS tipo_contato
+    FROM leads l
+    LEFT JOIN lead_emails e ON e.lead_id = l.lead_id AND e.email_principal = TRUE AND e.valido_para_disparo = TRUE
+    LEFT JOIN lead_telefones t ON t.lead_id = l.lead_id AND t.telefone_principal = TRUE AND t.valido_para_disparo = TRUE
+    WHERE l.status = p_status
+    AND (e.email IS NOT NULL OR t.telefone IS NOT NULL)
+    ORDER BY l.data_ingestao ASC
+    LIMIT p_limit;
+END;
+$$ LANGUAGE plpgsql;
 """,
+    "COMMENT ON TABLE leads IS 'Tabela principal de leads importados de planilhas';",
+    "COMMENT ON COLUMN leads.lead_id IS 'ID interno único do lead';",
+    "COMMENT ON COLUMN leads.lead_id_externo IS 'ID externo para rastreabilidade (arquivo:linha)';",
+    "COMMENT ON COLUMN leads.origem_arquivo IS 'Nome do arquivo de origem';",
+    "COMMENT ON COLUMN leads.origem_aba IS 'Nome da aba da planilha';",
+    "COMMENT ON COLUMN leads.email_raw IS 'String bruta de emails (pode conter múltiplos separados por |)';",
+    "COMMENT ON COLUMN leads.telefone_raw IS 'String bruta de telefones (pode conter múltiplos separados por |)';",
+    "COMMENT ON COLUMN leads.status IS 'Status do lead: novo, em_disparo, agendado, contato_efetuado, sem_sucesso, descartado';",
+    "COMMENT ON COLUMN leads.tags IS 'Tags adicionais em formato JSON array';",
+    "COMMENT ON TABLE lead_telefones IS 'Telefones explodidos de cada lead';",
+    "COMMENT ON COLUMN lead_telefones.telefone_principal IS 'Indica se é o telefone principal (primeiro da lista)';",
+    "COMMENT ON COLUMN lead_telefones.tipo_origem IS 'Tipo: movel, fixo, internacional, desconhecido, nao_classificado';",
+    "COMMENT ON COLUMN lead_telefones.valido_para_disparo IS 'Se passou nas validações de formato e DDD';",
+    "COMMENT ON TABLE lead_emails IS 'Emails explodidos de cada lead';",
+    "COMMENT ON COLUMN lead_emails.email_principal IS 'Indica se é o email principal (primeiro da lista)';",
+    "COMMENT ON COLUMN lead_emails.valido_para_disparo IS 'Se passou nas validações de formato e sintaxe';",
+    "COMMENT ON VIEW v_leads_com_contatos IS 'View de leads com seus contatos principais agregados';",
+    "COMMENT ON VIEW v_stats_ingestao IS 'Estatísticas de ingestão por arquivo';",
+    "COMMENT ON FUNCTION get_leads_para_disparo(integer, character varying) IS 'Busca leads prontos para disparo com contatos válidos';",
 ]
 
+# update_updated_at_column() stays: it is shared with the platform (see the docstring).
 DOWNGRADE = [
     "DROP FUNCTION get_leads_para_disparo(integer, character varying);",
     "DROP VIEW v_stats_ingestao;",
@@ -197,20 +211,6 @@ DOWNGRADE = [
     "DROP TABLE lead_emails;",
     "DROP TABLE lead_telefones;",
     "DROP TABLE leads;",
-    f"""
-DO $do$
-BEGIN
-    IF to_regprocedure('public.update_updated_at_column()') IS NOT NULL
-       AND obj_description(to_regprocedure('public.update_updated_at_column()'), 'pg_proc')
-           = '{MARKER}'
-       AND NOT EXISTS (SELECT 1 FROM pg_trigger
-                        WHERE tgfoid = to_regprocedure('public.update_updated_at_column()'))
-    THEN
-        DROP FUNCTION public.update_updated_at_column();
-    END IF;
-END
-$do$;
-""",
 ]
 
 

@@ -123,6 +123,10 @@ class BadEvent(SchemaError):
     code = "BAD_EVENT"
 
 
+class InvalidTarget(BadEvent):
+    """A revision target that is not well formed (see targets.py): nothing was done."""
+
+
 class NotAtHead(SchemaError):
     """A comparison with the models needs the database at head, and it is not."""
 

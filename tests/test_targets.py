@@ -12,7 +12,8 @@ VALID = [
     ("base", "down", "base", "base", 0), ("017", None, "017", "017", 0),
     ("lead_ingestion", None, "lead_ingestion", "lead_ingestion", 0),
     ("all", "up", "head", "head", 0),  # the legacy runner's word for head
-    ("+1", "up", "+1", None, 1), ("-2", "down", "-2", None, -2), ("head-1", None, "head-1", "head", -1),
+    ("+1", "up", "+1", None, 1), ("-2", "down", "-2", None, -2),
+    ("head-1", None, "head-1", "head", -1),
     ("017+2", "up", "017+2", "017", 2), ("base+1", None, "base+1", "base", 1),
 ]
 

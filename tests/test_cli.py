@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -282,3 +284,55 @@ def test_autogenerate_with_no_change_writes_nothing(head_url: URL,
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().endswith("nothing written")
     assert sorted(p.name for p in scratch_scripts.iterdir()) == before
+
+
+def test_a_closed_stdout_never_stops_a_migration(empty_url: URL) -> None:
+    """`upgrade | head -c 10`: the reader goes away; the migration still ends at head."""
+    import subprocess
+    import sys
+
+    with subprocess.Popen([sys.executable, "-m", "alquimista_schema", "upgrade", "--url",
+                           full(empty_url)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as child:
+        assert child.stdout is not None
+        assert child.stderr is not None
+        child.stdout.close()  # before the first line is written
+        stderr = child.stderr.read().decode()
+        assert child.wait(timeout=120) == 0, stderr
+    assert "BrokenPipeError" not in stderr
+    assert "Traceback" not in stderr
+    assert run("current", "--url", full(empty_url)).stdout.strip() == "021 (head)"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["upgrade", ""], "a target must be a revision id"),
+    (["upgrade", "-1"], "upgrade -1 goes backwards: use downgrade -1"),
+    (["downgrade", "+1"], "downgrade +1 goes forwards: use upgrade +1"),
+    (["stamp", "--purge", ""], "a target must be a revision id"),
+    (["upgrade", "head+1"], "past the end of the history"),
+])
+def test_malformed_targets_are_usage_errors(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, [*args, "--url", "postgresql://u:p@127.0.0.1:1/d"])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_dev_db_remove_without_a_terminal_asks_for_yes(tmp_path: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ALQUIMISTA_DEVDB_DIR": str(tmp_path / "devdb")}
+    done = subprocess.run([sys.executable, "-m", "alquimista_schema", "dev-db", "remove"],
+                          stdin=subprocess.DEVNULL, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "there is no terminal to ask: pass --yes" in done.stderr
+    assert "Traceback" not in done.stderr
+    closed = subprocess.run([sys.executable, "-c", "import os, sys; os.close(0); "
+                             "from alquimista_schema.cli import main; "
+                             "sys.argv = ['x', 'dev-db', 'remove']; main()"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert closed.returncode == 2, closed.stderr
+    assert "pass --yes" in closed.stderr

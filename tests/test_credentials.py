@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from sqlalchemy.engine import URL
 from alquimista_schema import credentials
 from alquimista_schema.cli import main
 from alquimista_schema.database import connect
-from alquimista_schema.errors import SecretUnavailable
+from alquimista_schema.errors import DeadlineExceeded, SecretUnavailable
 from tests.conftest import MIGRATOR, MIGRATOR_PASSWORD, TLS, leaks
 
 
@@ -104,3 +106,50 @@ def test_region_comes_from_the_arn_when_none_is_configured(
     by_name = CliRunner().invoke(main, ["current", "--secret-arn", "alquimista/region"])
     assert by_name.exit_code == 1
     assert by_name.stderr.startswith("error: no AWS region: set AWS_REGION")
+
+
+def test_botocore_at_debug_never_logs_the_secret(aws: Any, migrator_url: URL,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A Lambda at log level DEBUG: botocore logs response bodies; never the secret's."""
+    arn = aws.create_secret(Name="alquimista/debug",
+                            SecretString=json.dumps(rds(migrator_url)))["ARN"]
+    caplog.set_level(logging.DEBUG)  # the root logger, as the runtime's level does
+    cache = credentials.SecretCache(arn)
+    assert cache.get().url.password == MIGRATOR_PASSWORD
+    botocore_lines = [r for r in caplog.records if r.name.startswith("botocore")]
+    assert len(botocore_lines) > 10, "DEBUG logging is not really on: the test proves nothing"
+    assert "SecretString" not in caplog.text
+    assert not leaks(caplog.text)
+
+
+def test_aws_region_alone_is_a_region(aws: Any, migrator_url: URL, tls: TLS,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    aws.create_secret(Name="alquimista/by-name", SecretString=json.dumps(rds(migrator_url)))
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_REGION", "sa-east-1")
+    monkeypatch.setenv("DB_SSLROOTCERT", str(tls.ca))
+    result = CliRunner().invoke(main, ["current", "--secret-arn", "alquimista/by-name"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_nul_in_the_password_is_named_not_shown() -> None:
+    secret = {"username": "u", "password": MIGRATOR_PASSWORD + "\x00", "host": "h",
+              "dbname": "d"}
+    with pytest.raises(SecretUnavailable, match="has a NUL character in its password") as caught:
+        credentials.url_from_secret(secret, {})
+    assert not leaks(str(caught.value))
+
+
+def test_no_fetch_starts_that_could_outlive_the_deadline(
+        monkeypatch: pytest.MonkeyPatch, blackhole: tuple[str, int], aws: Any) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", f"http://{blackhole[0]}:{blackhole[1]}")
+    cache = credentials.SecretCache("alquimista/any")
+    began = time.monotonic()
+    with pytest.raises(DeadlineExceeded, match="too little time left to fetch secret"):
+        cache.get(deadline=time.monotonic() + credentials.MIN_FETCH_SECONDS - 0.5)
+    assert time.monotonic() - began < 0.5
+    assert cache.fetches == 0
+    began = time.monotonic()  # with 4 s left: one short attempt, over before the deadline
+    with pytest.raises(SecretUnavailable, match="cannot reach Secrets Manager"):
+        cache.get(deadline=time.monotonic() + 4)
+    assert time.monotonic() - began < 4

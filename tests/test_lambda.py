@@ -230,12 +230,24 @@ def test_secret_is_fetched_once_per_warm_container(invoke: Invoke, db: tuple[URL
     assert entry._runner.secrets.fetches == 1
 
 
+# Every broken secret carries the watched password, so a message that prints the
+# secret fails the suite's leak check (a bad-port message once did, unnoticed).
+W = MIGRATOR_PASSWORD
+
+
 @pytest.mark.parametrize(("value", "expected"), [
-    ("not json at all " + MIGRATOR_PASSWORD, "is not JSON"),
-    ('["a", "list"]', "is not a JSON object"),
-    (json.dumps({"username": "migrator", "host": "h", "dbname": "d"}), "lacks password"),
-    (json.dumps({"username": "u", "password": MIGRATOR_PASSWORD, "engine": "mysql",
-                 "host": "h", "dbname": "d"}), "engine 'mysql'"),
+    ("not json at all " + W, "is not JSON"),
+    (json.dumps(["a", "list", W]), "is not a JSON object"),
+    (json.dumps({"username": "migrator", "host": "h", "dbname": W}), "lacks password"),
+    (json.dumps({"username": "u", "password": W, "engine": "mysql", "host": "h",
+                 "dbname": "d"}), "engine 'mysql'"),
+    (json.dumps({"username": "u", "password": W, "host": "h", "dbname": "d", "port": "54x"}),
+     "has a port that is not a number"),
+    (json.dumps({"username": "u", "password": W, "dbname": "d"}), "lacks host (or DB_HOST)"),
+    (json.dumps({"username": "u", "password": W + "\u0000", "host": "h", "dbname": "d"}),
+     "has a NUL character in its password"),
+    (json.dumps({"username": "u", "password": W, "host": "h", "dbname": "d",
+                 "engine": ["postgres", W]}), "not PostgreSQL"),
 ])
 def test_broken_secrets(invoke: Invoke, make_secret: Callable[..., str], value: str,
                         expected: str) -> None:
@@ -360,3 +372,29 @@ def test_tls_verify_full_against_the_wrong_ca_is_refused(invoke: Invoke, db: tup
     assert answer["error_code"] == "DB_UNREACHABLE"
     assert "TLS" in answer["error"]
     assert "certificate verify failed" in answer["error"]
+
+
+def test_a_server_without_tls_is_refused(invoke: Invoke,
+                                         make_secret: Callable[..., str]) -> None:
+    """A real PostgreSQL with TLS off: never a plaintext connection, with or without a CA."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from alquimista_schema.devdb import DevDatabase
+    from tests.conftest import LEAK_WATCH
+
+    root = Path(tempfile.mkdtemp(prefix="alq-plaintext-"))
+    server = DevDatabase(root, dbname="postgres")
+    try:
+        url = server.start()
+        LEAK_WATCH.add(url.password or "")
+        arn = make_secret(secret_for(url))
+        for env in ({}, {"DB_SSLROOTCERT": ""}):  # verify-full, then require
+            answer = invoke({"action": "current"}, secret=arn, env=env)
+            assert answer["error_code"] == "DB_UNREACHABLE", answer
+            assert "server does not support SSL" in answer["error"]
+            assert "the server must offer TLS" in answer["error"]
+    finally:
+        server.remove()
+        shutil.rmtree(root, ignore_errors=True)

@@ -13,14 +13,24 @@ password in it.
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import Mapping
+import re
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL
 
-from alquimista_schema.errors import ConfigurationError, SecretUnavailable
+from alquimista_schema.errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    DeadlineExceeded,
+    SecretUnavailable,
+)
+
+T = TypeVar("T")
 
 SECRET_ENV = "DB_SECRET_ARN"  # noqa: S105 (the name of a variable, not a secret)
 # Bounded so an unreachable endpoint fails well inside a Lambda's time, not at its kill.
@@ -35,7 +45,8 @@ class Credentials:
     secret_version: str | None
 
 
-def secrets_client(session: Any = None, region: str | None = None) -> Any:
+def secrets_client(session: Any = None, region: str | None = None,
+                   within: float | None = None) -> Any:
     """Return a Secrets Manager client with short timeouts and few retries.
 
     The region comes from the runtime's environment (``AWS_REGION`` on Lambda), else
@@ -46,12 +57,21 @@ def secrets_client(session: Any = None, region: str | None = None) -> Any:
     from botocore.config import Config
     from botocore.exceptions import NoRegionError
 
-    config = Config(connect_timeout=SECRETS_CONNECT_TIMEOUT, read_timeout=SECRETS_READ_TIMEOUT,
-                    retries={"max_attempts": SECRETS_MAX_ATTEMPTS, "mode": "standard"})
+    connect: float = SECRETS_CONNECT_TIMEOUT
+    read: float = SECRETS_READ_TIMEOUT
+    attempts = SECRETS_MAX_ATTEMPTS
+    if within is not None:  # one attempt that ends within ``within`` seconds
+        connect = read = max(within / 2 - 0.25, 0.5)
+        attempts = 1
+    # total_max_attempts counts the first try too (max_attempts would add a retry).
+    config = Config(connect_timeout=connect, read_timeout=read,
+                    retries={"total_max_attempts": attempts, "mode": "standard"})
     session = session or boto3.session.Session()
+    # boto3 reads AWS_DEFAULT_REGION; the Lambda runtime (and many shells) set AWS_REGION.
+    fallback = os.environ.get("AWS_REGION") or region
     try:
         return session.client("secretsmanager", config=config,
-                              region_name=None if session.region_name else region)
+                              region_name=None if session.region_name else fallback)
     except NoRegionError:
         raise ConfigurationError(
             "no AWS region: set AWS_REGION (the Lambda runtime sets it), or give the secret's "
@@ -64,10 +84,39 @@ def arn_region(secret_id: str) -> str | None:
     return parts[3] if len(parts) > 4 and parts[0] == "arn" and parts[3] else None
 
 
+class _NoSecretBodies(logging.Filter):
+    """Drop log records that carry a secret's value (botocore logs bodies at DEBUG)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a record that cannot render is not ours to judge
+            return True
+        return "SecretString" not in message and "SecretBinary" not in message
+
+
+_FILTER = _NoSecretBodies()
+
+
+def silence_secret_bodies() -> None:
+    """Attach the filter to every botocore/urllib3 logger (a Lambda at DEBUG logs bodies).
+
+    Filters act only on records made by the logger they are attached to, so each
+    existing logger of those libraries gets one; botocore makes its loggers at import.
+    """
+    names = [n for n in list(logging.Logger.manager.loggerDict)
+             if n.split(".")[0] in ("botocore", "boto3", "urllib3")]
+    for name in ["botocore", *names]:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
 def fetch_secret(secret_id: str, client: Any) -> tuple[dict[str, Any], str | None]:
     """Return the secret's JSON and its version id."""
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
+    silence_secret_bodies()
     try:
         response = client.get_secret_value(SecretId=secret_id)
     except ClientError as exc:
@@ -118,9 +167,16 @@ def url_from_secret(secret: Mapping[str, Any], env: Mapping[str, str] | None = N
         missing.append("dbname (or DB_NAME)")
     if missing:
         raise SecretUnavailable(f"{name} lacks {', '.join(missing)}")
+    bad = [k for k, v in (("username", username), ("password", password), ("host", host),
+                          ("dbname", dbname)) if "\x00" in str(v)]
+    if bad:  # the driver cannot send a NUL: say which field, never its value
+        raise SecretUnavailable(f"{name} has a NUL character in its {', '.join(bad)}")
     engine = secret.get("engine")
     if engine not in (None, "postgres", "postgresql", "aurora-postgresql"):
-        raise SecretUnavailable(f"{name} is for engine {engine!r}, not PostgreSQL")
+        # Shown only when it looks like an engine name: a broken secret may hold anything.
+        shown = repr(engine) if isinstance(engine, str) and re.fullmatch(
+            r"[a-z0-9-]{1,30}", engine) else "that is not an engine name"
+        raise SecretUnavailable(f"{name} is for engine {shown}, not PostgreSQL")
     try:
         port_number = int(port) if port else 5432
     except (TypeError, ValueError):
@@ -133,8 +189,14 @@ def url_from_secret(secret: Mapping[str, Any], env: Mapping[str, str] | None = N
                       host=str(host), port=port_number, database=str(dbname), query=query)
 
 
+# A fetch may take up to connect + read timeout, twice (one retry); with less time left,
+# one shorter attempt is made, and none at all below MIN_FETCH_SECONDS.
+SECRETS_WORST_CASE = SECRETS_MAX_ATTEMPTS * (SECRETS_CONNECT_TIMEOUT + SECRETS_READ_TIMEOUT)
+MIN_FETCH_SECONDS = 2.0
+
+
 class SecretCache:
-    """Fetch the secret once per warm container; fetch again on demand (rotation)."""
+    """Fetch the secret once per warm container; fetch again after refused credentials."""
 
     def __init__(self, secret_id: str, client_factory: Any = secrets_client,
                  env: Mapping[str, str] | None = None) -> None:
@@ -145,12 +207,46 @@ class SecretCache:
         self._cached: Credentials | None = None
         self.fetches = 0
 
-    def get(self, *, refresh: bool = False) -> Credentials:
+    @property
+    def cached(self) -> Credentials | None:
+        """The credentials fetched last (None before the first fetch)."""
+        return self._cached
+
+    def get(self, *, refresh: bool = False, deadline: float | None = None) -> Credentials:
+        """Return the credentials; fetch them when not cached (or ``refresh``).
+
+        ``deadline`` (``time.monotonic()``) bounds the fetch: with less time left than a
+        slow Secrets Manager could take, it is not started (DeadlineExceeded).
+        """
         if self._cached is None or refresh:
-            if self._client is None:
-                self._client = self._client_factory(region=arn_region(self.secret_id))
-            secret, version = fetch_secret(self.secret_id, self._client)
+            secret, version = fetch_secret(self.secret_id, self._client_for(deadline))
             self.fetches += 1
             self._cached = Credentials(
                 url_from_secret(secret, self._env, name=f"secret {self.secret_id!r}"), version)
         return self._cached
+
+    def _client_for(self, deadline: float | None) -> Any:
+        """The cached client, or a one-attempt client that ends before ``deadline``."""
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left < MIN_FETCH_SECONDS:
+            raise DeadlineExceeded(
+                f"too little time left to fetch secret {self.secret_id!r} ({max(left, 0):.1f}s "
+                "before the deadline's margin); raise the function's timeout")
+        if left is not None and left < SECRETS_WORST_CASE:
+            return self._client_factory(region=arn_region(self.secret_id), within=left)
+        if self._client is None:
+            self._client = self._client_factory(region=arn_region(self.secret_id))
+        return self._client
+
+    def call(self, fn: Callable[[Credentials], T], *, deadline: float | None = None,
+             on_refetch: Callable[[], None] | None = None) -> T:
+        """Call ``fn`` with the credentials; after refused credentials, fetch once more.
+
+        The password may have been rotated since this process cached it.
+        """
+        try:
+            return fn(self.get(deadline=deadline))
+        except AuthenticationFailed:
+            if on_refetch is not None:
+                on_refetch()
+            return fn(self.get(refresh=True, deadline=deadline))

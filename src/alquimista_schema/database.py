@@ -22,15 +22,28 @@ APPLICATION_NAME = "alquimista-schema"
 DEFAULT_CONNECT_TIMEOUT = 10
 
 
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_MALFORMED = ("the database URL is not valid; expected "
+              "postgresql://user:password@host:port/dbname")
+
+
 def parse_url(url: str | URL) -> URL:
-    """Return ``url`` as a SQLAlchemy URL for PostgreSQL, or raise ConfigurationError."""
+    """Return ``url`` as a SQLAlchemy URL for PostgreSQL, or raise ConfigurationError.
+
+    The URL holds a password, so no message here quotes it and no error is chained
+    to one that does (``from None``: the parser's own errors repeat the text).
+    """
+    if isinstance(url, str):
+        _check_text(url)
     try:
         parsed = make_url(url)
-    except (ArgumentError, ValueError) as exc:
-        # The text may hold a password: never echo it.
+    except (ArgumentError, ValueError):
+        raise ConfigurationError(_MALFORMED) from None
+    if "@" in (parsed.host or "") or "@" in (parsed.username or ""):
         raise ConfigurationError(
-            "the database URL is not valid; expected postgresql://user:password@host:port/dbname"
-        ) from exc
+            "the database URL has an '@' after the one that ends the user and password: a "
+            "password (or user) holding @ : / ? # % must be percent-encoded (@ is %40, : is "
+            "%3A, / is %2F), e.g. with urllib.parse.quote(password, safe='')")
     if parsed.get_backend_name() != "postgresql":
         raise ConfigurationError(
             f"the database URL must be a postgresql:// URL, not {parsed.get_backend_name()}://")
@@ -45,7 +58,22 @@ def parse_url(url: str | URL) -> URL:
         parsed.port  # noqa: B018 (parsed lazily: a bad port raises here)
     except ValueError:
         raise ConfigurationError("the database URL's port is not a number") from None
+    sslmode = parsed.query.get("sslmode")
+    if sslmode is not None and sslmode not in SSLMODES:
+        raise ConfigurationError(f"the database URL's sslmode must be one of "
+                                 f"{', '.join(SSLMODES)}, not {str(sslmode)[:20]!r}")
     return parsed
+
+
+def _check_text(url: str) -> None:
+    """Refuse what the driver cannot send (it would fail later, as an unexpected error)."""
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigurationError("the database URL is not valid UTF-8 (check DATABASE_URL's "
+                                 "encoding)") from None
+    if "\x00" in url:
+        raise ConfigurationError("the database URL holds a NUL character") from None
 
 
 def safe_url(url: str | URL) -> str:
@@ -59,7 +87,9 @@ def safe_url(url: str | URL) -> str:
 def describe_connect_error(url: URL, exc: DBAPIError) -> SchemaError:
     """Translate a failed connection into a specific, password-free error."""
     where = f"{url.host or 'localhost'}:{url.port or 5432}"
-    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    raw = str(exc.orig) if exc.orig is not None else str(exc)
+    text = raw.lower()  # matched in lower case, quoted as the driver said it
+    said = raw.strip().splitlines()[0] if raw.strip() else ""
     if "password authentication failed" in text or "authentication failed" in text \
             or "no password supplied" in text:
         return AuthenticationFailed(
@@ -70,7 +100,7 @@ def describe_connect_error(url: URL, exc: DBAPIError) -> SchemaError:
             f"database {url.database!r} does not exist on {where}: create it, or fix the URL")
     if "certificate" in text or "ssl" in text:
         return DatabaseUnreachable(
-            f"TLS with PostgreSQL at {where} failed ({text.strip().splitlines()[0]}): for "
+            f"TLS with PostgreSQL at {where} failed ({said}): for "
             "Aurora, set DB_SSLROOTCERT to the RDS CA bundle; the server must offer TLS",
             retryable=False)
     if "timeout" in text or "timed out" in text:
@@ -80,7 +110,7 @@ def describe_connect_error(url: URL, exc: DBAPIError) -> SchemaError:
     elif "connection refused" in text:
         reason = "connection refused"
     else:
-        reason = text.strip().splitlines()[0] if text.strip() else "connection failed"
+        reason = said or "connection failed"
     return DatabaseUnreachable(
         f"cannot reach PostgreSQL at {where} ({reason}): check that the server is running "
         "and the host and port are right; from a Lambda, that the cluster's security group "
@@ -111,6 +141,22 @@ def connect(url: str | URL, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
         yield conn
 
 
+# libpq waits at least 2 s per attempt (and forever for 0): an attempt needs this much.
+MIN_ATTEMPT_SECONDS = 2
+
+
+def _attempt_timeout(configured: int, limit: float | None, url: URL) -> int:
+    """Seconds one attempt may take: the configured value, cut to the time left."""
+    if limit is None:
+        return max(configured, MIN_ATTEMPT_SECONDS)
+    left = int(limit - time.monotonic())
+    if left < MIN_ATTEMPT_SECONDS:
+        raise DatabaseUnreachable(
+            f"no time left to connect to PostgreSQL at {url.host or 'localhost'}:"
+            f"{url.port or 5432} within the budget (or before the deadline)", retryable=False)
+    return max(min(configured, left), MIN_ATTEMPT_SECONDS)
+
+
 def _open(url: URL, attempt_timeout: int, application_name: str, budget: float,
           deadline: float | None) -> Connection:
     start = time.monotonic()
@@ -120,8 +166,8 @@ def _open(url: URL, attempt_timeout: int, application_name: str, budget: float,
     attempts, delay = 0, 1.0
     while True:
         attempts += 1
-        remaining = max(limit - time.monotonic(), 0.0)
-        timeout = max(2, min(attempt_timeout, int(remaining) or attempt_timeout))
+        timeout = _attempt_timeout(attempt_timeout, limit if deadline is not None or budget
+                                   else None, url)
         engine = create_engine(url, poolclass=pool.NullPool, connect_args={
             "connect_timeout": timeout, "application_name": application_name[:63]})
         try:

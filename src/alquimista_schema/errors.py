@@ -81,6 +81,12 @@ class NotAdopted(SchemaError):
     code = "NOT_ADOPTED"
 
 
+class InvokeFailed(SchemaError):
+    """The deployed function could not be invoked, or failed without an answer."""
+
+    code = "INVOKE_FAILED"
+
+
 class DevDatabaseError(SchemaError):
     """The local development PostgreSQL could not be prepared or started."""
 
@@ -97,6 +103,12 @@ class LockTimeout(SchemaError):
     """Another run holds the migration lock and did not release it in time."""
 
     code = "LOCK_TIMEOUT"
+
+
+class LintRefused(SchemaError):
+    """A revision has unwaived lint findings and the policy is to enforce."""
+
+    code = "LINT_REFUSED"
 
 
 class ReadOnlyReplica(SchemaError):

@@ -10,13 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from alquimista_schema.errors import SchemaError
-
-
-class InvokeFailed(SchemaError):
-    """The function could not be invoked, or failed without an answer."""
-
-    code = "INVOKE_FAILED"
+from alquimista_schema.errors import InvokeFailed
 
 
 @dataclass(frozen=True)

@@ -398,3 +398,93 @@ def test_a_server_without_tls_is_refused(invoke: Invoke,
     finally:
         server.remove()
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --- AWS's Parameters and Secrets extension (a stand-in forwarding to moto) -------------
+
+def test_the_extension_serves_the_secret_when_configured(
+        invoke: Invoke, db: tuple[URL, str], moto_endpoint: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from tests import extension_standin
+
+    _, arn = db
+    with extension_standin.serve(moto_endpoint, token="session-token-1") as ext:
+        env = {"PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": str(ext.port),
+               "AWS_SESSION_TOKEN": "session-token-1"}
+        answer = invoke({}, secret=arn, env=env)
+        assert answer["status"] == "success", answer
+        assert invoke({"action": "current"})["revision"] == "021"
+    assert ext.requests == [arn]  # once per warm container, with the session token
+    assert '"via": "extension"' in capsys.readouterr().out
+    assert entry._runner is not None
+    assert entry._runner.secrets is not None
+    assert entry._runner.secrets.cached is not None
+    assert entry._runner.secrets.cached.source == "extension"
+
+
+def test_an_extension_that_does_not_answer_falls_back_to_secrets_manager(
+        invoke: Invoke, db: tuple[URL, str], blackhole: tuple[str, int]) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    for port in (free, blackhole[1]):  # refused, then silent
+        answer = invoke({"action": "current"}, secret=db[1],
+                        env={"PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": str(port)})
+        assert answer["status"] == "success", answer
+        assert entry._runner is not None
+        assert entry._runner.secrets is not None
+        assert entry._runner.secrets.cached is not None
+        assert entry._runner.secrets.cached.source == "secretsmanager"
+
+
+def test_after_refused_credentials_the_secret_comes_from_secrets_manager(
+        invoke: Invoke, migrator_url: URL, make_secret: Callable[..., str],
+        moto_endpoint: str) -> None:
+    """The extension caches for minutes: after a rotation its copy is the old password."""
+    from tests import extension_standin
+
+    arn = make_secret(secret_for(migrator_url, password="before-" + "rotation"))
+    with extension_standin.serve(moto_endpoint, token="t") as ext:
+        answer = invoke({"action": "current"}, secret=arn, env={
+            "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": str(ext.port), "AWS_SESSION_TOKEN": "t"})
+    assert answer["error_code"] == "AUTH_FAILED"
+    assert ext.requests == [arn]  # the first fetch only; the re-fetch went around it
+    assert entry._runner is not None
+    assert entry._runner.secrets is not None
+    assert entry._runner.secrets.fetches == 2
+    assert entry._runner.secrets.cached is not None
+    assert entry._runner.secrets.cached.source == "secretsmanager"
+
+
+COLD_WITH_EXTENSION = """
+import json, sys
+from alquimista_schema.events import Runner
+answer = Runner.from_environment().handle({}, request_id="cold-ext")
+print(json.dumps({"answer": answer, "boto3": "boto3" in sys.modules,
+                  "botocore": "botocore" in sys.modules}))
+"""
+
+
+def test_a_cold_noop_with_the_extension_never_imports_boto3(
+        head_url: URL, make_secret: Callable[..., str], moto_endpoint: str, tls: TLS) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests import extension_standin
+
+    arn = make_secret(secret_for(head_url))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    with extension_standin.serve(moto_endpoint, token="cold") as ext:
+        env.update({"DB_SECRET_ARN": arn, "DB_SSLROOTCERT": str(tls.ca),
+                    "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": str(ext.port),
+                    "AWS_SESSION_TOKEN": "cold"})
+        done = subprocess.run([sys.executable, "-c", COLD_WITH_EXTENSION], env=env,
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["answer"]["status"] == "noop", result
+    assert (result["boto3"], result["botocore"]) == (False, False)
+    assert ext.requests == [arn]

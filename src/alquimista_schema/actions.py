@@ -74,7 +74,7 @@ class Call:
             raise ConfigurationError("DB_SECRET_ARN is not set in the function's environment")
 
         def attempt(creds: Any) -> dict[str, Any]:
-            self.log("secret.ready", database=safe_url(creds.url),
+            self.log("secret.ready", database=safe_url(creds.url), via=creds.source,
                      secret_version=creds.secret_version, fetches=secrets.fetches)
             return fn(creds.url, self.run(creds.secret_version))
 

@@ -43,6 +43,40 @@ SECRETS_MAX_ATTEMPTS = 2
 class Credentials:
     url: URL
     secret_version: str | None
+    source: str = "secretsmanager"
+    """``extension`` (the Parameters and Secrets layer) or ``secretsmanager`` (boto3)."""
+
+
+# AWS's Parameters and Secrets Lambda Extension: a layer serving GetSecretValue's JSON
+# on localhost, cached, so a warm or cold start needs no boto3 import and no TLS call.
+EXTENSION_PORT_ENV = "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"
+EXTENSION_TIMEOUT = 2.0
+
+
+class _ExtensionUnavailable(Exception):
+    """The extension did not serve the secret; the caller falls back to boto3."""
+
+
+def fetch_from_extension(secret_id: str, port: int, token: str | None,
+                         timeout: float = EXTENSION_TIMEOUT) -> dict[str, Any]:
+    """Return GetSecretValue's response as the extension serves it (raise to fall back)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    query = urllib.parse.urlencode({"secretId": secret_id})
+    request = urllib.request.Request(
+        f"http://localhost:{port}/secretsmanager/get?{query}",
+        headers={"X-Aws-Parameters-Secrets-Token": token or ""})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+            body = json.loads(answer.read())
+    except (OSError, ValueError) as exc:  # HTTPError, URLError and timeouts are OSErrors
+        # Not chained: an HTTP error object holds the response, which may hold the secret.
+        raise _ExtensionUnavailable(type(exc).__name__) from None
+    if not isinstance(body, dict):
+        raise _ExtensionUnavailable("not a JSON object")
+    return body
 
 
 def secrets_client(session: Any = None, region: str | None = None,
@@ -113,7 +147,7 @@ def silence_secret_bodies() -> None:
 
 
 def fetch_secret(secret_id: str, client: Any) -> tuple[dict[str, Any], str | None]:
-    """Return the secret's JSON and its version id."""
+    """Return the secret's JSON and its version id, from Secrets Manager through boto3."""
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
     silence_secret_bodies()
@@ -133,6 +167,12 @@ def fetch_secret(secret_id: str, client: Any) -> tuple[dict[str, Any], str | Non
             f"cannot reach Secrets Manager for secret {secret_id!r} ({type(exc).__name__}): "
             "functions in isolated subnets need a Secrets Manager VPC endpoint whose security "
             "group admits HTTPS (443) from the function's security group") from exc
+    return parse_secret(secret_id, response)
+
+
+def parse_secret(secret_id: str, response: Mapping[str, Any]) -> tuple[dict[str, Any],
+                                                                       str | None]:
+    """Return the secret's JSON object and version id from a GetSecretValue response."""
     raw = response.get("SecretString")
     if not isinstance(raw, str):
         raise SecretUnavailable(f"secret {secret_id!r} has no SecretString (binary secrets "
@@ -219,11 +259,32 @@ class SecretCache:
         slow Secrets Manager could take, it is not started (DeadlineExceeded).
         """
         if self._cached is None or refresh:
-            secret, version = fetch_secret(self.secret_id, self._client_for(deadline))
+            # A refresh follows refused credentials: the extension's cache may still hold
+            # the password from before a rotation, so ask Secrets Manager itself.
+            found = None if refresh else self._from_extension(deadline)
+            source = "extension" if found is not None else "secretsmanager"
+            secret, version = found or fetch_secret(self.secret_id, self._client_for(deadline))
             self.fetches += 1
             self._cached = Credentials(
-                url_from_secret(secret, self._env, name=f"secret {self.secret_id!r}"), version)
+                url_from_secret(secret, self._env, name=f"secret {self.secret_id!r}"), version,
+                source)
         return self._cached
+
+    def _from_extension(self, deadline: float | None) -> tuple[dict[str, Any],
+                                                                str | None] | None:
+        """The secret from the Parameters and Secrets extension, or None to use boto3."""
+        env = os.environ if self._env is None else self._env
+        port = env.get(EXTENSION_PORT_ENV, "")
+        if not port.isdigit():
+            return None
+        timeout = EXTENSION_TIMEOUT if deadline is None else \
+            max(min(EXTENSION_TIMEOUT, deadline - time.monotonic()), 0.1)
+        try:
+            response = fetch_from_extension(self.secret_id, int(port),
+                                            env.get("AWS_SESSION_TOKEN"), timeout)
+        except _ExtensionUnavailable:
+            return None
+        return parse_secret(self.secret_id, response)
 
     def _client_for(self, deadline: float | None) -> Any:
         """The cached client, or a one-attempt client that ends before ``deadline``."""

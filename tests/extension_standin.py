@@ -51,8 +51,8 @@ def serve(endpoint: str, token: str, region: str = "sa-east-1") -> Iterator[Exte
                 found = client.get_secret_value(SecretId=secret_id)
             except client.exceptions.ResourceNotFoundException:
                 return self._send(400, {"message": "secret not found"})
-            body = {k: found[k] for k in ("ARN", "Name", "VersionId", "SecretString",
-                                          "VersionStages") if k in found}
+            body: dict[str, Any] = {k: v for k, v in found.items() if k in (
+                "ARN", "Name", "VersionId", "SecretString", "VersionStages")}
             return self._send(200, body)
 
         def _send(self, status: int, body: dict[str, Any]) -> None:

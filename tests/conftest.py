@@ -13,7 +13,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,26 +26,18 @@ from sqlalchemy.engine import URL
 
 from alquimista_schema import migrate, scripts
 from alquimista_schema.devdb import DevDatabase
+from tests.helpers import (
+    LEAK_WATCH,
+    MIGRATOR,
+    MIGRATOR_PASSWORD,
+    TLS,
+    Invoke,
+    leaks,
+    plain,
+    url_for,
+)
 
 LEGACY = Path(__file__).parent / "legacy"
-
-
-# Passwords the suite must never see in any output: checked after every test.
-MIGRATOR = "migrator"
-MIGRATOR_PASSWORD = "Mx7@q:rt/z%9?-alquimista-NEVER-LOG"
-LEAK_WATCH: set[str] = {MIGRATOR_PASSWORD}
-
-
-def leaks(text_: str) -> list[str]:
-    """Return the watched passwords (raw or URL-encoded) that appear in ``text_``."""
-    from urllib.parse import quote, quote_plus
-
-    found = []
-    for secret in LEAK_WATCH:
-        forms = {secret, quote(secret, safe=""), quote_plus(secret)}
-        if any(form in text_ for form in forms):
-            found.append(secret[:3] + "...")
-    return found
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -61,14 +52,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"secret leaked into captured output ({report.when}): {found}"
 
 
-@dataclass(frozen=True)
-class TLS:
-    ca: Path
-    """CA bundle that signed the server's certificate (for sslmode=verify-full)."""
-    other_ca: Path
-    """A CA that did not: verification against it must fail."""
-
-
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[DevDatabase]:
     """A throwaway PostgreSQL with TLS on and a migration role that must prove its password."""
@@ -79,7 +62,7 @@ def pg_cluster() -> Iterator[DevDatabase]:
         LEAK_WATCH.add(url.password or "")
         ca = server.enable_tls()
         other = ca.parent / "other.pem"
-        with psycopg.connect(_plain(url), autocommit=True) as conn:
+        with psycopg.connect(plain(url), autocommit=True) as conn:
             conn.execute(f"CREATE ROLE {MIGRATOR} LOGIN PASSWORD '{MIGRATOR_PASSWORD}'"
                          .encode())
         server.tls = TLS(ca, other)  # type: ignore[attr-defined]
@@ -101,18 +84,10 @@ def tls(pg_cluster: DevDatabase) -> TLS:
     return tls_
 
 
-def _plain(url: URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def url_for(server: URL, dbname: str) -> URL:
-    return server.set(database=dbname)
-
-
 def _loader(server: URL, revision: str | None, sql_files: list[str]) -> Callable[..., None]:
     def load(*, dbname: str, **_: Any) -> None:
         for name in sql_files:
-            with psycopg.connect(_plain(url_for(server, dbname))) as conn:
+            with psycopg.connect(plain(url_for(server, dbname))) as conn:
                 conn.execute((LEGACY / name).read_text().encode())
         if revision is not None:
             migrate.upgrade(url_for(server, dbname), revision)
@@ -184,9 +159,9 @@ def secret_free_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def migrator_url(pg_server: URL, empty_db: psycopg.Connection[Any]) -> URL:
     """A fresh empty database owned by the password-checked migration role."""
     name = empty_db.info.dbname
-    with psycopg.connect(_plain(pg_server), autocommit=True) as conn:
+    with psycopg.connect(plain(pg_server), autocommit=True) as conn:
         conn.execute(f'ALTER DATABASE "{name}" OWNER TO {MIGRATOR}'.encode())
-    with psycopg.connect(_plain(url_for(pg_server, name)), autocommit=True) as conn:
+    with psycopg.connect(plain(url_for(pg_server, name)), autocommit=True) as conn:
         conn.execute(f"ALTER SCHEMA public OWNER TO {MIGRATOR}".encode())
     return url_for(pg_server, name).set(username=MIGRATOR, password=MIGRATOR_PASSWORD)
 
@@ -235,16 +210,6 @@ def blackhole() -> Iterator[tuple[str, int]]:
         yield "127.0.0.1", sock.getsockname()[1]
     finally:
         sock.close()
-
-
-Invoke = Callable[..., dict[str, Any]]
-
-
-def secret_for(url: URL, **overrides: Any) -> dict[str, Any]:
-    value = {"username": url.username, "password": url.password, "host": "localhost",
-             "port": url.port, "dbname": url.database, "engine": "postgres"}
-    value.update(overrides)
-    return {k: v for k, v in value.items() if v is not None}
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from alquimista_schema.adopt import adopt
 from alquimista_schema.cli import main
 from alquimista_schema.database import connect
 from alquimista_schema.errors import DriftDetected, NotAdopted
-from tests.conftest import Invoke, secret_for
+from tests.helpers import Invoke, secret_for
 
 ROWS = [
     "INSERT INTO leads (lead_id_externo, origem_arquivo, origem_aba, nome, documento) VALUES "

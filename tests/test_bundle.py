@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL
 
 from alquimista_schema import bundle, migrate
 from alquimista_schema.cli import main
-from tests.conftest import TLS, secret_for
+from tests.helpers import TLS, secret_for
 from tests.helpers_runtime import missing
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ from alquimista_schema import credentials
 from alquimista_schema.cli import main
 from alquimista_schema.database import connect
 from alquimista_schema.errors import DeadlineExceeded, SecretUnavailable
-from tests.conftest import MIGRATOR, MIGRATOR_PASSWORD, TLS, leaks
+from tests.helpers import MIGRATOR, MIGRATOR_PASSWORD, TLS, leaks
 
 
 def rds(url: URL, **extra: Any) -> dict[str, Any]:

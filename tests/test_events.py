@@ -13,7 +13,7 @@ from alquimista_schema import actions, events
 from alquimista_schema.credentials import Credentials, SecretCache
 from alquimista_schema.errors import BadEvent, ConfigurationError
 from alquimista_schema.events import Request, Settings
-from tests.conftest import MIGRATOR_PASSWORD, leaks
+from tests.helpers import MIGRATOR_PASSWORD, leaks
 
 PARSED = [
     (None, Request("upgrade", "head")),

@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL
 
 from alquimista_schema import fastpath, migrate, scripts
 from alquimista_schema.database import connect
-from tests.conftest import TLS, secret_for
+from tests.helpers import TLS, secret_for
 from tests.test_lint import BAD_REVISION
 
 

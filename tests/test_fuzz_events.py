@@ -69,7 +69,7 @@ from sqlalchemy.engine import URL
 from alquimista_schema import audit, events, introspect, migrate
 from alquimista_schema.database import connect
 from alquimista_schema.errors import BadEvent
-from tests.conftest import Invoke, secret_for
+from tests.helpers import Invoke, secret_for
 
 # --- how many events ----------------------------------------------------------------
 

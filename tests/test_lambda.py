@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL
 import lambda_entry.handler as entry
 from alquimista_schema import audit, credentials, locking, migrate
 from alquimista_schema.database import connect
-from tests.conftest import MIGRATOR_PASSWORD, TLS, Invoke, secret_for
+from tests.helpers import MIGRATOR_PASSWORD, TLS, Invoke, secret_for
 
 
 @pytest.fixture
@@ -382,7 +382,7 @@ def test_a_server_without_tls_is_refused(invoke: Invoke,
     from pathlib import Path
 
     from alquimista_schema.devdb import DevDatabase
-    from tests.conftest import LEAK_WATCH
+    from tests.helpers import LEAK_WATCH
 
     root = Path(tempfile.mkdtemp(prefix="alq-plaintext-"))
     server = DevDatabase(root, dbname="postgres")

@@ -10,7 +10,7 @@ from sqlalchemy.engine import URL
 
 from alquimista_schema import lint, migrate
 from alquimista_schema.cli import main
-from tests.conftest import Invoke
+from tests.helpers import Invoke
 
 BAD_REVISION = '''"""Index the lead e-mail (the unsafe way)."""
 
@@ -78,7 +78,7 @@ def test_a_revision_missing_from_lint_json_is_refused_under_enforce(
 def test_prod_lambda_enforces_and_plan_shows_findings(with_bad_revision: Path, invoke: Invoke,
                                                       head_url: URL, migrator_url: URL,
                                                       make_secret: object) -> None:
-    from tests.conftest import secret_for
+    from tests.helpers import secret_for
 
     migrate.upgrade(migrator_url, "021")
     arn = make_secret(secret_for(migrator_url))  # type: ignore[operator]

@@ -21,7 +21,7 @@ from alquimista_schema.cli import main
 from alquimista_schema.database import connect
 from alquimista_schema.devdb import DevDatabase, server_account
 from alquimista_schema.errors import ReadOnlyReplica
-from tests.conftest import Invoke
+from tests.helpers import Invoke
 
 pytestmark = pytest.mark.slow
 

@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from alquimista_schema import bundle
-from tests.conftest import TLS, leaks, secret_for
+from tests.helpers import TLS, leaks, secret_for
 from tests.helpers_runtime import missing
 from tests.runtime_api import RuntimeAPI
 

@@ -8,6 +8,8 @@ its baseline several times, takes medians, prints a table and writes
 1. cold no-op: a fresh interpreter imports the handler and answers ``upgrade head`` on a
    database at head (secret from the local endpoint) / ``alembic upgrade head`` as a
    fresh process on the same database.                                  goal <= 1.0
+   The same with the secret from the Parameters and Secrets extension (a stand-in
+   forwarding to moto: no boto3 import), ``cold_noop_ext_ratio``.       goal <= 0.5
 2. upgrade base to head in a warm process / ``psql -f`` of the same offline SQL.
                                                                         goal <= 1.3
 3. no-op with 100, 1,000 and 10,000 synthetic revisions: the runner's upgrade / Alembic's
@@ -130,7 +132,9 @@ assert answer["status"] == "noop", answer
 
 
 def bench_cold_noop(env: Environment, rounds: int) -> dict[str, Any]:
+    """Cold no-op, secret through boto3 and through the extension, / the alembic CLI."""
     from alquimista_schema import migrate
+    from tests import extension_standin  # written from AWS's interface; forwards to moto
 
     url = env.database()
     migrate.upgrade(url, "head")
@@ -138,11 +142,22 @@ def bench_cold_noop(env: Environment, rounds: int) -> dict[str, Any]:
                   "DB_SSLROOTCERT": str(env.ca), "PYTHONPATH": str(ROOT)}
     alembic_env = {**os.environ, "DATABASE_URL": plain(url)}
     alembic = str(Path(sys.executable).parent / "alembic")
-    runner, baseline = median_pair(
-        lambda: run([sys.executable, "-c", COLD], env=runner_env, cwd=ROOT),
-        lambda: run([alembic, "upgrade", "head"], env=alembic_env, cwd=ROOT), rounds)
-    return {"cold_noop_ratio": runner / baseline, "cold_noop_runner_s": runner,
-            "cold_noop_alembic_cli_s": baseline}
+
+    def baseline() -> float:
+        return run([alembic, "upgrade", "head"], env=alembic_env, cwd=ROOT)
+
+    runner, alembic_s = median_pair(
+        lambda: run([sys.executable, "-c", COLD], env=runner_env, cwd=ROOT), baseline, rounds)
+    endpoint = env.aws_env["AWS_ENDPOINT_URL_SECRETS_MANAGER"]
+    with extension_standin.serve(endpoint, token="bench") as ext:  # noqa: S106 (a stand-in)
+        ext_env = {**runner_env, "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": str(ext.port),
+                   "AWS_SESSION_TOKEN": "bench"}
+        with_ext, alembic_ext_s = median_pair(
+            lambda: run([sys.executable, "-c", COLD], env=ext_env, cwd=ROOT), baseline, rounds)
+    return {"cold_noop_ratio": runner / alembic_s, "cold_noop_runner_s": runner,
+            "cold_noop_alembic_cli_s": alembic_s,
+            "cold_noop_ext_ratio": with_ext / alembic_ext_s, "cold_noop_ext_runner_s": with_ext,
+            "cold_noop_ext_alembic_cli_s": alembic_ext_s}
 
 
 def bench_upgrade(env: Environment, rounds: int) -> dict[str, Any]:
@@ -261,6 +276,7 @@ def main() -> int:
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+    sys.path.insert(0, str(ROOT))  # tests.extension_standin
     rounds = int(os.environ.get("BENCH_ROUNDS", "7"))
     counts = [int(c) for c in os.environ.get("BENCH_COUNTS", "100,1000,10000").split(",")]
     began = time.perf_counter()
@@ -286,6 +302,9 @@ def table(r: dict[str, Any], counts: list[int]) -> str:
         ("cold no-op / alembic CLI", r["cold_noop_ratio"], "<= 1.0",
          f"{r['cold_noop_runner_s'] * 1000:.0f} ms vs "
          f"{r['cold_noop_alembic_cli_s'] * 1000:.0f} ms"),
+        ("cold no-op, extension / alembic CLI", r["cold_noop_ext_ratio"], "<= 0.5",
+         f"{r['cold_noop_ext_runner_s'] * 1000:.0f} ms vs "
+         f"{r['cold_noop_ext_alembic_cli_s'] * 1000:.0f} ms"),
         ("upgrade base->head / psql -f", r["upgrade_ratio_vs_psql"], "<= 1.3",
          f"{r['upgrade_runner_s'] * 1000:.0f} ms vs {r['upgrade_psql_s'] * 1000:.0f} ms"),
     ]

@@ -147,7 +147,8 @@ def test_bad_url_and_bad_timeout(head_url: URL) -> None:
         "error: the database URL must be a postgresql:// URL")
     bad = run("upgrade", "--url", full(head_url), "--lock-timeout", "soon")
     assert bad.exit_code == 2
-    assert "lock_timeout must look like 250ms, 5s, 2min or 0, not 'soon'" in bad.stderr
+    assert "lock_timeout must look like 250ms, 5s, 2min, 1h or 0 (at most 24 days), not 'soon'" \
+        in bad.stderr
 
 
 def test_usage_errors_exit_2() -> None:

@@ -153,3 +153,17 @@ def test_no_fetch_starts_that_could_outlive_the_deadline(
     with pytest.raises(SecretUnavailable, match="cannot reach Secrets Manager"):
         cache.get(deadline=time.monotonic() + 4)
     assert time.monotonic() - began < 4
+
+
+def test_a_dsn_never_shows_its_password_and_round_trips(migrator_url: URL) -> None:
+    from sqlalchemy.engine import make_url
+
+    dsn = credentials.url_from_secret(rds(migrator_url), {})
+    assert not leaks(repr(dsn) + str(dsn) + dsn.render_as_string() + f"{dsn}")
+    assert leaks(dsn.render_as_string(hide_password=False))  # shown (encoded) when asked
+    parsed = make_url(dsn.render_as_string(hide_password=False))
+    assert (parsed.username, parsed.password, parsed.host, parsed.port, parsed.database,
+            dict(parsed.query)) == (MIGRATOR, MIGRATOR_PASSWORD, "localhost",
+                                    migrator_url.port, migrator_url.database,
+                                    {"sslmode": "require"})
+    assert dsn.to_url() == parsed

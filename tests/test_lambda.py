@@ -339,16 +339,20 @@ def test_a_statement_running_into_the_deadline_is_cancelled(invoke: Invoke,
 
 def test_application_name_identifies_the_request(invoke: Invoke, db: tuple[URL, str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[str] = []
-    original = migrate.Run.connection
+    """Every connection the run opens (fast path, lock, migrations) names the request."""
+    import psycopg2
 
-    def spy(self: migrate.Run, url: Any) -> Any:
-        seen.append(self.application_name)
-        return original(self, url)
+    seen: list[str | None] = []
+    original = psycopg2.connect
 
-    monkeypatch.setattr(migrate.Run, "connection", spy)
+    def spy(*args: Any, **kwargs: Any) -> Any:  # SQLAlchemy and the fast path both call it
+        seen.append(kwargs.get("application_name"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(psycopg2, "connect", spy)
     answer = invoke({}, secret=db[1])
-    assert seen
+    assert answer["status"] == "success", answer
+    assert len(seen) >= 2  # at least the lock's and the migrations' connections
     assert set(seen) == {f"alquimista-schema/{answer['request_id']}"}
 
 

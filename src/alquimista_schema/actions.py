@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from alquimista_schema.credentials import SecretCache
 from alquimista_schema.errors import ConfigurationError, DowngradeRefused, DriftDetected
 from alquimista_schema.settings import Settings
+
+if TYPE_CHECKING:  # for annotations only: importing it loads SQLAlchemy (~200 ms)
+    from alquimista_schema.credentials import SecretCache
 
 
 @dataclass(frozen=True)
@@ -63,18 +65,18 @@ class Call:
                            action=self.request.action, deadline=self.deadline,
                            margin=s.margin, secret_version=secret_version,
                            connect_timeout=s.connect_timeout, connect_budget=s.connect_budget,
-                           lint_policy=s.lint_policy, lock_wait=lock_wait)
+                           lint_policy=s.lint_policy, lock_wait=lock_wait,
+                           environment=s.environment)
 
     def on_database(self, fn: Callable[[Any, Any], dict[str, Any]]) -> dict[str, Any]:
         """Call ``fn(url, run)``; fetch the secret again once if the credentials are refused."""
-        from alquimista_schema.database import safe_url
-
         secrets = self.runner.secrets
         if secrets is None:
             raise ConfigurationError("DB_SECRET_ARN is not set in the function's environment")
 
         def attempt(creds: Any) -> dict[str, Any]:
-            self.log("secret.ready", database=safe_url(creds.url), via=creds.source,
+            self.log("secret.ready", database=creds.url.render_as_string(hide_password=True),
+                     via=creds.source,
                      secret_version=creds.secret_version, fetches=secrets.fetches)
             return fn(creds.url, self.run(creds.secret_version))
 

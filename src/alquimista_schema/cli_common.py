@@ -89,7 +89,7 @@ def local_database_url() -> URL:
     return dev_url
 
 
-def on_database(url: str | None, secret_arn: str | None, fn: Callable[[str | URL], T]) -> T:
+def on_database(url: str | None, secret_arn: str | None, fn: Callable[[Any], T]) -> T:
     """Call ``fn`` with the database's URL: ``--url``, else the secret's, else the local one.
 
     With a secret, refused credentials make it fetch the secret again once (rotation),

@@ -21,8 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import URL
-
+from alquimista_schema.dsn import Dsn
 from alquimista_schema.errors import (
     AuthenticationFailed,
     ConfigurationError,
@@ -41,7 +40,8 @@ SECRETS_MAX_ATTEMPTS = 2
 
 @dataclass(frozen=True)
 class Credentials:
-    url: URL
+    url: Dsn
+    """SQLAlchemy-free (see dsn.py): a cold no-op never imports SQLAlchemy."""
     secret_version: str | None
     source: str = "secretsmanager"
     """``extension`` (the Parameters and Secrets layer) or ``secretsmanager`` (boto3)."""
@@ -189,8 +189,8 @@ def parse_secret(secret_id: str, response: Mapping[str, Any]) -> tuple[dict[str,
 
 
 def url_from_secret(secret: Mapping[str, Any], env: Mapping[str, str] | None = None,
-                    *, name: str = "the secret") -> URL:
-    """Build the URL with ``URL.create`` (so any password character is safe)."""
+                    *, name: str = "the secret") -> Dsn:
+    """Build the connection from the secret's fields (any password character is safe)."""
     env = os.environ if env is None else env
 
     def pick(key: str, env_key: str) -> Any:
@@ -225,8 +225,10 @@ def url_from_secret(secret: Mapping[str, Any], env: Mapping[str, str] | None = N
     ca_bundle = env.get("DB_SSLROOTCERT")
     if ca_bundle:
         query = {"sslmode": "verify-full", "sslrootcert": ca_bundle}
-    return URL.create("postgresql+psycopg2", username=str(username), password=str(password),
-                      host=str(host), port=port_number, database=str(dbname), query=query)
+    if "@" in str(host) or "/" in str(host):
+        raise SecretUnavailable(f"{name} has a host that is not a host name")
+    return Dsn(host=str(host), port=port_number, username=str(username),
+               password=str(password), database=str(dbname), query=query)
 
 
 # A fetch may take up to connect + read timeout, twice (one retry); with less time left,

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from alquimista_schema.dsn import Dsn
 from alquimista_schema.errors import (
     AuthenticationFailed,
     ConfigurationError,
@@ -27,12 +28,14 @@ _MALFORMED = ("the database URL is not valid; expected "
               "postgresql://user:password@host:port/dbname")
 
 
-def parse_url(url: str | URL) -> URL:
+def parse_url(url: str | URL | Dsn) -> URL:
     """Return ``url`` as a SQLAlchemy URL for PostgreSQL, or raise ConfigurationError.
 
     The URL holds a password, so no message here quotes it and no error is chained
     to one that does (``from None``: the parser's own errors repeat the text).
     """
+    if isinstance(url, Dsn):
+        url = url.to_url()  # built from a secret's fields: already well formed
     if isinstance(url, str):
         _check_text(url)
     try:
@@ -76,8 +79,10 @@ def _check_text(url: str) -> None:
         raise ConfigurationError("the database URL holds a NUL character") from None
 
 
-def safe_url(url: str | URL) -> str:
+def safe_url(url: str | URL | Dsn) -> str:
     """Render ``url`` with its password masked, for messages and logs."""
+    if isinstance(url, Dsn):
+        return url.render_as_string(hide_password=True)
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
@@ -119,7 +124,7 @@ def describe_connect_error(url: URL, exc: DBAPIError) -> SchemaError:
 
 
 @contextmanager
-def connect(url: str | URL, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+def connect(url: str | URL | Dsn, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
             application_name: str = APPLICATION_NAME, budget: float = 0.0,
             deadline: float | None = None, adopt: Any = None) -> Iterator[Connection]:
     """Open one connection (no pool) to ``url``; close it on exit.

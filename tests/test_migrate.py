@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from alquimista_schema import introspect, migrate
 from alquimista_schema.database import connect
-from alquimista_schema.errors import MigrationFailed, UnknownRevision
+from alquimista_schema.errors import InvalidTarget, MigrationFailed, UnknownRevision
 
 CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
 
@@ -180,10 +180,14 @@ def test_stamp_records_without_running(empty_url: URL) -> None:
         assert conn.execute(text("SELECT to_regclass('dry_run_log')")).scalar() is None
 
 
-@pytest.mark.parametrize("target", ["head+1", "base-1", "017+5", "lead_ingestion-1"])
-def test_relative_targets_past_the_ends_are_unknown(empty_url: URL, target: str) -> None:
+@pytest.mark.parametrize(("target", "error"), [
+    ("head+1", InvalidTarget), ("base-1", InvalidTarget),  # never well formed (targets.py)
+    ("017+5", UnknownRevision), ("lead_ingestion-1", UnknownRevision),
+])
+def test_relative_targets_past_the_ends_are_refused(empty_url: URL, target: str,
+                                                    error: type[Exception]) -> None:
     migrate.upgrade(empty_url, "017")
-    with pytest.raises(UnknownRevision):
+    with pytest.raises(error):
         migrate.upgrade(empty_url, target)
     assert migrate.current(empty_url) == "017"
 

@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 
 from alembic import command
-from alquimista_schema import introspect, migrate, scripts
+from alquimista_schema import introspect, migrate, running, scripts
 from alquimista_schema.errors import DriftDetected, SchemaError
 
 
@@ -220,9 +220,9 @@ def adopt(url: str | URL, *, dry_run: bool = False, run: migrate.Run | None = No
     run = run or migrate.Run(action="adopt")
     run.action = "adopt"
     script = migrate.script_directory()
-    with migrate.locked(url, run, None) as (_, state), run.connection(url) as conn:
-        state["audit_errors"] = False
-        at = migrate.current_heads(script, conn)
+    with running.locked(url, run, None) as progress, run.connection(url) as conn:
+        progress.audit_errors = False
+        at = running.current_heads(script, conn)
         if at:
             return Adoption("already_managed", at[0],
                             f"the database is already managed (at {at[0]}); nothing to adopt")
@@ -246,6 +246,6 @@ def adopt(url: str | URL, *, dry_run: bool = False, run: migrate.Run | None = No
                             f"the schema matches revision {revision} exactly; would stamp it")
         config = scripts.make_config(connection=conn, stdout=io.StringIO())
         command.stamp(config, revision)
-        state["to"], state["changed"] = revision, True
+        progress.to_revision, progress.changed = revision, True
         return Adoption("adopted", revision,
                         f"the schema matches revision {revision} exactly; stamped it")

@@ -54,8 +54,13 @@ class Entry:
 
 
 def record(conn: Connection, entry: Entry) -> None:
-    """Append ``entry`` (creating the table on first use) and commit."""
-    conn.exec_driver_sql(_DDL)
+    """Append ``entry`` (creating the table on first use) and commit.
+
+    The table is created only when missing: CREATE TABLE IF NOT EXISTS needs CREATE
+    on the schema even when the table exists (PostgreSQL 15 grants it to owners only).
+    """
+    if conn.execute(text("SELECT to_regclass(:t)"), {"t": TABLE}).scalar() is None:
+        conn.exec_driver_sql(_DDL)
     values = {**entry.__dict__, "applied": json.dumps(entry.applied)}
     conn.execute(text(
         f"INSERT INTO {TABLE} (request_id, actor, action, target, from_revision, to_revision, "

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+import sys
 from logging.config import fileConfig
 from typing import Any
 
@@ -20,24 +19,22 @@ from alembic.util import CommandError
 from sqlalchemy import MetaData, create_engine, pool
 from sqlalchemy.engine import Connection
 
-from alquimista_schema import autogen, introspect, models
+from alquimista_schema import authoring, autogen, durations, introspect, models, running, settings
+from alquimista_schema.durations import DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT
+from alquimista_schema.durations import default_timeouts as default_timeouts
+from alquimista_schema.durations import session_timeouts as session_timeouts
+from alquimista_schema.durations import validate as validate_timeout
 from alquimista_schema.errors import ConfigurationError, MissingURL, SchemaError
+
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "DEFAULT_STATEMENT_TIMEOUT", "default_timeouts", "run",
+           "session_timeouts", "validate_timeout"]
+_GUARDED = ("upgrade", "downgrade", "stamp")
 
 
 @write_hooks.register("alquimista_manifest")
 def _write_manifest_hook(filename: str, options: dict[str, Any]) -> None:
     """Keep migrations/manifest.json current after `alembic revision` writes a file."""
-    from alquimista_schema import migrate
-
-    migrate.write_manifest()
-
-
-# Defaults for the migration transaction; see README "Timeouts".
-DEFAULT_LOCK_TIMEOUT = "5s"
-DEFAULT_STATEMENT_TIMEOUT = "15min"
-_DEFAULT_TIMEOUTS = {"lock_timeout": DEFAULT_LOCK_TIMEOUT,
-                     "statement_timeout": DEFAULT_STATEMENT_TIMEOUT}
-TIMEOUT_PATTERN = re.compile(r"(\d+)\s*(ms|s|min|h)?")
+    authoring.write_manifest()
 
 
 def run(context: EnvironmentContext) -> None:
@@ -98,39 +95,40 @@ def configured_url(context: EnvironmentContext) -> str | None:
 
 
 def resolve_url(context: EnvironmentContext) -> str:
-    """Return the database URL for an online run; raise MissingURL without one."""
+    """Return the database URL for an online run: the configured one, else (for
+    ``alembic upgrade/downgrade/stamp``) the local database, as `alquimista-schema` does."""
     url = configured_url(context)
+    if not url and _alembic_cli_command(context) in _GUARDED:
+        url = local_database_url()
     if not url:
-        raise MissingURL(
-            "no database URL: set DATABASE_URL, pass -x url=postgresql://..., or run "
-            "`alquimista-schema upgrade`, which starts a local database for you"
-        )
+        raise MissingURL("no database URL: set DATABASE_URL or pass -x url=postgresql://...")
     from alquimista_schema.database import parse_url
 
     return parse_url(url).render_as_string(hide_password=False)
 
 
+def local_database_url() -> str:
+    """Start (or reuse) the local development database and say so in one line on stderr.
+
+    What a door uses when no URL is given anywhere; ``ALQUIMISTA_DEVDB=off`` refuses.
+    """
+    if os.environ.get("ALQUIMISTA_DEVDB", "").lower() in ("0", "off", "no", "false"):
+        raise MissingURL("no database URL: pass --url or set DATABASE_URL "
+                         "(the local database is switched off by ALQUIMISTA_DEVDB)")
+    from alquimista_schema.devdb import DevDatabase
+
+    url = DevDatabase.default().start()
+    print(f"using the local database {url.render_as_string(hide_password=True)} "
+          "(see `alquimista-schema dev-db`)", file=sys.stderr)
+    return url.render_as_string(hide_password=False)
+
+
 def timeouts(context: EnvironmentContext) -> dict[str, str]:
     """Return lock_timeout and statement_timeout for the migration transactions."""
     x_args = context.get_x_argument(as_dictionary=True)
-    return {name: _timeout(name, context.config.attributes.get(name), x_args.get(name),
+    return {name: durations.setting(name, context.config.attributes.get(name), x_args.get(name),
                            configured=context.config.get_main_option(name))
-            for name in _DEFAULT_TIMEOUTS}
-
-
-def _timeout(name: str, *preferred: str | None, configured: str | None = None) -> str:
-    """The first of ``preferred``, else ALQUIMISTA_<NAME>, else ``configured``, else default."""
-    value = (next((v for v in preferred if v), None)
-             or os.environ.get(f"ALQUIMISTA_{name.upper()}") or configured
-             or _DEFAULT_TIMEOUTS[name])
-    return validate_timeout(name, str(value))
-
-
-def validate_timeout(name: str, value: str) -> str:
-    """Return ``value`` if it is a PostgreSQL duration we accept, else raise."""
-    if not TIMEOUT_PATTERN.fullmatch(value.strip()):
-        raise ConfigurationError(f"{name} must look like 250ms, 5s, 2min or 0, not {value!r}")
-    return value.strip()
+            for name in durations.DEFAULTS}
 
 
 def run_offline(context: EnvironmentContext) -> None:
@@ -155,12 +153,29 @@ def run_online(context: EnvironmentContext) -> None:
     if connection is not None:
         _run_on(context, connection)
         return
-    engine = create_engine(resolve_url(context), poolclass=pool.NullPool)
+    url = resolve_url(context)
+    engine = create_engine(url, poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
-            _run_on(context, conn)
+            command = _alembic_cli_command(context)
+            if command not in _GUARDED:
+                _run_on(context, conn)
+                return
+            with running.alembic_command(url, conn, context.script,
+                                         **_cli_request(context, command)):
+                _run_on(context, conn)
     finally:
         engine.dispose()
+
+
+def _cli_request(context: EnvironmentContext, command: str) -> dict[str, Any]:
+    """What the alembic command asks for: action, target, -x confirm, ENVIRONMENT."""
+    opts = context.config.cmd_opts
+    target = getattr(opts, "revision", None) or " ".join(getattr(opts, "revisions", None) or [])
+    return {"action": command, "target": target,
+            "confirm": context.get_x_argument(as_dictionary=True).get("confirm"),
+            "purge": bool(getattr(opts, "purge", False)),
+            "environment": settings.environment_name(os.environ.get("ENVIRONMENT"))}
 
 
 def _run_on(context: EnvironmentContext, connection: Connection) -> None:
@@ -194,40 +209,6 @@ def _alembic_cli_command(context: EnvironmentContext) -> str | None:
     return getattr(cmd[0], "__name__", None) if cmd else None
 
 
-def default_timeouts(lock_timeout: str | None, statement_timeout: str | None) -> dict[str, str]:
-    """Timeouts for a library caller: given, else the environment, else the defaults."""
-    return {"lock_timeout": _timeout("lock_timeout", lock_timeout),
-            "statement_timeout": _timeout("statement_timeout", statement_timeout)}
-
-
-@contextmanager
-def session_timeouts(connection: Connection, settings: dict[str, str], *,
-                     restore: bool = True) -> Iterator[None]:
-    """Apply timeouts for the migration transactions, then restore the previous values.
-
-    With one transaction per revision a ``SET LOCAL`` would lapse after the first
-    revision, so the settings are made for the session and put back afterwards.
-    """
-    external = connection.in_transaction()
-    previous = {name: connection.exec_driver_sql(f"SHOW {name}").scalar()
-                for name in settings} if restore else {}
-    for name, value in settings.items():
-        connection.exec_driver_sql(f"SELECT set_config('{name}', %(v)s, false)", {"v": value})
-    if not external:
-        connection.commit()
-    try:
-        yield
-    finally:
-        if not connection.closed and not connection.invalidated:
-            if connection.in_transaction() and not external:
-                connection.rollback()
-            for name, prior in previous.items():
-                connection.exec_driver_sql(
-                    f"SELECT set_config('{name}', %(v)s, false)", {"v": str(prior)})
-            if not external:
-                connection.commit()
-
-
 def number_revisions(context: Any, revision: Any, directives: list[Any]) -> None:
     """Number new revisions after the legacy files (018, 019, ...) unless given an id.
 
@@ -244,6 +225,9 @@ def number_revisions(context: Any, revision: Any, directives: list[Any]) -> None
         context.config.attributes["nothing_to_write"] = True
         return
     if not re.fullmatch(r"[0-9a-f]{12}", script.rev_id or ""):
+        if not authoring.REV_ID.fullmatch(script.rev_id or ""):
+            raise ConfigurationError(  # it becomes a file name: never outside versions/
+                f"--rev-id must be 1 to 40 letters, digits or underscores, not {script.rev_id!r}")
         return
     scripts = ScriptDirectory.from_config(context.config)
     numbers = [int(r.revision) for r in scripts.walk_revisions() if r.revision.isdigit()]

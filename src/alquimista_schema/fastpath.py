@@ -3,13 +3,16 @@
 A deployment pipeline invokes the runner on every deploy, and almost always the
 database is already at head. The head comes from the manifest (no revision module
 is loaded) and one round trip reads the version table and the replica flag; only
-when the answer is not a plain "at head" does the full path run. The connection is
-kept for warm invocations and dropped on any error.
+when the answer is not a plain "at head" does the full path run, on the very
+connection that asked (see :func:`probe`). The connection is kept for warm
+invocations and dropped on any error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from alquimista_schema import scripts
@@ -18,59 +21,74 @@ _QUERY = "SELECT pg_is_in_recovery(), (SELECT array_agg(version_num) FROM alembi
 _cached: dict[str, Any] = {}
 
 
+@dataclass
+class Answer:
+    """What the fast path found."""
+
+    head: str | None
+    """The head revision when the database is plainly at it; None: take the full path."""
+    connection: Any = None
+    """An open psycopg2 connection now owned by the caller (the full path adopts it)."""
+
+
 def _key(url: Any) -> str:
     return str(url.render_as_string(hide_password=False))
 
 
-def at_head(url: Any, *, connect_timeout: int = 10, application_name: str = "alquimista-schema"
-            ) -> str | None:
-    """Return the head revision if the database is plainly at it, else None.
-
-    None means "take the full path": no manifest, a replica, another revision, no
-    version table, or any error (the full path reports errors properly).
-    """
-    head = scripts.known_head()
-    if head is None:
-        return None
+def _open(url: Any, connect_timeout: float, application_name: str) -> Any:
     import psycopg2  # deferred; about 5 ms, against several hundred for SQLAlchemy + Alembic
 
     key = _key(url)
     conn = _cached.get(key)
+    if conn is None or conn.closed:
+        # libpq reads 0 as "wait forever" and rounds 1 up to 2: keep it a real bound.
+        conn = psycopg2.connect(
+            host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+            dbname=url.database, connect_timeout=max(2, math.ceil(connect_timeout)),
+            application_name=application_name[:63], **dict(url.query))
+        conn.autocommit = True
+        _cached.clear()
+        _cached[key] = conn
+    return conn
+
+
+def probe(url: Any, *, connect_timeout: float = 10, statement_timeout: float = 10,
+          application_name: str = "alquimista-schema") -> Answer:
+    """Ask "at head?" once, within the given seconds; hand over the connection if not.
+
+    Any error means "take the full path" (which reports errors properly).
+    """
+    head = scripts.known_head()
+    if head is None:
+        return Answer(None)
+    import psycopg2
+
+    budget_ms = max(int(statement_timeout * 1000), 1)
     try:
-        if conn is None or conn.closed:
-            conn = psycopg2.connect(
-                host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-                dbname=url.database, connect_timeout=connect_timeout,
-                application_name=application_name[:63], **dict(url.query))
-            conn.autocommit = True
-            _cached.clear()
-            _cached[key] = conn
+        conn = _open(url, connect_timeout, application_name)
         with conn.cursor() as cur:
-            cur.execute(_QUERY)
+            # One round trip: the bound, then the question.
+            cur.execute(f"SET statement_timeout = {budget_ms}; {_QUERY}")
             in_recovery, versions = cur.fetchone()
     except psycopg2.errors.UndefinedTable:
-        return None  # an unversioned database; the connection is fine (see take())
+        versions, in_recovery = None, False  # unversioned; the connection is fine
     except psycopg2.Error:
         drop()
-        return None
-    if in_recovery or versions != [head]:
-        return None
-    return head
+        return Answer(None)
+    if not in_recovery and versions == [head]:
+        return Answer(head)
+    return Answer(None, _cached.pop(_key(url), None))
 
 
-def take(url: Any, application_name: str) -> Any:
-    """Hand over the open connection to ``url`` (the full path reuses it), or None.
-
-    Only a connection this run opened (same application_name) is handed over, so a
-    warm container never runs a migration on a connection it did not just check.
-    """
-    conn = _cached.pop(_key(url), None)
-    if conn is None or conn.closed:
-        return None
-    if conn.get_dsn_parameters().get("application_name") != application_name[:63]:
-        _cached[_key(url)] = conn
-        return None
-    return conn
+def at_head(url: Any, *, connect_timeout: int = 10, application_name: str = "alquimista-schema"
+            ) -> str | None:
+    """Return the head revision if the database is plainly at it, else None (keeps the
+    connection cached for :func:`probe`)."""
+    answer = probe(url, connect_timeout=connect_timeout, statement_timeout=connect_timeout,
+                   application_name=application_name)
+    if answer.connection is not None:
+        _cached[_key(url)] = answer.connection
+    return answer.head
 
 
 def drop() -> None:

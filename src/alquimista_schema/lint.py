@@ -22,8 +22,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from alquimista_schema import scripts
-from alquimista_schema.errors import ConfigurationError, SchemaError
+from alquimista_schema import authoring, scripts
+from alquimista_schema.errors import ConfigurationError, LintRefused, SchemaError
+
+__all__ = ["Finding", "LintRefused", "check_revision", "lint", "load_manifest", "unwaived"]
 
 PG_VERSION = "15.0"  # Aurora PostgreSQL 15
 POLICIES = ("enforce", "warn", "off")
@@ -31,12 +33,6 @@ POLICIES = ("enforce", "warn", "off")
 
 def manifest_path() -> Path:
     return scripts.SCRIPT_LOCATION / "lint.json"
-
-
-class LintRefused(SchemaError):
-    """A revision has unwaived lint findings and the policy is to enforce."""
-
-    code = "LINT_REFUSED"
 
 
 @dataclass(frozen=True)
@@ -62,28 +58,24 @@ def squawk_binary() -> str:
 
 def lint(*, squawk: str | None = None) -> dict[str, list[Finding]]:
     """Run squawk over each revision's upgrade SQL; return findings by revision."""
-    from alquimista_schema import migrate
-
     binary = squawk or squawk_binary()
-    script = migrate.script_directory()
     results: dict[str, list[Finding]] = {}
     with tempfile.TemporaryDirectory(prefix="alq-lint-") as tmp:
-        for info in migrate.history():
-            start = info.down_revision or "base"
-            sql = migrate.sql(f"{start}:{info.revision}" if info.down_revision else info.revision)
-            path = Path(tmp) / f"{info.revision}.sql"
+        for rev in scripts.chain(scripts.script_directory()):
+            down = rev.down_revision if isinstance(rev.down_revision, str) else None
+            sql = authoring.sql(f"{down}:{rev.revision}" if down else rev.revision)
+            path = Path(tmp) / f"{rev.revision}.sql"
             path.write_text(sql)
             done = subprocess.run([binary, "--reporter", "json", "--pg-version", PG_VERSION,
                                    str(path)], capture_output=True, text=True, check=False)
             try:
                 raw: list[dict[str, Any]] = json.loads(done.stdout or "[]")
             except json.JSONDecodeError as exc:
-                raise SchemaError(f"squawk failed on {info.revision}: {done.stderr.strip()}") \
+                raise SchemaError(f"squawk failed on {rev.revision}: {done.stderr.strip()}") \
                     from exc
-            module = script.get_revision(info.revision).module
-            waivers: dict[str, str] = getattr(module, "SQUAWK_WAIVERS", {})
-            results[info.revision] = [
-                Finding(info.revision, f["rule_name"], int(f["line"]), f["message"],
+            waivers: dict[str, str] = getattr(rev.module, "SQUAWK_WAIVERS", {})
+            results[rev.revision] = [
+                Finding(rev.revision, f["rule_name"], int(f["line"]), f["message"],
                         f["rule_name"] in waivers, waivers.get(f["rule_name"]))
                 for f in raw
             ]

@@ -12,8 +12,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from alquimista_schema.errors import UnknownRevision
+
 if TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.script import Script, ScriptDirectory
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 VERSIONS_LOCATION = SCRIPT_LOCATION / "versions"
@@ -34,6 +37,42 @@ def make_config(*, stdout: TextIO | None = None, **attributes: Any) -> Config:
     config.attributes["embedded"] = True
     config.attributes.update(attributes)
     return config
+
+
+def script_directory() -> ScriptDirectory:
+    """Load the package's revisions (imports Alembic: never on the no-op fast path)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(make_config())
+
+
+def chain(script: ScriptDirectory) -> list[Script]:
+    """Return the revisions, oldest first."""
+    return list(reversed(list(script.walk_revisions())))
+
+
+def describe(script: Script) -> str:
+    """Return the first line of a revision's docstring."""
+    doc = (script.doc or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
+def resolve(script: ScriptDirectory, name: str | None) -> None:
+    """Raise UnknownRevision unless ``name`` (head, base, an id) is in the history."""
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
+    if name is None or name in ("head", "heads", "base"):
+        return
+    try:
+        found = script.get_revisions(name)
+    except (CommandError, RevisionError) as exc:
+        known = ", ".join(r.revision for r in chain(script))
+        raise UnknownRevision(
+            f"unknown revision {name!r}: {exc}. Known revisions: {known} "
+            "(or head, base, +N, -N)") from exc
+    if not found:
+        raise UnknownRevision(f"unknown revision {name!r}")
 
 
 # --- the manifest: the head without loading every revision module ------------------

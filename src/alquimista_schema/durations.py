@@ -1,0 +1,89 @@
+"""PostgreSQL durations (250ms, 5s, 2min, 1h, 0): the one grammar for every timeout.
+
+A bare number is milliseconds, as PostgreSQL reads it for ``lock_timeout`` and
+``statement_timeout``; 0 means "no limit" there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from alquimista_schema.errors import ConfigurationError
+
+PATTERN = re.compile(r"(\d{1,10})\s*(ms|s|min|h)?")
+_SECONDS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, None: 0.001}
+_MAX_MS = 2_147_483_647  # PostgreSQL's limit for these settings (INT_MAX milliseconds)
+
+
+def validate(name: str, value: str) -> str:
+    """Return ``value`` stripped if PostgreSQL accepts it as a duration, else raise."""
+    text = value.strip() if isinstance(value, str) else ""
+    match = PATTERN.fullmatch(text)
+    if match is None or int(match[1]) * _SECONDS[match[2]] * 1000 > _MAX_MS:
+        raise ConfigurationError(
+            f"{name} must look like 250ms, 5s, 2min, 1h or 0 (at most 24 days), not {value!r}")
+    return text
+
+
+def seconds(value: str) -> float:
+    """Return the seconds in a duration (``0`` is 0: callers decide what "no limit" means)."""
+    match = PATTERN.fullmatch(validate("duration", value))
+    assert match is not None  # validate() matched it
+    return int(match[1]) * _SECONDS[match[2]]
+
+
+def milliseconds(value: float) -> str:
+    """Render ``value`` seconds as a PostgreSQL duration, at least 1ms."""
+    return f"{max(int(value * 1000), 1)}ms"
+
+
+# --- the migration transactions' timeouts -------------------------------------------
+
+DEFAULT_LOCK_TIMEOUT = "5s"
+DEFAULT_STATEMENT_TIMEOUT = "15min"
+DEFAULTS = {"lock_timeout": DEFAULT_LOCK_TIMEOUT, "statement_timeout": DEFAULT_STATEMENT_TIMEOUT}
+
+
+def setting(name: str, *preferred: str | None, configured: str | None = None) -> str:
+    """The first of ``preferred``, else ALQUIMISTA_<NAME>, else ``configured``, else default."""
+    value = (next((v for v in preferred if v), None)
+             or os.environ.get(f"ALQUIMISTA_{name.upper()}") or configured or DEFAULTS[name])
+    return validate(name, str(value))
+
+
+def default_timeouts(lock_timeout: str | None, statement_timeout: str | None) -> dict[str, str]:
+    """Timeouts for a library caller: given, else the environment, else the defaults."""
+    return {"lock_timeout": setting("lock_timeout", lock_timeout),
+            "statement_timeout": setting("statement_timeout", statement_timeout)}
+
+
+@contextmanager
+def session_timeouts(connection: Any, settings: dict[str, str], *,
+                     restore: bool = True) -> Iterator[None]:
+    """Apply timeouts for the migration transactions, then restore the previous values.
+
+    With one transaction per revision a ``SET LOCAL`` would lapse after the first
+    revision, so the settings are made for the session and put back afterwards.
+    """
+    external = connection.in_transaction()
+    previous = {name: connection.exec_driver_sql(f"SHOW {name}").scalar()
+                for name in settings} if restore else {}
+    for name, value in settings.items():
+        connection.exec_driver_sql(f"SELECT set_config('{name}', %(v)s, false)", {"v": value})
+    if not external:
+        connection.commit()
+    try:
+        yield
+    finally:
+        if not connection.closed and not connection.invalidated:
+            if connection.in_transaction() and not external:
+                connection.rollback()
+            for name, prior in previous.items():
+                connection.exec_driver_sql(
+                    f"SELECT set_config('{name}', %(v)s, false)", {"v": str(prior)})
+            if not external:
+                connection.commit()

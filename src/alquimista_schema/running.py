@@ -1,0 +1,354 @@
+"""The run machinery: connect, refuse a standby, lock, audit, and step through revisions.
+
+The verbs (migrate.py) and the plain ``alembic`` command (environment.py) run every
+change through :func:`locked`: one connection holds the migration lock and writes the
+audit row whatever happens, while the work runs on a second connection, one
+revision per transaction, watching the deadline. Steps are computed (and relative
+targets checked against the history) before the lock is taken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from alquimista_schema import audit, durations, guards, scripts
+from alquimista_schema.durations import session_timeouts
+from alquimista_schema.errors import (
+    DeadlineExceeded,
+    DowngradeRefused,
+    MigrationFailed,
+    SchemaError,
+    UnknownDatabaseRevision,
+    UnknownRevision,
+)
+from alquimista_schema.locking import migration_lock
+from alquimista_schema.runs import Applied, Progress, Run
+from alquimista_schema.targets import Target
+
+if TYPE_CHECKING:
+    from alembic.script import Script, ScriptDirectory
+
+log = logging.getLogger(__name__)
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+
+
+# --- where the database is, and where a target leads ---------------------------------
+
+
+def current_heads(script: ScriptDirectory, conn: Connection) -> tuple[str, ...]:
+    """Return the database's revisions; raise if one is unknown to this release."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
+    heads = MigrationContext.configure(conn).get_current_heads()
+    if conn.in_transaction():
+        conn.commit()
+    for head in heads:
+        try:
+            script.get_revision(head)
+        except (CommandError, RevisionError) as exc:
+            raise UnknownDatabaseRevision(
+                f"the database is at revision {head!r}, which this release of "
+                f"alquimista-schema does not know (its head is {script.get_current_head()!r}): "
+                "it was probably migrated by a newer release; use that release (or, to "
+                "overwrite the version table, `stamp <revision> --purge`)") from exc
+    return heads
+
+
+def one(heads: tuple[str, ...]) -> str | None:
+    return heads[0] if heads else None
+
+
+def destination(script: ScriptDirectory, target: Target, start: str | None, *,
+                upgrade: bool = False) -> str:
+    """Turn a relative target into the revision it reaches; raise if that is off the history."""
+    if not target.relative or len(script.get_heads()) != 1:
+        return target.text  # absolute (or a branched history: Alembic decides)
+    order = ["base", *(r.revision for r in scripts.chain(script))]
+    if target.name is None:
+        anchor = start or "base"
+    elif target.name in ("head", "heads"):
+        anchor = order[-1]
+    elif target.name == "base":
+        anchor = "base"
+    else:
+        anchor = script.get_revision(target.name).revision
+    index = order.index(anchor) + target.steps
+    if not int(upgrade) <= index < len(order):  # an upgrade never lands on base
+        room = len(order) - 1 - order.index(anchor) if target.steps > 0 else order.index(anchor)
+        way = "after" if target.steps > 0 else "before"
+        raise UnknownRevision(
+            f"cannot move to {target.text!r}: {anchor} has {room} revision(s) {way} it, not "
+            f"{abs(target.steps)}; nothing was done. Known revisions: {', '.join(order[1:])}")
+    return order[index]
+
+
+def steps(script: ScriptDirectory, start: str | None, dest: str, *,
+          upgrade: bool) -> list[tuple[Script, str]]:
+    """Return (revision script, destination) pairs, in the order they run."""
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
+    try:
+        if upgrade:
+            found = script._upgrade_revs(dest, start)  # type: ignore[arg-type]
+            return [(s.revision, s.revision.revision) for s in found]
+        found = script._downgrade_revs(dest, start)
+        return [(s.revision, s.revision.down_revision or "base")  # type: ignore[misc]
+                for s in found]
+    except (CommandError, RevisionError, AssertionError) as exc:
+        verb = "upgrade" if upgrade else "downgrade"
+        raise UnknownRevision(f"cannot {verb} from {start or 'base'} to {dest!r}: "
+                              f"{str(exc) or 'past the end of the history'}") from exc
+
+
+@dataclass
+class Plan:
+    """What a move will do from ``start``: computed before the lock, again if it moved."""
+
+    start: str | None
+    steps: list[tuple[Script, str]]
+    dropped: list[str] = field(default_factory=list)
+    """Tables a downgrade drops (read from its offline SQL)."""
+
+
+def plan(script: ScriptDirectory, target: Target, start: str | None, *, upgrade: bool) -> Plan:
+    found = steps(script, start, destination(script, target, start, upgrade=upgrade),
+                  upgrade=upgrade)
+    dropped = [] if upgrade or not found else guards.dropped_tables(script, start,
+                                                                      found[-1][1])
+    return Plan(start, found, dropped)
+
+
+# --- the lock and the audit around a run ---------------------------------------------
+
+
+@contextmanager
+def locked(url: Any, run: Run, target: str | None) -> Iterator[Progress]:
+    """Connect, refuse a standby, take the lock; audit whatever happens inside.
+
+    The body fills the yielded Progress. A failed audit write never changes the run's
+    outcome: the lock connection is rolled back and the problem lands in
+    ``Progress.warnings`` (so in the Result, or in the error's ``progress``) and the log.
+    """
+    started = time.monotonic()
+    progress = Progress()
+    with run.connection(url) as lock_conn:
+        guards.guard_replica(lock_conn)
+        with migration_lock(lock_conn, wait_seconds=run.bounded(run.lock_wait)):
+            outcome: BaseException | None = None
+            try:
+                yield progress
+            except BaseException as exc:
+                outcome = exc
+                raise
+            finally:
+                _audit(lock_conn, _entry(run, target, progress, outcome, started), progress)
+                if isinstance(outcome, SchemaError):
+                    outcome.progress = progress.result()
+
+
+def _entry(run: Run, target: str | None, progress: Progress, outcome: BaseException | None,
+           started: float) -> audit.Entry | None:
+    """Return the audit row for this run, or None when it must leave no trace."""
+    entry = audit.Entry(run.request_id, run.actor, run.action, target, progress.from_revision,
+                        progress.to_revision, "success", secret_version=run.secret_version,
+                        applied=[asdict(a) for a in progress.applied],
+                        duration_ms=round((time.monotonic() - started) * 1000, 1))
+    if isinstance(outcome, SchemaError):
+        entry.outcome, entry.error_code, entry.error = "error", outcome.code, str(outcome)
+    elif outcome is not None:  # never audit an unexpected failure as a success
+        entry.outcome, entry.error_code = "error", "INTERNAL_ERROR"
+        entry.error = f"{type(outcome).__name__}: {outcome}"[:500]
+    failed = entry.outcome == "error" and progress.audit_errors
+    return entry if failed or entry.applied or progress.changed else None
+
+
+def _audit(conn: Connection, entry: audit.Entry | None, progress: Progress) -> None:
+    if entry is None:
+        return
+    try:
+        audit.record(conn, entry)
+    except DBAPIError as exc:
+        # Permission denied, or the lock connection died. Roll back so the connection
+        # stays usable (the unlock), and say so instead of masking the run's outcome.
+        with contextlib.suppress(DBAPIError):
+            conn.rollback()
+        problem = f"the audit row was not written: {_first_line(exc)}"
+        progress.warnings.append(problem)
+        log.warning("%s (request %s)", problem, entry.request_id)
+
+
+# --- stepping through revisions -------------------------------------------------------
+
+
+def statement_timeout(run: Run) -> tuple[str | None, bool]:
+    """Return the statement_timeout to use and whether the deadline set it."""
+    configured = run.statement_timeout
+    remaining = run.remaining()
+    if remaining is None:
+        return configured, False
+    limit = durations.seconds(configured or durations.DEFAULT_STATEMENT_TIMEOUT)
+    if limit == 0 or remaining < limit:  # 0 is "no limit" to PostgreSQL
+        return durations.milliseconds(remaining), True
+    return configured, False
+
+
+def failure(exc: DBAPIError, revision: str, *, deadline_bound: bool) -> SchemaError:
+    """Translate a revision's database error into the package's error."""
+    code = getattr(exc.orig, "pgcode", None)
+    if code == "57014" and deadline_bound:
+        return DeadlineExceeded(
+            f"revision {revision} was cancelled and rolled back because the time left before "
+            "the deadline ran out; raise the function's timeout and run again")
+    if code == "55P03":
+        reason = ("could not get a lock within lock_timeout: another session holds a "
+                  "conflicting lock; retry when traffic is lower, or raise lock_timeout")
+    elif code == "57014":
+        reason = "cancelled by statement_timeout; raise it, or split the revision"
+    else:
+        reason = _first_line(exc)
+    return MigrationFailed(f"revision {revision} failed and was rolled back: {reason}",
+                           revision=revision)
+
+
+def _step(conn: Connection, script: ScriptDirectory, destination_rev: str, *,
+          upgrade: bool) -> None:
+    """Run one step as command.upgrade/downgrade do, reusing the loaded script directory.
+
+    Alembic's commands build a new ScriptDirectory (and load every revision module)
+    per call; a run of N steps would load them N times.
+    """
+    from alembic.runtime.environment import EnvironmentContext
+
+    config = scripts.make_config(connection=conn, stdout=io.StringIO(), session_configured=True)
+
+    def fn(rev: Any, context: Any) -> Any:
+        if upgrade:
+            return script._upgrade_revs(destination_rev, rev)
+        return script._downgrade_revs(destination_rev, rev)
+
+    with EnvironmentContext(config, script, fn=fn, as_sql=False,
+                            destination_rev=destination_rev):
+        script.run_env()
+
+
+def _check_deadline(run: Run, revision: str, progress: Progress) -> None:
+    remaining = run.remaining()
+    if remaining is not None and remaining <= 0:
+        raise DeadlineExceeded(
+            f"stopped before revision {revision}: too little time left before the "
+            f"deadline; the database is at {progress.to_revision or 'base'}. Run again (or "
+            "raise the function's timeout)")
+
+
+def apply(conn: Connection, script: ScriptDirectory, todo: list[tuple[Script, str]], run: Run,
+          progress: Progress, on_applied: Callable[[Applied], None] | None, *,
+          upgrade: bool) -> None:
+    """Run each step in its own transaction, timing it; stop before the deadline."""
+    for rev, dest in todo:
+        _check_deadline(run, rev.revision, progress)
+        timeout, bound = statement_timeout(run)
+        if bound:
+            conn.exec_driver_sql(f"SET statement_timeout = '{timeout}'")
+            conn.commit()
+        began = time.perf_counter()
+        try:
+            _step(conn, script, dest, upgrade=upgrade)
+        except DBAPIError as exc:
+            raise failure(exc, rev.revision, deadline_bound=bound) from exc
+        except SchemaError:
+            raise
+        except Exception as exc:  # a revision's own code may raise anything
+            raise MigrationFailed(
+                f"revision {rev.revision} failed and was rolled back: "
+                f"{type(exc).__name__}: {exc}", revision=rev.revision) from exc
+        item = Applied(rev.revision, scripts.describe(rev),
+                       round((time.perf_counter() - began) * 1000, 1))
+        progress.applied.append(item)
+        progress.to_revision = None if dest == "base" else dest
+        if on_applied is not None:
+            on_applied(item)
+
+
+@dataclass
+class Move:
+    """One upgrade or downgrade request, as the verbs hand it over."""
+
+    target: Target
+    upgrade: bool
+    confirm: str | None = None
+    on_applied: Callable[[Applied], None] | None = None
+
+
+def move(url: Any, request: Move, run: Run, *, script: ScriptDirectory,
+         adopt: Any = None) -> Progress:
+    """Plan (before the lock), then lock, re-plan if the database moved, and apply."""
+    from alquimista_schema import introspect, lint
+
+    upgrade = request.upgrade
+    manifest = lint.load_manifest() if upgrade and run.lint_policy == "enforce" else {}
+    settings = durations.default_timeouts(run.lock_timeout, run.statement_timeout)
+    with (run.connection(url) if adopt is None else run.connection(url, adopt=adopt)) as conn:
+        planned = plan(script, request.target, one(current_heads(script, conn)),
+                       upgrade=upgrade)
+        with locked(url, run, request.target.text) as progress, \
+                session_timeouts(conn, settings, restore=False):
+            progress.at(one(current_heads(script, conn)))
+            progress.audit_errors = False  # a refusal here leaves no trace at all
+            if upgrade and progress.from_revision is None:
+                introspect.refuse_unadopted(conn)
+            if progress.from_revision != planned.start:
+                planned = plan(script, request.target, progress.from_revision, upgrade=upgrade)
+            if not upgrade:
+                guards.authorise_downgrade(conn, planned.dropped, request.target.text,
+                                          request.confirm)
+            progress.audit_errors = True
+            for rev, _ in planned.steps if upgrade else ():  # refuse before applying anything
+                lint.check_revision(rev.revision, run.lint_policy, manifest)
+            apply(conn, script, planned.steps, run, progress, request.on_applied,
+                  upgrade=upgrade)
+    return progress
+
+
+@contextmanager
+def alembic_command(url: str, conn: Connection, script: ScriptDirectory, *, action: str,
+                    target: str, confirm: str | None = None, purge: bool = False,
+                    environment: str = "dev") -> Iterator[Progress]:
+    """Run a plain ``alembic upgrade/downgrade/stamp`` as the verbs run: same lock, same
+    standby guard, same downgrade guard, same audit (``conn`` is Alembic's connection)."""
+    from alquimista_schema import introspect, targets
+
+    run = Run(action=action, environment=environment)
+    parsed = targets.parse(target, {"upgrade": "up", "downgrade": "down"}.get(action))  # type: ignore[arg-type]
+    destructive = action == "downgrade" or (action == "stamp" and purge)
+    if destructive and environment == "prod" and confirm != target:
+        raise DowngradeRefused(
+            f"{action} refused in prod: it can destroy data; nothing was changed. Repeat the "
+            f"target as confirmation: {guards.confirmation(target)}")
+    with locked(url, run, target) as progress:
+        progress.at(one(current_heads(script, conn)))
+        progress.audit_errors = False  # a refusal here leaves no trace at all
+        if action == "upgrade" and progress.from_revision is None:
+            introspect.refuse_unadopted(conn)
+        if action == "downgrade":
+            planned = plan(script, parsed, progress.from_revision, upgrade=False)
+            guards.authorise_downgrade(conn, planned.dropped, target, confirm)
+        progress.audit_errors = True
+        yield progress
+        progress.to_revision = one(current_heads(script, conn))
+        progress.changed = progress.to_revision != progress.from_revision

@@ -2,7 +2,9 @@
 
 Both ``alembic/env.py`` (the repository's, used by the ``alembic`` command) and
 the package's own ``migrations/env.py`` call :func:`run` in one line, so the
-Alembic CLI, the package's CLI and the Lambda behave the same.
+Alembic CLI, the package's CLI and the Lambda behave the same. A plain ``alembic
+upgrade/downgrade/stamp`` runs inside ``running.alembic_command``: the verbs' lock,
+standby guard, unadopted-database refusal, downgrade guard and audit.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from alembic.util import CommandError
 from sqlalchemy import MetaData, create_engine, pool
 from sqlalchemy.engine import Connection
 
-from alquimista_schema import authoring, autogen, durations, introspect, models, running, settings
+from alquimista_schema import authoring, autogen, durations, models, running, settings
 from alquimista_schema.durations import DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT
 from alquimista_schema.durations import default_timeouts as default_timeouts
 from alquimista_schema.durations import session_timeouts as session_timeouts
@@ -180,8 +182,6 @@ def _cli_request(context: EnvironmentContext, command: str) -> dict[str, Any]:
 
 def _run_on(context: EnvironmentContext, connection: Connection) -> None:
     context.configure(connection=connection, **configure_kwargs(context))
-    if _alembic_cli_command(context) == "upgrade":
-        _refuse_unadopted(context, connection)
     if context.config.attributes.get("session_configured"):
         # The caller (migrate) set the timeouts once for all its steps.
         with context.begin_transaction():
@@ -189,18 +189,6 @@ def _run_on(context: EnvironmentContext, connection: Connection) -> None:
         return
     with session_timeouts(connection, timeouts(context)), context.begin_transaction():
         context.run_migrations()
-
-
-def _refuse_unadopted(context: EnvironmentContext, connection: Connection) -> None:
-    """Refuse to upgrade a legacy-built, unversioned database (our verbs do it under the lock).
-
-    Ends the transaction the version read began, so Alembic still gives each
-    revision its own transaction.
-    """
-    if not context.get_context().get_current_heads():
-        introspect.refuse_unadopted(connection)
-    if connection.in_transaction():
-        connection.commit()
 
 
 def _alembic_cli_command(context: EnvironmentContext) -> str | None:

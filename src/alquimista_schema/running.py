@@ -345,6 +345,7 @@ def alembic_command(url: str, conn: Connection, script: ScriptDirectory, *, acti
         progress.audit_errors = False  # a refusal here leaves no trace at all
         if action == "upgrade" and progress.from_revision is None:
             introspect.refuse_unadopted(conn)
+            conn.commit()  # Alembic gives each revision its own transaction
         if action == "downgrade":
             planned = plan(script, parsed, progress.from_revision, upgrade=False)
             guards.authorise_downgrade(conn, planned.dropped, target, confirm)

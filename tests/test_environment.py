@@ -38,6 +38,8 @@ def test_four_parallel_alembic_upgrades_take_the_lock(migrator_url: URL) -> None
     with connect(migrator_url) as conn:
         [row] = audit.entries(conn)  # the run that changed something, recorded like ours
     assert (row["from_revision"], row["to_revision"]) == (None, "021")
+    assert [a["revision"] for a in row["applied"]] == CHAIN
+    assert all(a["duration_ms"] >= 0 and a["description"] for a in row["applied"])
 
 
 def test_alembic_downgrade_dropping_rows_needs_confirm(head_url: URL) -> None:

@@ -85,3 +85,13 @@ def test_a_cold_noop_never_imports_alembic(head_url: URL, aws: Any, tls: TLS) ->
         conn.execute(text("REVOKE SELECT ON alembic_version FROM cold_reader"))
         conn.execute(text("DROP ROLE cold_reader"))
         conn.commit()
+
+
+def test_importing_the_verbs_loads_neither_alembic_nor_the_orm() -> None:
+    """migrate.upgrade answers the cold no-op itself: its import must stay light."""
+    probe = ("import json, sys; import alquimista_schema.migrate; print(json.dumps("
+             "[m for m in ('alembic', 'sqlalchemy', 'sqlalchemy.orm', 'boto3') "
+             "if m in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert json.loads(done.stdout) == []

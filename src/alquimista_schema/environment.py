@@ -164,7 +164,8 @@ def run_online(context: EnvironmentContext) -> None:
                 _run_on(context, conn)
                 return
             with running.alembic_command(url, conn, context.script,
-                                         **_cli_request(context, command)):
+                                         **_cli_request(context, command)) as progress:
+                context.config.attributes["on_version_apply"] = [running.recorder(progress)]
                 _run_on(context, conn)
     finally:
         engine.dispose()

@@ -353,3 +353,19 @@ def alembic_command(url: str, conn: Connection, script: ScriptDirectory, *, acti
         yield progress
         progress.to_revision = one(current_heads(script, conn))
         progress.changed = progress.to_revision != progress.from_revision
+
+
+def recorder(progress: Progress) -> Callable[..., None]:
+    """Return an ``on_version_apply`` callback timing each revision applied (or undone)."""
+    last = [time.perf_counter()]
+
+    def record(*, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+        if not step.is_migration:
+            return
+        now = time.perf_counter()
+        rev = step.up_revision
+        progress.applied.append(Applied(rev.revision, scripts.describe(rev),
+                                        round((now - last[0]) * 1000, 1)))
+        last[0] = now
+
+    return record

@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import URL
 
 from alquimista_schema import actions, events
 from alquimista_schema.credentials import Credentials, SecretCache
+from alquimista_schema.dsn import Dsn
 from alquimista_schema.errors import BadEvent, ConfigurationError
 from alquimista_schema.events import Request, Settings
 from tests.helpers import MIGRATOR_PASSWORD, leaks
@@ -125,7 +125,7 @@ def test_a_bug_answers_internal_error_logged_with_its_traceback_and_no_secret(
         monkeypatch: pytest.MonkeyPatch) -> None:
     runner, stream = quiet_runner({"DB_SECRET_ARN": "s"})
     assert isinstance(runner.secrets, SecretCache)
-    url = URL.create("postgresql+psycopg2", "u", MIGRATOR_PASSWORD, "h", 5432, "d")
+    url = Dsn("h", 5432, "u", MIGRATOR_PASSWORD, "d")
     monkeypatch.setattr(runner.secrets, "_cached", Credentials(url, "v1"))
 
     def broken(call: actions.Call) -> dict[str, Any]:

@@ -562,16 +562,17 @@ def test_changing_events_answer_what_they_did(invoke: Invoke,
 
 # --- bugs the fuzzing found, fixed: regression tests --------------------------------
 
-@pytest.mark.parametrize("event", [
-    {"action": "plan", "target": "head+1"},
-    {"action": "upgrade", "target": "017+5"},
-    {"action": "run-migration", "target": "lead_ingestion-1"},
+@pytest.mark.parametrize(("event", "code"), [
+    ({"action": "plan", "target": "head+1"}, "BAD_EVENT"),  # past an end: malformed as such
+    ({"action": "upgrade", "target": "017+5"}, "UNKNOWN_REVISION"),
+    ({"action": "run-migration", "target": "lead_ingestion-1"}, "UNKNOWN_REVISION"),
 ], ids=["plan head+1", "upgrade 017+5", "run-migration lead_ingestion-1"])
 def test_target_off_the_chain_is_answered_not_raised(
-        invoke: Invoke, secret_at_017: tuple[URL, str], event: dict[str, Any]) -> None:
+        invoke: Invoke, secret_at_017: tuple[URL, str], event: dict[str, Any],
+        code: str) -> None:
     url, arn = secret_at_017
     answer = invoke(event, secret=arn)
-    assert answer["error_code"] == "UNKNOWN_REVISION"
+    assert answer["error_code"] == code
     assert migrate.current(url) == "017"
 
 

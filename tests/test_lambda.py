@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL
 import lambda_entry.handler as entry
 from alquimista_schema import audit, credentials, locking, migrate
 from alquimista_schema.database import connect
-from tests.helpers import MIGRATOR_PASSWORD, TLS, Invoke, secret_for
+from tests.helpers import LEAK_WATCH, MIGRATOR_PASSWORD, TLS, Invoke, secret_for
 
 
 @pytest.fixture
@@ -386,7 +386,6 @@ def test_a_server_without_tls_is_refused(invoke: Invoke,
     from pathlib import Path
 
     from alquimista_schema.devdb import DevDatabase
-    from tests.helpers import LEAK_WATCH
 
     root = Path(tempfile.mkdtemp(prefix="alq-plaintext-"))
     server = DevDatabase(root, dbname="postgres")
@@ -492,3 +491,19 @@ def test_a_cold_noop_with_the_extension_never_imports_boto3(
     assert result["answer"]["status"] == "noop", result
     assert (result["boto3"], result["botocore"]) == (False, False)
     assert ext.requests == [arn]
+
+
+def test_a_failed_audit_write_shows_in_the_answer(invoke: Invoke, head_url: URL,
+                                                  make_secret: Callable[..., str]) -> None:
+    """A role without CREATE on public (PostgreSQL 15's default): the outcome stands, and
+    the answer says the audit row is missing."""
+    from tests.fixtures_run import role
+
+    grants = ("GRANT SELECT, INSERT, UPDATE, DELETE ON alembic_version TO {role}",)
+    with role(head_url, "no_audit", "no-audit-pw-1", *grants) as url:
+        LEAK_WATCH.add(url.password or "")
+        migrate.stamp(url, "020")
+        answer = invoke({}, secret=make_secret(secret_for(url)))
+    assert answer["error_code"] == "MIGRATION_FAILED", answer  # not the view's owner
+    [warning] = answer["warnings"]
+    assert warning.startswith("the audit row was not written: permission denied")

@@ -90,10 +90,13 @@ class Call:
 
 
 def moved(result: Any) -> dict[str, Any]:
-    """The answer's part that says what an upgrade or downgrade did."""
-    return {"status": "success" if result.applied else "noop",
+    """The answer's part that says what an upgrade or downgrade did (and any warning)."""
+    body = {"status": "success" if result.applied else "noop",
             "from_revision": result.from_revision, "to_revision": result.to_revision,
             "applied": [asdict(a) for a in result.applied]}
+    if getattr(result, "warnings", None):
+        body["warnings"] = list(result.warnings)
+    return body
 
 
 # --- the actions ----------------------------------------------------------------------

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from alembic import command
 from alquimista_schema import introspect, migrate, running, scripts
+from alquimista_schema.dsn import Dsn
 from alquimista_schema.errors import DriftDetected, SchemaError
 
 
@@ -211,7 +212,8 @@ def _closeness(item: tuple[str, list[str]]) -> tuple[int, int]:
     return whole_tables, len(diffs)
 
 
-def adopt(url: str | URL, *, dry_run: bool = False, run: migrate.Run | None = None) -> Adoption:
+def adopt(url: str | URL | Dsn, *, dry_run: bool = False,
+          run: migrate.Run | None = None) -> Adoption:
     """Stamp the newest revision the live schema matches exactly; else raise DriftDetected.
 
     Verification and stamp happen under the migration lock, so nothing can change

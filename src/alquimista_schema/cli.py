@@ -76,6 +76,8 @@ def _print_applied(item: Any) -> None:
 
 
 def _print_result(result: Any, verb: str, target: str | None = None) -> None:
+    for warning in getattr(result, "warnings", []):
+        say(f"warning: {warning}", err=True)
     if not result.applied:
         at = result.to_revision or "base"
         if verb == "applied" and target not in (None, "head", "heads", at) and \

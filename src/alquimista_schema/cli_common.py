@@ -13,9 +13,8 @@ from functools import wraps
 from typing import IO, Any, TypeVar
 
 import click
-from sqlalchemy.engine import URL
 
-from alquimista_schema.errors import DriftDetected, InvalidTarget, MissingURL, SchemaError
+from alquimista_schema.errors import DriftDetected, InvalidTarget, SchemaError
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -76,19 +75,6 @@ def _translate(exc: Exception) -> click.ClickException:
                    "for details, and report it)")
 
 
-def local_database_url() -> URL:
-    """The local database's URL, starting it if needed (unless ALQUIMISTA_DEVDB=off)."""
-    if os.environ.get("ALQUIMISTA_DEVDB", "").lower() in ("0", "off", "no", "false"):
-        raise MissingURL("no database URL: pass --url or set DATABASE_URL "
-                         "(the local database is switched off by ALQUIMISTA_DEVDB)")
-    from alquimista_schema.devdb import DevDatabase
-
-    dev_url = DevDatabase.default().start()
-    say(f"using the local database {dev_url.render_as_string(hide_password=True)} "
-        "(see `alquimista-schema dev-db`)", err=True)
-    return dev_url
-
-
 def on_database(url: str | None, secret_arn: str | None, fn: Callable[[Any], T]) -> T:
     """Call ``fn`` with the database's URL: ``--url``, else the secret's, else the local one.
 
@@ -101,7 +87,11 @@ def on_database(url: str | None, secret_arn: str | None, fn: Callable[[Any], T])
         from alquimista_schema.credentials import SecretCache
 
         return SecretCache(secret_arn).call(lambda creds: fn(creds.url))
-    return fn(url or local_database_url())
+    if url:
+        return fn(url)
+    from alquimista_schema import devdb
+
+    return fn(devdb.local_url(lambda line: say(line, err=True)))
 
 
 _url = click.option(

@@ -27,7 +27,7 @@ import secrets
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +35,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
-from alquimista_schema.errors import DevDatabaseError
+from alquimista_schema.errors import DevDatabaseError, MissingURL
 
 DEFAULT_DBNAME = "alquimista"
 SUPERUSER = "postgres"
@@ -371,3 +371,18 @@ class DevDatabase:
         """Stop the server and delete the folder with all its data."""
         self.stop()
         shutil.rmtree(self.root, ignore_errors=False)
+
+
+def local_url(announce: Callable[[str], None]) -> URL:
+    """The local database's URL, started (or reused) for a door that was given no URL.
+
+    ``announce`` prints the one notice line (the password masked) the way the door
+    prints; ``ALQUIMISTA_DEVDB=off`` makes a missing URL an error instead.
+    """
+    if os.environ.get("ALQUIMISTA_DEVDB", "").lower() in ("0", "off", "no", "false"):
+        raise MissingURL("no database URL: pass --url or set DATABASE_URL "
+                         "(the local database is switched off by ALQUIMISTA_DEVDB)")
+    url = DevDatabase.default().start()
+    announce(f"using the local database {url.render_as_string(hide_password=True)} "
+             "(see `alquimista-schema dev-db`)")
+    return url

@@ -110,18 +110,10 @@ def resolve_url(context: EnvironmentContext) -> str:
 
 
 def local_database_url() -> str:
-    """Start (or reuse) the local development database and say so in one line on stderr.
+    """The local database (started if needed), announced in one line on stderr."""
+    from alquimista_schema import devdb
 
-    What a door uses when no URL is given anywhere; ``ALQUIMISTA_DEVDB=off`` refuses.
-    """
-    if os.environ.get("ALQUIMISTA_DEVDB", "").lower() in ("0", "off", "no", "false"):
-        raise MissingURL("no database URL: pass --url or set DATABASE_URL "
-                         "(the local database is switched off by ALQUIMISTA_DEVDB)")
-    from alquimista_schema.devdb import DevDatabase
-
-    url = DevDatabase.default().start()
-    print(f"using the local database {url.render_as_string(hide_password=True)} "
-          "(see `alquimista-schema dev-db`)", file=sys.stderr)
+    url = devdb.local_url(lambda line: print(line, file=sys.stderr))
     return url.render_as_string(hide_password=False)
 
 

@@ -27,6 +27,9 @@ from alquimista_schema.actions import HANDLERS, Call, Request, moved
 from alquimista_schema.errors import BadEvent, ConfigurationError, DriftDetected, SchemaError
 from alquimista_schema.settings import Settings
 
+__all__ = ["ACTIONS", "LEGACY", "MAX_EVENT_BYTES", "JsonLog", "Request", "Runner", "Settings",
+           "action_name", "parse"]
+
 _KEYS: dict[str, set[str]] = {
     "upgrade": {"target"}, "plan": {"target"}, "run-migration": {"target"},
     "downgrade": {"target", "allow_downgrade", "confirm"},

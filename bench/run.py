@@ -16,6 +16,10 @@ its baseline several times, takes medians, prints a table and writes
    ``command.upgrade``, both in-process on one connection.      goal <= 0.1 and flat
 4. the bundle: zipped and unzipped size, and the handler's import time from the
    unzipped bundle on the target Python.
+5. the scale series (bench/scale.py): a full upgrade from base through 100 and 1,000
+   generated revisions, ours / plain ``alembic upgrade head`` (goal <= 1.0) and / ``psql
+   -f`` of the offline SQL (goal <= 1.5); the handler / the CLI at 1,000 (goal <= 1.1);
+   peak RSS of each.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import scale  # bench/scale.py: the full-upgrade scale series
 from sqlalchemy.engine import URL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -279,6 +284,8 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))  # tests.extension_standin
     rounds = int(os.environ.get("BENCH_ROUNDS", "7"))
     counts = [int(c) for c in os.environ.get("BENCH_COUNTS", "100,1000,10000").split(",")]
+    scale_counts = [int(c) for c in os.environ.get("BENCH_SCALE", "100,1000").split(",") if c]
+    scale_rounds = int(os.environ.get("BENCH_SCALE_ROUNDS", "3"))
     began = time.perf_counter()
     env = Environment()
     results: dict[str, Any] = {}
@@ -287,17 +294,19 @@ def main() -> int:
         results.update(bench_upgrade(env, rounds))
         results.update(bench_noop_many(env, counts, rounds))
         results.update(bench_bundle(rounds))
+        if scale_counts:
+            results.update(scale.series(env, scale_counts, scale_rounds))
     finally:
         env.close()
     results["rounds"] = rounds
     results["elapsed_s"] = time.perf_counter() - began
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(table(results, counts))
+    print(table(results, counts, scale_counts))
     return 0
 
 
-def table(r: dict[str, Any], counts: list[int]) -> str:
+def table(r: dict[str, Any], counts: list[int], scale_counts: list[int]) -> str:
     rows = [
         ("cold no-op / alembic CLI", r["cold_noop_ratio"], "<= 1.0",
          f"{r['cold_noop_runner_s'] * 1000:.0f} ms vs "
@@ -312,6 +321,7 @@ def table(r: dict[str, Any], counts: list[int]) -> str:
         rows.append((f"no-op, {c:,} revisions / alembic", r[f"noop_{c}_ratio"], "<= 0.1",
                      f"{r[f'noop_{c}_runner_s'] * 1000:.2f} ms vs "
                      f"{r[f'noop_{c}_alembic_s'] * 1000:.0f} ms"))
+    rows += scale.rows(r, scale_counts)
     lines = [f"{'benchmark':<34} {'ratio':>8}  {'goal':<7} medians (subject vs baseline)"]
     for name, ratio, goal, detail in rows:
         lines.append(f"{name:<34} {ratio:>8.3f}  {goal:<7} {detail}")

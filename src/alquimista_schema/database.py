@@ -171,8 +171,8 @@ def _open(url: URL, attempt_timeout: int, application_name: str, budget: float,
     attempts, delay = 0, 1.0
     while True:
         attempts += 1
-        timeout = _attempt_timeout(attempt_timeout, limit if deadline is not None or budget
-                                   else None, url)
+        # The budget bounds retries; an attempt itself is bounded by the deadline only.
+        timeout = _attempt_timeout(attempt_timeout, deadline, url)
         engine = create_engine(url, poolclass=pool.NullPool, connect_args={
             "connect_timeout": timeout, "application_name": application_name[:63]})
         try:

@@ -200,8 +200,7 @@ def plan(url: str | URL | Dsn, revision: str = "head", *, run: Run | None = None
     run = run or Run()
     with run.connection(url) as conn:
         start = running.one(running.current_heads(script, conn))
-    pending = [_info(script, s) for s, _ in
-               running.plan(script, target, start, upgrade=True).steps]
+    pending = [_info(script, s) for s in running.plan(script, target, start, upgrade=True).scripts]
     end = pending[-1].revision if pending else start
     rendered = sql(f"{start or 'base'}:{end}") if pending else ""
     manifest = lint.load_manifest()

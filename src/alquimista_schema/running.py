@@ -98,39 +98,50 @@ def destination(script: ScriptDirectory, target: Target, start: str | None, *,
 
 
 def steps(script: ScriptDirectory, start: str | None, dest: str, *,
-          upgrade: bool) -> list[tuple[Script, str]]:
-    """Return (revision script, destination) pairs, in the order they run."""
+          upgrade: bool) -> list[Any]:
+    """Return Alembic's migration steps (``RevisionStep``), in the order they run."""
     from alembic.script.revision import RevisionError
     from alembic.util import CommandError
 
     try:
         if upgrade:
-            found = script._upgrade_revs(dest, start)  # type: ignore[arg-type]
-            return [(s.revision, s.revision.revision) for s in found]
-        found = script._downgrade_revs(dest, start)
-        return [(s.revision, s.revision.down_revision or "base")  # type: ignore[misc]
-                for s in found]
+            return list(script._upgrade_revs(dest, start))  # type: ignore[arg-type]
+        return list(script._downgrade_revs(dest, start))
     except (CommandError, RevisionError, AssertionError) as exc:
         verb = "upgrade" if upgrade else "downgrade"
         raise UnknownRevision(f"cannot {verb} from {start or 'base'} to {dest!r}: "
                               f"{str(exc) or 'past the end of the history'}") from exc
 
 
+def landing(step: Any) -> str | None:
+    """Where the database is once ``step`` has committed (None: base)."""
+    if step.is_upgrade:
+        return str(step.revision.revision)
+    down = step.revision.down_revision
+    return down if isinstance(down, str) else None
+
+
 @dataclass
 class Plan:
-    """What a move will do from ``start``: computed before the lock, again if it moved."""
+    """What a move will do from ``start``: computed once before the lock (again only if
+    the database moved meanwhile), then handed to Alembic as it is."""
 
     start: str | None
-    steps: list[tuple[Script, str]]
+    steps: list[Any]
+    """Alembic's ``RevisionStep`` objects, in order."""
     dropped: list[str] = field(default_factory=list)
     """Tables a downgrade drops (read from its offline SQL)."""
+
+    @property
+    def scripts(self) -> list[Script]:
+        return [step.revision for step in self.steps]
 
 
 def plan(script: ScriptDirectory, target: Target, start: str | None, *, upgrade: bool) -> Plan:
     found = steps(script, start, destination(script, target, start, upgrade=upgrade),
                   upgrade=upgrade)
-    dropped = [] if upgrade or not found else guards.dropped_tables(script, start,
-                                                                      found[-1][1])
+    dropped = [] if upgrade or not found else guards.dropped_tables(
+        script, start, landing(found[-1]) or "base")
     return Plan(start, found, dropped)
 
 
@@ -226,27 +237,6 @@ def failure(exc: DBAPIError, revision: str, *, deadline_bound: bool) -> SchemaEr
                            revision=revision)
 
 
-def _step(conn: Connection, script: ScriptDirectory, destination_rev: str, *,
-          upgrade: bool) -> None:
-    """Run one step as command.upgrade/downgrade do, reusing the loaded script directory.
-
-    Alembic's commands build a new ScriptDirectory (and load every revision module)
-    per call; a run of N steps would load them N times.
-    """
-    from alembic.runtime.environment import EnvironmentContext
-
-    config = scripts.make_config(connection=conn, stdout=io.StringIO(), session_configured=True)
-
-    def fn(rev: Any, context: Any) -> Any:
-        if upgrade:
-            return script._upgrade_revs(destination_rev, rev)
-        return script._downgrade_revs(destination_rev, rev)
-
-    with EnvironmentContext(config, script, fn=fn, as_sql=False,
-                            destination_rev=destination_rev):
-        script.run_env()
-
-
 def _check_deadline(run: Run, revision: str, progress: Progress) -> None:
     remaining = run.remaining()
     if remaining is not None and remaining <= 0:
@@ -256,33 +246,74 @@ def _check_deadline(run: Run, revision: str, progress: Progress) -> None:
             "raise the function's timeout)")
 
 
-def apply(conn: Connection, script: ScriptDirectory, todo: list[tuple[Script, str]], run: Run,
-          progress: Progress, on_applied: Callable[[Applied], None] | None, *,
-          upgrade: bool) -> None:
-    """Run each step in its own transaction, timing it; stop before the deadline."""
-    for rev, dest in todo:
-        _check_deadline(run, rev.revision, progress)
-        timeout, bound = statement_timeout(run)
-        if bound:
-            conn.exec_driver_sql(f"SET statement_timeout = '{timeout}'")
-            conn.commit()
-        began = time.perf_counter()
-        try:
-            _step(conn, script, dest, upgrade=upgrade)
-        except DBAPIError as exc:
-            raise failure(exc, rev.revision, deadline_bound=bound) from exc
-        except SchemaError:
-            raise
-        except Exception as exc:  # a revision's own code may raise anything
-            raise MigrationFailed(
-                f"revision {rev.revision} failed and was rolled back: "
-                f"{type(exc).__name__}: {exc}", revision=rev.revision) from exc
-        item = Applied(rev.revision, scripts.describe(rev),
-                       round((time.perf_counter() - began) * 1000, 1))
-        progress.applied.append(item)
-        progress.to_revision = None if dest == "base" else dest
-        if on_applied is not None:
-            on_applied(item)
+@dataclass
+class _Stepping:
+    """One Alembic run's steps, handed out one at a time.
+
+    Alembic asks for the next step only after the previous one's transaction has
+    closed, so the generator is where the work between revisions happens: record the
+    one that committed, check the deadline, shrink ``statement_timeout`` to the time
+    left. A revision the deadline stops is never started.
+    """
+
+    conn: Connection
+    run: Run
+    progress: Progress
+    on_applied: Callable[[Applied], None] | None
+    current: Any = None
+    began: float = 0.0
+    bound: bool = False
+    """Whether the deadline set this revision's statement_timeout."""
+
+    def __call__(self, todo: list[Any]) -> Iterator[Any]:
+        for step in todo:
+            self._committed()
+            _check_deadline(self.run, step.revision.revision, self.progress)
+            timeout, self.bound = statement_timeout(self.run)
+            if self.bound:
+                self.conn.exec_driver_sql(f"SET statement_timeout = '{timeout}'")
+                self.conn.commit()
+            self.current, self.began = step, time.perf_counter()
+            yield step
+        self._committed()
+
+    def _committed(self) -> None:
+        step, self.current = self.current, None
+        if step is None:
+            return
+        item = Applied(step.revision.revision, scripts.describe(step.revision),
+                       round((time.perf_counter() - self.began) * 1000, 1))
+        self.progress.applied.append(item)
+        self.progress.to_revision = landing(step)
+        if self.on_applied is not None:
+            self.on_applied(item)
+
+
+def apply(conn: Connection, script: ScriptDirectory, todo: list[Any], run: Run,
+          progress: Progress, on_applied: Callable[[Applied], None] | None) -> None:
+    """Apply ``todo`` in one Alembic run: env.py once, one transaction per revision.
+
+    A failing revision is rolled back and the ones before it stay committed.
+    """
+    if not todo:
+        return
+    from alembic.runtime.environment import EnvironmentContext
+
+    stepping = _Stepping(conn, run, progress, on_applied)
+    config = scripts.make_config(connection=conn, stdout=io.StringIO(), session_configured=True)
+    try:
+        with EnvironmentContext(config, script, fn=lambda rev, context: stepping(todo),
+                                as_sql=False, destination_rev=landing(todo[-1]) or "base"):
+            script.run_env()
+    except SchemaError:
+        raise
+    except Exception as exc:
+        failing = (stepping.current or todo[0]).revision.revision
+        if isinstance(exc, DBAPIError):
+            raise failure(exc, failing, deadline_bound=stepping.bound) from exc
+        # a revision's own code may raise anything
+        raise MigrationFailed(f"revision {failing} failed and was rolled back: "
+                              f"{type(exc).__name__}: {exc}", revision=failing) from exc
 
 
 @dataclass
@@ -318,10 +349,9 @@ def move(url: Any, request: Move, run: Run, *, script: ScriptDirectory,
                 guards.authorise_downgrade(conn, planned.dropped, request.target.text,
                                           request.confirm)
             progress.audit_errors = True
-            for rev, _ in planned.steps if upgrade else ():  # refuse before applying anything
+            for rev in planned.scripts if upgrade else ():  # refuse before applying anything
                 lint.check_revision(rev.revision, run.lint_policy, manifest)
-            apply(conn, script, planned.steps, run, progress, request.on_applied,
-                  upgrade=upgrade)
+            apply(conn, script, planned.steps, run, progress, request.on_applied)
     return progress
 
 
@@ -346,11 +376,23 @@ def alembic_command(url: str, conn: Connection, script: ScriptDirectory, *, acti
         if action == "upgrade" and progress.from_revision is None:
             introspect.refuse_unadopted(conn)
             conn.commit()  # Alembic gives each revision its own transaction
-        if action == "downgrade":
-            planned = plan(script, parsed, progress.from_revision, upgrade=False)
-            guards.authorise_downgrade(conn, planned.dropped, target, confirm)
+        todo = plan(script, parsed, progress.from_revision,
+                    upgrade=action == "upgrade") if action != "stamp" else None
+        if todo is not None and action == "downgrade":
+            guards.authorise_downgrade(conn, todo.dropped, target, confirm)
         progress.audit_errors = True
-        yield progress
+        try:
+            yield progress
+        except SchemaError:
+            raise
+        except Exception as exc:  # say which revision, in one line, as the verbs do
+            if todo is None or len(progress.applied) >= len(todo.steps):
+                raise
+            failing = todo.steps[len(progress.applied)].revision.revision
+            if isinstance(exc, DBAPIError):
+                raise failure(exc, failing, deadline_bound=False) from exc
+            raise MigrationFailed(f"revision {failing} failed and was rolled back: "
+                                  f"{type(exc).__name__}: {exc}", revision=failing) from exc
         progress.to_revision = one(current_heads(script, conn))
         progress.changed = progress.to_revision != progress.from_revision
 

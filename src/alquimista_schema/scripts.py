@@ -39,11 +39,26 @@ def make_config(*, stdout: TextIO | None = None, **attributes: Any) -> Config:
     return config
 
 
+_LOADED: dict[tuple[str, tuple[tuple[str, int], ...]], ScriptDirectory] = {}
+
+
 def script_directory() -> ScriptDirectory:
-    """Load the package's revisions (imports Alembic: never on the no-op fast path)."""
+    """Load the package's revisions once per process (a warm Lambda keeps them).
+
+    Imports Alembic, so never on the no-op fast path. Keyed by the versions folder's
+    file names and modification times: a revision written since is seen at once.
+    """
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(make_config())
+    with os.scandir(VERSIONS_LOCATION) as entries:
+        listing = tuple(sorted((e.name, e.stat().st_mtime_ns) for e in entries
+                               if e.name.endswith(".py")))
+    key = (str(VERSIONS_LOCATION), listing)
+    found = _LOADED.get(key)
+    if found is None:
+        _LOADED.clear()
+        found = _LOADED[key] = ScriptDirectory.from_config(make_config())
+    return found
 
 
 def chain(script: ScriptDirectory) -> list[Script]:

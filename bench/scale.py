@@ -1,0 +1,223 @@
+"""The scale series: a full upgrade from base through N generated revisions.
+
+N trivial revisions (the first creates a table, each next one adds a column to it) are
+chained after the package's head in a scratch copy of the script directory, never in
+the package. Every subject is a fresh process on a fresh database, from base:
+
+- ours: ``alquimista-schema upgrade head`` (the CLI, in a process whose package points
+  at the scratch copy);
+- Alembic: plain ``alembic upgrade head`` with an ini naming the scratch copy;
+- psql: ``psql -f`` of the offline SQL of the same upgrade (``alquimista-schema sql``);
+- at the largest N, the Lambda handler's full upgrade (secret from moto's server).
+
+Each child reports its peak RSS. Ratios are medians of alternating rounds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+REVISION = '''"""Generated revision {n} of the scale series."""
+from alembic import op
+
+revision = "g{n:05d}"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("{up}")
+
+
+def downgrade() -> None:
+    op.execute("{down_sql}")
+'''
+
+# Runs a door of the package against the scratch script directory; prints peak RSS (KiB).
+CHILD = """
+import json, resource, sys, types
+from pathlib import Path
+from alquimista_schema import scripts
+folder = Path(sys.argv[1])
+scripts.SCRIPT_LOCATION, scripts.VERSIONS_LOCATION = folder, folder / "versions"
+door = sys.argv[2]
+try:
+    if door == "cli":
+        from alquimista_schema.cli import main
+        main(sys.argv[3:])
+    else:
+        from lambda_entry.handler import handler
+        answer = handler({}, types.SimpleNamespace(aws_request_id="scale",
+                         get_remaining_time_in_millis=lambda: 900_000))
+        assert answer["status"] == "success", answer
+except SystemExit as exit_:
+    if exit_.code:
+        raise
+finally:
+    print(json.dumps({"rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}),
+          file=sys.stderr)
+"""
+
+
+# The alembic CLI, reporting its peak RSS the same way.
+ALEMBIC_CHILD = """
+import json, resource, sys
+from alembic.config import main
+try:
+    main(sys.argv[1:])
+finally:
+    print(json.dumps({"rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}),
+          file=sys.stderr)
+"""
+
+
+def scratch_scripts(count: int, head: str) -> Path:
+    """A copy of the script directory with ``count`` revisions after ``head``."""
+    from alquimista_schema import scripts
+
+    folder = Path(tempfile.mkdtemp(prefix=f"alq-scale-{count}-")) / "migrations"
+    shutil.copytree(scripts.SCRIPT_LOCATION, folder,
+                    ignore=shutil.ignore_patterns("__pycache__", "manifest.json"))
+    down = head
+    for n in range(1, count + 1):
+        up = ("CREATE TABLE bench_scale (id integer)" if n == 1
+              else f"ALTER TABLE bench_scale ADD COLUMN c{n} integer")
+        down_sql = ("DROP TABLE bench_scale" if n == 1
+                    else f"ALTER TABLE bench_scale DROP COLUMN c{n}")
+        (folder / "versions" / f"g{n:05d}.py").write_text(
+            REVISION.format(n=n, down=down, up=up, down_sql=down_sql))
+        down = f"g{n:05d}"
+    return folder
+
+
+def alembic_ini(folder: Path) -> Path:
+    """The repository's alembic.ini, pointed at the scratch versions folder."""
+    text = (ROOT / "alembic.ini").read_text().replace(
+        "version_locations = %(here)s/src/alquimista_schema/migrations/versions",
+        f"version_locations = {folder / 'versions'}")
+    text = text.replace("script_location = %(here)s/alembic",
+                        f"script_location = {ROOT / 'alembic'}")
+    text = text.replace("prepend_sys_path = %(here)s/src", f"prepend_sys_path = {ROOT / 'src'}")
+    text = text.replace("hooks = manifest", "hooks =")  # no manifest writes into the copy
+    ini = folder.parent / "alembic.ini"
+    ini.write_text(text)
+    return ini
+
+
+def timed_child(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """Run ``cmd``; return its wall time and the peak RSS it reported (KiB, 0 if none)."""
+    import time
+
+    began = time.perf_counter()
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - began
+    if done.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed: {done.stderr[-2000:]}")
+    rss = 0
+    for line in done.stderr.splitlines():
+        if line.startswith('{"rss_kib"'):
+            rss = json.loads(line)["rss_kib"]
+    return elapsed, rss
+
+
+def series(env: Any, counts: list[int], rounds: int) -> dict[str, Any]:
+    """Full upgrade base->head at each N: ours / Alembic / psql, and the handler at max N."""
+    from alquimista_schema import migrate
+    from alquimista_schema.database import parse_url
+
+    head = migrate.heads()[0]
+    results: dict[str, Any] = {}
+    psql = shutil.which("psql") or "psql"
+    for count in counts:
+        folder = scratch_scripts(count, head)
+        ini = alembic_ini(folder)
+        sql_file = folder.parent / "upgrade.sql"
+        # This checkout's src first: a bench run from another worktree measures that code.
+        base_env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
+                    "ALQUIMISTA_DEVDB": "off"}
+        subprocess.run([sys.executable, "-c", CHILD, str(folder), "cli", "sql", "head"],
+                       env=base_env, cwd=ROOT, check=True,
+                       stdout=sql_file.open("w"), stderr=subprocess.DEVNULL)
+
+        def ours(folder: Path = folder, base_env: dict[str, str] = base_env) -> tuple[float, int]:
+            url = parse_url(env.database()).render_as_string(hide_password=False)
+            return timed_child([sys.executable, "-c", CHILD, str(folder), "cli", "upgrade",
+                                "head", "--url", url], base_env)
+
+        def alembic(ini: Path = ini, base_env: dict[str, str] = base_env) -> tuple[float, int]:
+            url = parse_url(env.database()).render_as_string(hide_password=False)
+            return timed_child([sys.executable, "-c", ALEMBIC_CHILD, "-c", str(ini), "upgrade",
+                                "head"], {**base_env, "DATABASE_URL": url})
+
+        def by_psql(sql_file: Path = sql_file) -> tuple[float, int]:
+            url = env.database().set(drivername="postgresql").render_as_string(
+                hide_password=False)
+            return timed_child([psql, "-q", "-v", "ON_ERROR_STOP=1", "-f", str(sql_file),
+                                url], dict(os.environ))
+
+        subjects = {"ours": ours, "alembic": alembic, "psql": by_psql}
+        if count == max(counts):
+            subjects["handler"] = lambda folder=folder, base_env=base_env: _handler(
+                env, folder, base_env)
+        medians = _alternate(subjects, rounds)
+        for name, (seconds, rss) in medians.items():
+            results[f"upgrade_{count}_{name}_s"] = seconds
+            results[f"upgrade_{count}_{name}_rss_kib"] = rss
+        results[f"upgrade_{count}_ratio_vs_alembic"] = medians["ours"][0] / medians["alembic"][0]
+        results[f"upgrade_{count}_ratio_vs_psql"] = medians["ours"][0] / medians["psql"][0]
+        if "handler" in medians:
+            results[f"upgrade_{count}_handler_vs_cli"] = medians["handler"][0] / medians["ours"][0]
+        shutil.rmtree(folder.parent, ignore_errors=True)
+    return results
+
+
+def _handler(env: Any, folder: Path, base_env: dict[str, str]) -> tuple[float, int]:
+    url = env.database()
+    handler_env = {**base_env, **env.aws_env, "DB_SECRET_ARN": env.secret_for(url),
+                   "DB_SSLROOTCERT": str(env.ca)}
+    return timed_child([sys.executable, "-c", CHILD, str(folder), "handler"], handler_env)
+
+
+def _alternate(subjects: dict[str, Any], rounds: int) -> dict[str, tuple[float, int]]:
+    """Run every subject ``rounds`` times, rotating the order; medians of time and RSS."""
+    times: dict[str, list[float]] = {name: [] for name in subjects}
+    rss: dict[str, list[int]] = {name: [] for name in subjects}
+    names = list(subjects)
+    for i in range(rounds):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            seconds, kib = subjects[name]()
+            times[name].append(seconds)
+            rss[name].append(kib)
+    return {name: (statistics.median(times[name]), int(statistics.median(rss[name])))
+            for name in names}
+
+
+def rows(r: dict[str, Any], counts: list[int]) -> list[tuple[str, float, str, str]]:
+    """Table rows for bench/run.py's summary."""
+    out = []
+    for c in counts:
+        detail = (f"{r[f'upgrade_{c}_ours_s'] * 1000:.0f} ms vs alembic "
+                  f"{r[f'upgrade_{c}_alembic_s'] * 1000:.0f} ms, psql "
+                  f"{r[f'upgrade_{c}_psql_s'] * 1000:.0f} ms")
+        out.append((f"upgrade, {c:,} revisions / alembic", r[f"upgrade_{c}_ratio_vs_alembic"],
+                    "<= 1.0", detail))
+        out.append((f"upgrade, {c:,} revisions / psql -f", r[f"upgrade_{c}_ratio_vs_psql"],
+                    "<= 1.5", ""))
+        if f"upgrade_{c}_handler_vs_cli" in r:
+            out.append((f"handler upgrade, {c:,} / CLI", r[f"upgrade_{c}_handler_vs_cli"],
+                        "<= 1.1", f"{r[f'upgrade_{c}_handler_s'] * 1000:.0f} ms; peak RSS "
+                        f"ours {r[f'upgrade_{c}_ours_rss_kib'] / 1024:.0f} MiB, alembic "
+                        f"{r[f'upgrade_{c}_alembic_rss_kib'] / 1024:.0f} MiB, handler "
+                        f"{r[f'upgrade_{c}_handler_rss_kib'] / 1024:.0f} MiB"))
+    return out

@@ -10,7 +10,8 @@ the package. Every subject is a fresh process on a fresh database, from base:
 - psql: ``psql -f`` of the offline SQL of the same upgrade (``alquimista-schema sql``);
 - at the largest N, the Lambda handler's full upgrade (secret from moto's server).
 
-Each child reports its peak RSS. Ratios are medians of alternating rounds.
+Every subject connects over TLS (verify-full), as the handler does. Each child reports
+its peak RSS. Ratios are medians of rounds in rotating order.
 """
 
 from __future__ import annotations
@@ -115,6 +116,12 @@ def alembic_ini(folder: Path) -> Path:
     return ini
 
 
+def tls(env: Any, url: Any) -> Any:
+    """The database over TLS (verify-full), as the handler connects: every subject alike."""
+    return url.set(host="localhost", query={"sslmode": "verify-full",
+                                            "sslrootcert": str(env.ca)})
+
+
 def timed_child(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
     """Run ``cmd``; return its wall time and the peak RSS it reported (KiB, 0 if none)."""
     import time
@@ -151,17 +158,17 @@ def series(env: Any, counts: list[int], rounds: int) -> dict[str, Any]:
                        stdout=sql_file.open("w"), stderr=subprocess.DEVNULL)
 
         def ours(folder: Path = folder, base_env: dict[str, str] = base_env) -> tuple[float, int]:
-            url = parse_url(env.database()).render_as_string(hide_password=False)
+            url = parse_url(tls(env, env.database())).render_as_string(hide_password=False)
             return timed_child([sys.executable, "-c", CHILD, str(folder), "cli", "upgrade",
                                 "head", "--url", url], base_env)
 
         def alembic(ini: Path = ini, base_env: dict[str, str] = base_env) -> tuple[float, int]:
-            url = parse_url(env.database()).render_as_string(hide_password=False)
+            url = parse_url(tls(env, env.database())).render_as_string(hide_password=False)
             return timed_child([sys.executable, "-c", ALEMBIC_CHILD, "-c", str(ini), "upgrade",
                                 "head"], {**base_env, "DATABASE_URL": url})
 
         def by_psql(sql_file: Path = sql_file) -> tuple[float, int]:
-            url = env.database().set(drivername="postgresql").render_as_string(
+            url = tls(env, env.database()).set(drivername="postgresql").render_as_string(
                 hide_password=False)
             return timed_child([psql, "-q", "-v", "ON_ERROR_STOP=1", "-f", str(sql_file),
                                 url], dict(os.environ))
@@ -170,6 +177,8 @@ def series(env: Any, counts: list[int], rounds: int) -> dict[str, Any]:
         if count == max(counts):
             subjects["handler"] = lambda folder=folder, base_env=base_env: _handler(
                 env, folder, base_env)
+            subjects["handler_ext"] = lambda folder=folder, base_env=base_env: _handler(
+                env, folder, base_env, extension=True)
         medians = _alternate(subjects, rounds)
         for name, (seconds, rss) in medians.items():
             results[f"upgrade_{count}_{name}_s"] = seconds
@@ -178,15 +187,27 @@ def series(env: Any, counts: list[int], rounds: int) -> dict[str, Any]:
         results[f"upgrade_{count}_ratio_vs_psql"] = medians["ours"][0] / medians["psql"][0]
         if "handler" in medians:
             results[f"upgrade_{count}_handler_vs_cli"] = medians["handler"][0] / medians["ours"][0]
+            results[f"upgrade_{count}_handler_ext_vs_cli"] = (medians["handler_ext"][0]
+                                                              / medians["ours"][0])
         shutil.rmtree(folder.parent, ignore_errors=True)
     return results
 
 
-def _handler(env: Any, folder: Path, base_env: dict[str, str]) -> tuple[float, int]:
+def _handler(env: Any, folder: Path, base_env: dict[str, str], *,
+             extension: bool = False) -> tuple[float, int]:
+    """The handler's full upgrade; the secret through boto3, or the extension (stand-in)."""
+    from tests import extension_standin
+
     url = env.database()
     handler_env = {**base_env, **env.aws_env, "DB_SECRET_ARN": env.secret_for(url),
                    "DB_SSLROOTCERT": str(env.ca)}
-    return timed_child([sys.executable, "-c", CHILD, str(folder), "handler"], handler_env)
+    if not extension:
+        return timed_child([sys.executable, "-c", CHILD, str(folder), "handler"], handler_env)
+    endpoint = env.aws_env["AWS_ENDPOINT_URL_SECRETS_MANAGER"]
+    with extension_standin.serve(endpoint, token="scale") as ext:  # noqa: S106 (a stand-in)
+        handler_env.update({"PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": str(ext.port),
+                            "AWS_SESSION_TOKEN": "scale"})
+        return timed_child([sys.executable, "-c", CHILD, str(folder), "handler"], handler_env)
 
 
 def _alternate(subjects: dict[str, Any], rounds: int) -> dict[str, tuple[float, int]]:
@@ -215,7 +236,10 @@ def rows(r: dict[str, Any], counts: list[int]) -> list[tuple[str, float, str, st
         out.append((f"upgrade, {c:,} revisions / psql -f", r[f"upgrade_{c}_ratio_vs_psql"],
                     "<= 1.5", ""))
         if f"upgrade_{c}_handler_vs_cli" in r:
-            out.append((f"handler upgrade, {c:,} / CLI", r[f"upgrade_{c}_handler_vs_cli"],
+            out.append((f"handler (extension), {c:,} / CLI",
+                        r[f"upgrade_{c}_handler_ext_vs_cli"], "<= 1.1",
+                        f"{r[f'upgrade_{c}_handler_ext_s'] * 1000:.0f} ms"))
+            out.append((f"handler (boto3), {c:,} / CLI", r[f"upgrade_{c}_handler_vs_cli"],
                         "<= 1.1", f"{r[f'upgrade_{c}_handler_s'] * 1000:.0f} ms; peak RSS "
                         f"ours {r[f'upgrade_{c}_ours_rss_kib'] / 1024:.0f} MiB, alembic "
                         f"{r[f'upgrade_{c}_alembic_rss_kib'] / 1024:.0f} MiB, handler "

@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 
 from alembic import command
-from alquimista_schema import introspect, migrate, running, scripts
+from alquimista_schema import introspect, migrate, planning, running, scripts
 from alquimista_schema.dsn import Dsn
 from alquimista_schema.errors import DriftDetected, SchemaError
 
@@ -224,7 +224,7 @@ def adopt(url: str | URL | Dsn, *, dry_run: bool = False,
     script = migrate.script_directory()
     with running.locked(url, run, None) as progress, run.connection(url) as conn:
         progress.audit_errors = False
-        at = running.current_heads(script, conn)
+        at = planning.current_heads(script, conn)
         if at:
             return Adoption("already_managed", at[0],
                             f"the database is already managed (at {at[0]}); nothing to adopt")

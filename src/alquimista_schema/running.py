@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
@@ -28,121 +28,20 @@ from alquimista_schema.errors import (
     DowngradeRefused,
     MigrationFailed,
     SchemaError,
-    UnknownDatabaseRevision,
-    UnknownRevision,
 )
 from alquimista_schema.locking import migration_lock
+from alquimista_schema.planning import current_heads, landing, one, plan
 from alquimista_schema.runs import Applied, Progress, Run
 from alquimista_schema.targets import Target
 
 if TYPE_CHECKING:
-    from alembic.script import Script, ScriptDirectory
+    from alembic.script import ScriptDirectory
 
 log = logging.getLogger(__name__)
 
 
 def _first_line(exc: DBAPIError) -> str:
     return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-
-
-# --- where the database is, and where a target leads ---------------------------------
-
-
-def current_heads(script: ScriptDirectory, conn: Connection) -> tuple[str, ...]:
-    """Return the database's revisions; raise if one is unknown to this release."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script.revision import RevisionError
-    from alembic.util import CommandError
-
-    heads = MigrationContext.configure(conn).get_current_heads()
-    if conn.in_transaction():
-        conn.commit()
-    for head in heads:
-        try:
-            script.get_revision(head)
-        except (CommandError, RevisionError) as exc:
-            raise UnknownDatabaseRevision(
-                f"the database is at revision {head!r}, which this release of "
-                f"alquimista-schema does not know (its head is {script.get_current_head()!r}): "
-                "it was probably migrated by a newer release; use that release (or, to "
-                "overwrite the version table, `stamp <revision> --purge`)") from exc
-    return heads
-
-
-def one(heads: tuple[str, ...]) -> str | None:
-    return heads[0] if heads else None
-
-
-def destination(script: ScriptDirectory, target: Target, start: str | None, *,
-                upgrade: bool = False) -> str:
-    """Turn a relative target into the revision it reaches; raise if that is off the history."""
-    if not target.relative or len(script.get_heads()) != 1:
-        return target.text  # absolute (or a branched history: Alembic decides)
-    order = ["base", *(r.revision for r in scripts.chain(script))]
-    if target.name is None:
-        anchor = start or "base"
-    elif target.name in ("head", "heads"):
-        anchor = order[-1]
-    elif target.name == "base":
-        anchor = "base"
-    else:
-        anchor = script.get_revision(target.name).revision
-    index = order.index(anchor) + target.steps
-    if not int(upgrade) <= index < len(order):  # an upgrade never lands on base
-        room = len(order) - 1 - order.index(anchor) if target.steps > 0 else order.index(anchor)
-        way = "after" if target.steps > 0 else "before"
-        raise UnknownRevision(
-            f"cannot move to {target.text!r}: {anchor} has {room} revision(s) {way} it, not "
-            f"{abs(target.steps)}; nothing was done. Known revisions: {', '.join(order[1:])}")
-    return order[index]
-
-
-def steps(script: ScriptDirectory, start: str | None, dest: str, *,
-          upgrade: bool) -> list[Any]:
-    """Return Alembic's migration steps (``RevisionStep``), in the order they run."""
-    from alembic.script.revision import RevisionError
-    from alembic.util import CommandError
-
-    try:
-        if upgrade:
-            return list(script._upgrade_revs(dest, start))  # type: ignore[arg-type]
-        return list(script._downgrade_revs(dest, start))
-    except (CommandError, RevisionError, AssertionError) as exc:
-        verb = "upgrade" if upgrade else "downgrade"
-        raise UnknownRevision(f"cannot {verb} from {start or 'base'} to {dest!r}: "
-                              f"{str(exc) or 'past the end of the history'}") from exc
-
-
-def landing(step: Any) -> str | None:
-    """Where the database is once ``step`` has committed (None: base)."""
-    if step.is_upgrade:
-        return str(step.revision.revision)
-    down = step.revision.down_revision
-    return down if isinstance(down, str) else None
-
-
-@dataclass
-class Plan:
-    """What a move will do from ``start``: computed once before the lock (again only if
-    the database moved meanwhile), then handed to Alembic as it is."""
-
-    start: str | None
-    steps: list[Any]
-    """Alembic's ``RevisionStep`` objects, in order."""
-    dropped: list[str] = field(default_factory=list)
-    """Tables a downgrade drops (read from its offline SQL)."""
-
-    @property
-    def scripts(self) -> list[Script]:
-        return [step.revision for step in self.steps]
-
-
-def plan(script: ScriptDirectory, target: Target, start: str | None, *, upgrade: bool) -> Plan:
-    found = steps(script, start, destination(script, target, start, upgrade=upgrade),
-                  upgrade=upgrade)
-    dropped = [] if upgrade or not found else guards.dropped_tables(
-        script, start, landing(found[-1]) or "base")
-    return Plan(start, found, dropped)
 
 
 # --- the lock and the audit around a run ---------------------------------------------
@@ -246,6 +145,10 @@ def _check_deadline(run: Run, revision: str, progress: Progress) -> None:
             "raise the function's timeout)")
 
 
+# How far past the deadline (into the margin) a statement may run between two shrinks.
+SLACK = 1.0
+
+
 @dataclass
 class _Stepping:
     """One Alembic run's steps, handed out one at a time.
@@ -264,18 +167,34 @@ class _Stepping:
     began: float = 0.0
     bound: bool = False
     """Whether the deadline set this revision's statement_timeout."""
+    set_at: float | None = None
+    """The time left when statement_timeout was last shrunk to it."""
 
     def __call__(self, todo: list[Any]) -> Iterator[Any]:
         for step in todo:
             self._committed()
             _check_deadline(self.run, step.revision.revision, self.progress)
-            timeout, self.bound = statement_timeout(self.run)
-            if self.bound:
-                self.conn.exec_driver_sql(f"SET statement_timeout = '{timeout}'")
-                self.conn.commit()
+            self._shrink_statement_timeout()
             self.current, self.began = step, time.perf_counter()
             yield step
         self._committed()
+
+    def _shrink_statement_timeout(self) -> None:
+        """Cap statement_timeout at the time left, inside the revision's own transaction.
+
+        Re-set only once the last cap would let a statement run more than SLACK
+        seconds past the deadline (the margin covers that), not before every revision:
+        a thousand small revisions would otherwise pay a thousand extra round trips.
+        """
+        timeout, self.bound = statement_timeout(self.run)
+        remaining = self.run.remaining()
+        if not self.bound or remaining is None:
+            return
+        if self.set_at is None or self.set_at - remaining > SLACK:
+            # Not committed here: Alembic's transaction for the revision takes it up, so
+            # the SET costs no round trip of its own, and a rollback undoes it too.
+            self.conn.exec_driver_sql(f"SET statement_timeout = '{timeout}'")
+            self.set_at = remaining
 
     def _committed(self) -> None:
         step, self.current = self.current, None

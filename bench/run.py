@@ -185,24 +185,6 @@ def bench_upgrade(env: Environment, rounds: int) -> dict[str, Any]:
             "upgrade_psql_s": psql_s}
 
 
-SYNTHETIC = '''"""Synthetic revision {n}."""
-from alembic import op
-
-revision = "s{n:05d}"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("SELECT {n}")
-
-
-def downgrade() -> None:
-    op.execute("SELECT {n}")
-'''
-
-
 def bench_noop_many(env: Environment, counts: list[int], rounds: int) -> dict[str, Any]:
     from alembic import command
     from alquimista_schema import fastpath, migrate, scripts
@@ -216,7 +198,8 @@ def bench_noop_many(env: Environment, counts: list[int], rounds: int) -> dict[st
         shutil.copytree(original[0], folder, ignore=shutil.ignore_patterns("__pycache__"))
         down = head
         for n in range(1, count + 1):
-            (folder / "versions" / f"s{n:05d}.py").write_text(SYNTHETIC.format(n=n, down=down))
+            (folder / "versions" / f"s{n:05d}.py").write_text(scale.revision_file(
+                f"s{n:05d}", down, f"SELECT {n}", f"SELECT {n}", f"Synthetic revision {n}."))
             down = f"s{n:05d}"
         scripts.SCRIPT_LOCATION, scripts.VERSIONS_LOCATION = folder, folder / "versions"
         try:

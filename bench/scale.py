@@ -28,10 +28,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-REVISION = '''"""Generated revision {n} of the scale series."""
+REVISION = '''"""{doc}"""
 from alembic import op
 
-revision = "g{n:05d}"
+revision = "{rev}"
 down_revision = "{down}"
 branch_labels = None
 depends_on = None
@@ -47,7 +47,7 @@ def downgrade() -> None:
 
 # Runs a door of the package against the scratch script directory; prints peak RSS (KiB).
 CHILD = """
-import json, resource, sys, types
+import json, sys, types
 from pathlib import Path
 from alquimista_schema import scripts
 folder = Path(sys.argv[1])
@@ -66,21 +66,30 @@ except SystemExit as exit_:
     if exit_.code:
         raise
 finally:
-    print(json.dumps({"rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}),
-          file=sys.stderr)
+    # VmHWM: this process image's own peak (ru_maxrss keeps the forking parent's too)
+    with open("/proc/self/status") as status:
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    print(json.dumps({"rss_kib": peak}), file=sys.stderr)
 """
 
 
 # The alembic CLI, reporting its peak RSS the same way.
 ALEMBIC_CHILD = """
-import json, resource, sys
+import json, sys
 from alembic.config import main
 try:
     main(sys.argv[1:])
 finally:
-    print(json.dumps({"rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}),
-          file=sys.stderr)
+    # VmHWM: this process image's own peak (ru_maxrss keeps the forking parent's too)
+    with open("/proc/self/status") as status:
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    print(json.dumps({"rss_kib": peak}), file=sys.stderr)
 """
+
+
+def revision_file(rev: str, down: str, up: str, down_sql: str, doc: str) -> str:
+    """The text of a generated revision ``rev`` after ``down`` (bench/run.py uses it too)."""
+    return REVISION.format(rev=rev, down=down, up=up, down_sql=down_sql, doc=doc)
 
 
 def scratch_scripts(count: int, head: str) -> Path:
@@ -96,8 +105,8 @@ def scratch_scripts(count: int, head: str) -> Path:
               else f"ALTER TABLE bench_scale ADD COLUMN c{n} integer")
         down_sql = ("DROP TABLE bench_scale" if n == 1
                     else f"ALTER TABLE bench_scale DROP COLUMN c{n}")
-        (folder / "versions" / f"g{n:05d}.py").write_text(
-            REVISION.format(n=n, down=down, up=up, down_sql=down_sql))
+        (folder / "versions" / f"g{n:05d}.py").write_text(revision_file(
+            f"g{n:05d}", down, up, down_sql, f"Generated revision {n} of the scale series."))
         down = f"g{n:05d}"
     return folder
 

@@ -31,7 +31,7 @@ def upgrade_ops(path: Path) -> list[str]:
 
 
 def test_head_has_no_differences(head_url: URL) -> None:
-    assert migrate.check(head_url) == []
+    migrate.check(head_url)  # raises DriftDetected on any difference
 
 
 def test_check_refuses_a_database_not_at_head(empty_url: URL) -> None:
@@ -56,7 +56,7 @@ def test_a_new_column_fails_check_and_autogenerates_exactly_that(
 
     result = migrate.upgrade(head_url, "head")
     assert [a.revision for a in result.applied] == ["022"]
-    assert migrate.check(head_url, metadata=md) == []
+    migrate.check(head_url, metadata=md)  # raises DriftDetected on any difference
     migrate.downgrade(head_url, "021")
     with connect(head_url) as conn:
         assert conn.execute(text(
@@ -101,7 +101,7 @@ def test_a_changed_function_body_is_replaced_and_reverted(
     assert caught.value.differences == [f"replace function {fn.name}"]
     migrate.revision("newest first", url=head_url, autogenerate=True, metadata=md)
     migrate.upgrade(head_url, "head")
-    assert migrate.check(head_url, metadata=md) == []
+    migrate.check(head_url, metadata=md)  # raises DriftDetected on any difference
     with connect(head_url) as conn:
         changed_def = conn.execute(text(
             "SELECT pg_get_functiondef(to_regprocedure(:f))"), {"f": fn.name}).scalar_one()
@@ -151,7 +151,7 @@ def test_unmanaged_objects_are_invisible_and_untouched(empty_url: URL) -> None:
         before = list(conn.execute(text(UNMANAGED_SNAPSHOT)).scalars().all())
     assert "trigger:t_nigredo" in before
     migrate.upgrade(empty_url, "head")
-    assert migrate.check(empty_url) == []
+    migrate.check(empty_url)  # raises DriftDetected on any difference
     migrate.downgrade(empty_url, "base")
     migrate.upgrade(empty_url, "head")
     with connect(empty_url) as conn:
@@ -197,7 +197,7 @@ def test_a_changed_column_comment_fails_check_and_autogenerates_exactly_that(
     assert upgrade_ops(path) == ["alter_column"]
     migrate.upgrade(head_url, "head")
     assert comment_of(head_url, COLUMN_COMMENT) == "Lead avaliado (sem FK: o log sobrevive)"
-    assert migrate.check(head_url, metadata=md) == []
+    migrate.check(head_url, metadata=md)  # raises DriftDetected on any difference
     migrate.downgrade(head_url, "021")
     assert comment_of(head_url, COLUMN_COMMENT) is None
 
@@ -226,6 +226,6 @@ def test_a_changed_view_comment_is_replaced_and_reverted(head_url: URL,
     migrate.upgrade(head_url, "head")
     sql = "SELECT obj_description('v_stats_ingestao'::regclass, 'pg_class')"
     assert comment_of(head_url, sql) == "Estatísticas por arquivo de origem"
-    assert migrate.check(head_url, metadata=md) == []
+    migrate.check(head_url, metadata=md)  # raises DriftDetected on any difference
     migrate.downgrade(head_url, "021")
     assert comment_of(head_url, sql) == "Estatísticas de ingestão por arquivo"

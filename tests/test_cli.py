@@ -337,3 +337,26 @@ def test_dev_db_remove_without_a_terminal_asks_for_yes(tmp_path: Any,
                             env=env, capture_output=True, text=True, timeout=60)
     assert closed.returncode == 2, closed.stderr
     assert "pass --yes" in closed.stderr
+
+
+def test_prod_downgrade_needs_confirm_and_changes_nothing_without_it(head_url: URL) -> None:
+    """`ENVIRONMENT=prod alquimista-schema downgrade base` exited 0 with the rows gone."""
+    with connect(head_url) as conn:
+        conn.execute(text("INSERT INTO leads (lead_id_externo, origem_arquivo, origem_aba) "
+                          "VALUES ('f.xlsx:2', 'f.xlsx', 'A')"))
+        conn.commit()
+    for environment in ("prod", "Production", "PROD"):
+        refused = run("downgrade", "base", "--url", full(head_url),
+                      env={"ENVIRONMENT": environment})
+        assert refused.exit_code == 1
+        assert "downgrade refused in prod" in one_error_line(refused)
+        assert "--confirm base" in refused.stderr
+    dev = run("downgrade", "base", "--url", full(head_url))  # tables with rows: even in dev
+    assert "would drop table(s) holding rows: leads" in one_error_line(dev)
+    assert run("current", "--url", full(head_url)).stdout.strip() == "021 (head)"
+    bad = run("downgrade", "020", "--url", full(head_url), env={"ENVIRONMENT": "qa"})
+    assert "ENVIRONMENT must be one of dev, staging, prod" in one_error_line(bad)
+    done = run("downgrade", "base", "--confirm", "base", "--url", full(head_url),
+               env={"ENVIRONMENT": "prod"})
+    assert done.exit_code == 0, done.output
+    assert run("current", "--url", full(head_url)).stdout.strip() == "base (no revision applied)"

@@ -78,13 +78,15 @@ def _refuse_in_prod(run: Run, what: str, revision: str, confirm: str | None) -> 
 
 def _fast(url: Any, run: Run) -> fastpath.Answer:
     """Ask "already at head?" once, inside the run's budget."""
-    from alquimista_schema.database import parse_url
-
     remaining = run.remaining()
     wait = float(run.connect_timeout) if remaining is None else \
         max(min(float(run.connect_timeout), remaining), 1.0)
     # A Dsn (a secret's) is read as it is: parsing it would load SQLAlchemy (~200 ms).
-    light = url if isinstance(url, Dsn) else parse_url(url)
+    light = url
+    if not isinstance(url, Dsn):
+        from alquimista_schema.database import parse_url
+
+        light = parse_url(url)
     return fastpath.probe(light, connect_timeout=wait, statement_timeout=wait,
                           application_name=run.application_name)
 
@@ -96,8 +98,6 @@ def upgrade(url: str | URL | Dsn, revision: str = "head", *, run: Run | None = N
     "Already at head" is answered by one query, without loading the revisions
     (see fastpath.py); otherwise the full path runs on the connection that asked.
     """
-    from alquimista_schema import running  # deferred: Alembic and SQLAlchemy
-
     run = run or Run(action="upgrade")
     target = targets.parse(revision, "up")
     answer = fastpath.Answer(None)
@@ -105,6 +105,9 @@ def upgrade(url: str | URL | Dsn, revision: str = "head", *, run: Run | None = N
         answer = _fast(url, run)
         if answer.head is not None:
             return Result(answer.head, answer.head, [])
+    # Only now: running loads SQLAlchemy and Alembic (~400 ms), which a no-op never needs.
+    from alquimista_schema import running
+
     script = script_directory()
     scripts.resolve(script, target.name)
     request = running.Move(target, upgrade=True, on_applied=on_applied)
@@ -210,7 +213,7 @@ def plan(url: str | URL | Dsn, revision: str = "head", *, run: Run | None = None
 
 
 def check(url: str | URL | Dsn, *, metadata: MetaData | None = None,
-          run: Run | None = None) -> list[str]:
+          run: Run | None = None) -> None:
     """Compare the models with a database at head; raise DriftDetected on any difference."""
     import io
 
@@ -237,7 +240,6 @@ def check(url: str | URL | Dsn, *, metadata: MetaData | None = None,
             raise DriftDetected(
                 f"{len(differences)} difference(s) between the models and the revisions",
                 differences) from exc
-    return []
 
 
 def sql(revision_range: str, *, url: str | URL | None = None) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from alquimista_schema import targets
@@ -32,13 +34,15 @@ INVALID = [
     ("head+1", None, "past the end"), ("base-1", "down", "past the end"),
     ("-1", "up", "upgrade -1 goes backwards: use downgrade -1"),
     ("+1", "down", "downgrade +1 goes forwards: use upgrade +1"),
+    ("all", "down", "'all' (the legacy runner's word for head) only goes up"),
+    ("all", None, "only goes up"),
 ]
 
 
 @pytest.mark.parametrize(("value", "direction", "message"), INVALID)
 def test_invalid_targets(value: object, direction: targets.Direction | None,
                          message: str) -> None:
-    with pytest.raises(InvalidTarget, match=message.replace("+", r"\+")) as caught:
+    with pytest.raises(InvalidTarget, match=re.escape(message)) as caught:
         targets.parse(value, direction)
     assert isinstance(caught.value, BadEvent)  # from an event, it is a bad event
     assert caught.value.code == "BAD_EVENT"

@@ -53,6 +53,9 @@ def parse(value: object, direction: Direction | None = None) -> Target:
         raise InvalidTarget(f"a target must be a revision id, head, base, +N or -N, not "
                             f"{_show(value)}")
     if value == LEGACY_ALL:
+        if direction != "up":  # "every migration" only makes sense going up
+            raise InvalidTarget("'all' (the legacy runner's word for head) only goes up: "
+                                "name a revision, base, or -N")
         value = "head"
     match = _GRAMMAR.fullmatch(value)
     if match is None or not (match["name"] or match["sign"]):

@@ -26,21 +26,25 @@ def test_committed_manifest_matches_the_script_directory() -> None:
 
 def test_noop_at_head_is_one_query_on_a_reused_connection(head_url: URL) -> None:
     fastpath.drop()
-    assert fastpath.at_head(head_url) == "021"
+    assert fastpath.probe(head_url).head == "021"
     [conn] = fastpath._cached.values()
     pid = conn.get_backend_pid()
-    assert fastpath.at_head(head_url) == "021"
+    assert fastpath.probe(head_url).head == "021"
     assert fastpath._cached[fastpath._key(head_url)].get_backend_pid() == pid
     fastpath.drop()
 
 
 def test_not_at_head_or_unversioned_takes_the_full_path(empty_url: URL) -> None:
-    assert fastpath.at_head(empty_url) is None  # no version table
-    migrate.upgrade(empty_url, "017")
-    assert fastpath.at_head(empty_url) is None
+    for at in (None, "017"):  # no version table, then below head
+        if at is not None:
+            migrate.upgrade(empty_url, at)
+        answer = fastpath.probe(empty_url)
+        assert answer.head is None
+        assert answer.connection is not None  # handed over to the full path
+        answer.connection.close()
     assert [a.revision for a in migrate.upgrade(empty_url, "head").applied] == ["018", "019", "020",
                                                                         "021"]
-    assert fastpath.at_head(empty_url) == "021"
+    assert fastpath.probe(empty_url).head == "021"
     fastpath.drop()
 
 

@@ -22,14 +22,10 @@ from sqlalchemy import MetaData, create_engine, pool
 from sqlalchemy.engine import Connection
 
 from alquimista_schema import authoring, autogen, durations, models, running, settings
-from alquimista_schema.durations import DEFAULT_LOCK_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT
-from alquimista_schema.durations import default_timeouts as default_timeouts
-from alquimista_schema.durations import session_timeouts as session_timeouts
-from alquimista_schema.durations import validate as validate_timeout
+from alquimista_schema.durations import session_timeouts
 from alquimista_schema.errors import ConfigurationError, MissingURL, SchemaError
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "DEFAULT_STATEMENT_TIMEOUT", "default_timeouts", "run",
-           "session_timeouts", "validate_timeout"]
+__all__ = ["run"]
 _GUARDED = ("upgrade", "downgrade", "stamp")
 
 

@@ -80,17 +80,6 @@ def probe(url: Any, *, connect_timeout: float = 10, statement_timeout: float = 1
     return Answer(None, _cached.pop(_key(url), None))
 
 
-def at_head(url: Any, *, connect_timeout: int = 10, application_name: str = "alquimista-schema"
-            ) -> str | None:
-    """Return the head revision if the database is plainly at it, else None (keeps the
-    connection cached for :func:`probe`)."""
-    answer = probe(url, connect_timeout=connect_timeout, statement_timeout=connect_timeout,
-                   application_name=application_name)
-    if answer.connection is not None:
-        _cached[_key(url)] = answer.connection
-    return answer.head
-
-
 def drop() -> None:
     """Close and forget the cached connection."""
     for conn in _cached.values():

@@ -45,6 +45,14 @@ def confirmation(target: str) -> str:
             f'"confirm": "{target}" (event)')
 
 
+def refuse_in_prod(environment: str, what: str, target: str, confirm: str | None) -> None:
+    """Refuse (changing nothing) a destructive verb in prod unless ``confirm`` repeats it."""
+    if environment == "prod" and confirm != target:
+        raise DowngradeRefused(
+            f"{what} refused in prod: it can destroy data; nothing was changed. Repeat the "
+            f"target as confirmation: {confirmation(target)}")
+
+
 def authorise_downgrade(conn: Connection, dropped: list[str], target: str,
                         confirm: str | None) -> None:
     """Refuse (changing nothing) a downgrade that drops tables holding rows, unconfirmed."""

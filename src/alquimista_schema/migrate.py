@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from alquimista_schema import fastpath, scripts, targets
 from alquimista_schema.dsn import Dsn
-from alquimista_schema.errors import DowngradeRefused, DriftDetected, NotAtHead
+from alquimista_schema.errors import DriftDetected, NotAtHead
 from alquimista_schema.runs import Applied, Result, Run, default_actor
 
 if TYPE_CHECKING:
@@ -67,15 +67,6 @@ def current_heads(script: ScriptDirectory, conn: Any) -> tuple[str, ...]:
     return planning.current_heads(script, conn)
 
 
-def _refuse_in_prod(run: Run, what: str, revision: str, confirm: str | None) -> None:
-    from alquimista_schema import guards
-
-    if run.environment == "prod" and confirm != revision:
-        raise DowngradeRefused(
-            f"{what} refused in prod: it can destroy data; nothing was changed. Repeat the "
-            f"target as confirmation: {guards.confirmation(revision)}")
-
-
 def _fast(url: Any, run: Run) -> fastpath.Answer:
     """Ask "already at head?" once, inside the run's budget."""
     remaining = run.remaining()
@@ -122,11 +113,11 @@ def downgrade(url: str | URL | Dsn, revision: str, *, run: Run | None = None,
     Refused (nothing changed) unless ``confirm`` repeats ``revision``: in prod always,
     elsewhere when the downgrade would drop a table that holds rows.
     """
-    from alquimista_schema import running
+    from alquimista_schema import guards, running
 
     run = run or Run(action="downgrade")
     target = targets.parse(revision, "down")
-    _refuse_in_prod(run, "downgrade", revision, confirm)
+    guards.refuse_in_prod(run.environment, "downgrade", revision, confirm)
     script = script_directory()
     scripts.resolve(script, target.name)
     request = running.Move(target, upgrade=False, confirm=confirm, on_applied=on_applied)
@@ -151,12 +142,12 @@ def stamp(url: str | URL | Dsn, revision: str, *, purge: bool = False, run: Run 
     import io
 
     from alembic import command
-    from alquimista_schema import planning, running
+    from alquimista_schema import guards, planning, running
 
     run = run or Run(action="stamp")
     target = targets.parse(revision)
     if purge:
-        _refuse_in_prod(run, "stamp --purge", revision, confirm)
+        guards.refuse_in_prod(run.environment, "stamp --purge", revision, confirm)
     script = script_directory()
     scripts.resolve(script, target.name)
     with running.locked(url, run, revision) as progress, run.connection(url) as conn:

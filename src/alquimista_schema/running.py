@@ -25,7 +25,6 @@ from alquimista_schema import audit, durations, guards, scripts
 from alquimista_schema.durations import session_timeouts
 from alquimista_schema.errors import (
     DeadlineExceeded,
-    DowngradeRefused,
     MigrationFailed,
     SchemaError,
 )
@@ -284,11 +283,9 @@ def alembic_command(url: str, conn: Connection, script: ScriptDirectory, *, acti
 
     run = Run(action=action, environment=environment)
     parsed = targets.parse(target, {"upgrade": "up", "downgrade": "down"}.get(action))  # type: ignore[arg-type]
-    destructive = action == "downgrade" or (action == "stamp" and purge)
-    if destructive and environment == "prod" and confirm != target:
-        raise DowngradeRefused(
-            f"{action} refused in prod: it can destroy data; nothing was changed. Repeat the "
-            f"target as confirmation: {guards.confirmation(target)}")
+    if action == "downgrade" or (action == "stamp" and purge):
+        what = "stamp --purge" if action == "stamp" else action
+        guards.refuse_in_prod(environment, what, target, confirm)
     with locked(url, run, target) as progress:
         progress.at(one(current_heads(script, conn)))
         progress.audit_errors = False  # a refusal here leaves no trace at all

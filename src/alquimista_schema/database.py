@@ -79,16 +79,6 @@ def _check_text(url: str) -> None:
         raise ConfigurationError("the database URL holds a NUL character") from None
 
 
-def safe_url(url: str | URL | Dsn) -> str:
-    """Render ``url`` with its password masked, for messages and logs."""
-    if isinstance(url, Dsn):
-        return url.render_as_string(hide_password=True)
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<invalid URL>"
-
-
 def describe_connect_error(url: URL, exc: DBAPIError) -> SchemaError:
     """Translate a failed connection into a specific, password-free error."""
     where = f"{url.host or 'localhost'}:{url.port or 5432}"

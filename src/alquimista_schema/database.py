@@ -8,9 +8,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, pool
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import DBAPIError
 
+from alquimista_schema import dsn
 from alquimista_schema.dsn import Dsn
 from alquimista_schema.errors import (
     AuthenticationFailed,
@@ -23,60 +24,15 @@ APPLICATION_NAME = "alquimista-schema"
 DEFAULT_CONNECT_TIMEOUT = 10
 
 
-SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-_MALFORMED = ("the database URL is not valid; expected "
-              "postgresql://user:password@host:port/dbname")
-
-
 def parse_url(url: str | URL | Dsn) -> URL:
-    """Return ``url`` as a SQLAlchemy URL for PostgreSQL, or raise ConfigurationError.
+    """Return ``url`` as a SQLAlchemy URL for psycopg2, or raise ConfigurationError.
 
-    The URL holds a password, so no message here quotes it and no error is chained
-    to one that does (``from None``: the parser's own errors repeat the text).
+    Parsed by :func:`dsn.parse`, the one URL grammar (the fast and express paths use it
+    without SQLAlchemy). No message quotes the URL: it holds a password.
     """
-    if isinstance(url, Dsn):
-        url = url.to_url()  # built from a secret's fields: already well formed
-    if isinstance(url, str):
-        _check_text(url)
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError):
-        raise ConfigurationError(_MALFORMED) from None
-    if "@" in (parsed.host or "") or "@" in (parsed.username or ""):
-        raise ConfigurationError(
-            "the database URL has an '@' after the one that ends the user and password: a "
-            "password (or user) holding @ : / ? # % must be percent-encoded (@ is %40, : is "
-            "%3A, / is %2F), e.g. with urllib.parse.quote(password, safe='')")
-    if parsed.get_backend_name() != "postgresql":
-        raise ConfigurationError(
-            f"the database URL must be a postgresql:// URL, not {parsed.get_backend_name()}://")
-    if parsed.drivername == "postgresql":
-        # psycopg2 is the driver this package ships (SQLAlchemy 2.1 would pick psycopg 3).
-        parsed = parsed.set(drivername="postgresql+psycopg2")
-    if parsed.get_driver_name() != "psycopg2":
-        raise ConfigurationError(
-            f"the database URL names driver {parsed.get_driver_name()!r}; this package uses "
-            "psycopg2: write postgresql:// or postgresql+psycopg2://")
-    try:
-        parsed.port  # noqa: B018 (parsed lazily: a bad port raises here)
-    except ValueError:
-        raise ConfigurationError("the database URL's port is not a number") from None
-    sslmode = parsed.query.get("sslmode")
-    if sslmode is not None and sslmode not in SSLMODES:
-        raise ConfigurationError(f"the database URL's sslmode must be one of "
-                                 f"{', '.join(SSLMODES)}, not {str(sslmode)[:20]!r}")
-    return parsed
-
-
-def _check_text(url: str) -> None:
-    """Refuse what the driver cannot send (it would fail later, as an unexpected error)."""
-    try:
-        url.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConfigurationError("the database URL is not valid UTF-8 (check DATABASE_URL's "
-                                 "encoding)") from None
-    if "\x00" in url:
-        raise ConfigurationError("the database URL holds a NUL character") from None
+    if isinstance(url, URL):
+        url = url.render_as_string(hide_password=False)
+    return (url if isinstance(url, Dsn) else dsn.parse(url)).to_url()
 
 
 def describe_connect_error(url: URL, exc: DBAPIError) -> SchemaError:

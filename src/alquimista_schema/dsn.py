@@ -1,11 +1,12 @@
-"""Connection parameters without SQLAlchemy: what a cold no-op needs, and no more.
+"""Connection parameters without SQLAlchemy, and the one grammar of database URLs.
 
-Importing SQLAlchemy costs about 200 ms, most of a cold no-op when the secret comes
-from the Parameters and Secrets extension. A secret's credentials are held as a
-``Dsn``; the fast path reads its fields as a SQLAlchemy ``URL``'s (host, port,
-username, password, database, query), and the full path converts it with
-:meth:`Dsn.to_url` when it loads SQLAlchemy anyway. A leaf: it imports nothing of
-the package.
+Importing SQLAlchemy costs about 200 ms: most of a cold no-op, and a third of a full
+upgrade through compiled revisions (express.py). A URL is parsed here, by
+:func:`parse`, into a ``Dsn``; the fast and express paths read its fields as a
+SQLAlchemy ``URL``'s (host, port, username, password, database, query), and the full
+path converts it with :meth:`Dsn.to_url` (database.parse_url) when it loads
+SQLAlchemy anyway. No message here quotes the URL: it holds a password. Imports only
+the exception tree.
 """
 
 from __future__ import annotations
@@ -13,33 +14,41 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, unquote
+
+from alquimista_schema.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
 DRIVERNAME = "postgresql+psycopg2"
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+MALFORMED = "the database URL is not valid; expected postgresql://user:password@host:port/dbname"
 
 
 @dataclass(frozen=True, repr=False)
 class Dsn:
     """A PostgreSQL connection for psycopg2; never shows its password."""
 
-    host: str
-    port: int
-    username: str
-    password: str
-    database: str
+    host: str | None
+    port: int | None
+    username: str | None
+    password: str | None
+    database: str | None
     query: Mapping[str, str] = field(default_factory=dict)
 
     drivername = DRIVERNAME
 
     def render_as_string(self, hide_password: bool = True) -> str:
         """Render as a URL (user and password percent-encoded), the password masked by default."""
-        secret = "***" if hide_password else quote(self.password, safe="")
+        user = quote(self.username or "", safe="")
+        if self.password is not None:
+            user += ":" + ("***" if hide_password else quote(self.password, safe=""))
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host or ""
+        port = f":{self.port}" if self.port is not None else ""
         params = "&".join(f"{k}={quote(str(v), safe='/')}" for k, v in self.query.items())
-        return (f"{DRIVERNAME}://{quote(self.username, safe='')}:{secret}@{self.host}:"
-                f"{self.port}/{self.database}" + (f"?{params}" if params else ""))
+        return (f"{DRIVERNAME}://{user}{'@' if user else ''}{host}{port}/"
+                f"{quote(self.database or '', safe='')}" + (f"?{params}" if params else ""))
 
     def to_url(self) -> URL:
         """The same connection as a SQLAlchemy URL (imports SQLAlchemy)."""
@@ -53,3 +62,71 @@ class Dsn:
         return f"Dsn({self.render_as_string(hide_password=True)!r})"
 
     __str__ = __repr__
+
+
+_AT_HINT = ("the database URL has an '@' after the one that ends the user and password: a "
+            "password (or user) holding @ : / ? # % must be percent-encoded (@ is %40, : is "
+            "%3A, / is %2F), e.g. with urllib.parse.quote(password, safe='')")
+
+
+def parse(text: str) -> Dsn:
+    """Parse ``postgresql[+psycopg2]://user:password@host:port/dbname?key=value``.
+
+    Raise ConfigurationError, never quoting the text (no error is chained either).
+    """
+    _check_text(text)
+    scheme, sep, rest = text.partition("://")
+    if not sep or not scheme.replace("+", "").replace("_", "").isalnum():
+        raise ConfigurationError(MALFORMED)
+    _check_scheme(scheme)
+    rest, _, query = rest.partition("?")
+    netloc, _, database = rest.partition("/")
+    userinfo, at, hostport = netloc.partition("@")
+    if not at:
+        userinfo, hostport = "", netloc
+    if "@" in hostport or "/" in userinfo:
+        raise ConfigurationError(_AT_HINT)
+    username, colon, password = userinfo.partition(":")
+    host, port = _host_port(hostport)
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    sslmode = params.get("sslmode")
+    if sslmode is not None and sslmode not in SSLMODES:
+        raise ConfigurationError(f"the database URL's sslmode must be one of "
+                                 f"{', '.join(SSLMODES)}, not {sslmode[:20]!r}")
+    return Dsn(host=host, port=port, username=unquote(username) if at else None,
+               password=unquote(password) if colon else None,
+               database=unquote(database) or None, query=params)
+
+
+def _check_text(text: str) -> None:
+    """Refuse what the driver cannot send (it would fail later, as an unexpected error)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigurationError("the database URL is not valid UTF-8 (check DATABASE_URL's "
+                                 "encoding)") from None
+    if "\x00" in text:
+        raise ConfigurationError("the database URL holds a NUL character")
+
+
+def _check_scheme(scheme: str) -> None:
+    backend, _, driver = scheme.partition("+")
+    if backend != "postgresql":
+        raise ConfigurationError(
+            f"the database URL must be a postgresql:// URL, not {backend[:20]}://")
+    if driver not in ("", "psycopg2"):
+        # psycopg2 is the driver this package ships (SQLAlchemy 2.1 would pick psycopg 3).
+        raise ConfigurationError(
+            f"the database URL names driver {driver[:20]!r}; this package uses "
+            "psycopg2: write postgresql:// or postgresql+psycopg2://")
+
+
+def _host_port(hostport: str) -> tuple[str | None, int | None]:
+    if hostport.startswith("["):  # an IPv6 address
+        host, _, after = hostport[1:].partition("]")
+        port = after[1:] if after.startswith(":") else after
+    else:
+        host, _, port = hostport.partition(":")
+    if port and not (port.isascii() and port.isdigit() and int(port) < 65536):
+        raise ConfigurationError("the database URL's port is not a number")
+    return unquote(host) or None, int(port) if port else None

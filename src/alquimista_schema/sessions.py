@@ -1,0 +1,56 @@
+"""psycopg2 connections without SQLAlchemy: the fast path, the express path, the lock.
+
+Light on purpose: the no-op and the express upgrade never import SQLAlchemy, and
+the lock and audit connection is a driver connection on every path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any
+
+import psycopg2
+
+
+def connect(url: Any, *, connect_timeout: float, application_name: str) -> Any:
+    """Open an autocommit psycopg2 connection to ``url`` (a Dsn, or a URL's fields).
+
+    Errors are the driver's: the callers fall back to the full path, which reports them.
+    """
+    # libpq reads 0 as "wait forever" and rounds 1 up to 2: keep it a real bound.
+    params = {"host": url.host, "port": url.port or 5432, "user": url.username,
+              "password": url.password, "dbname": url.database, **dict(url.query)}
+    conn = psycopg2.connect(connect_timeout=max(2, math.ceil(connect_timeout)),
+                            application_name=application_name[:63],
+                            **{k: v for k, v in params.items() if v is not None})
+    conn.autocommit = True
+    return conn
+
+
+def fetch(conn: Any, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    """Run ``sql`` on a psycopg2 connection and end its transaction; return the rows."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall() if cur.description else []
+    except BaseException:
+        if not conn.closed and not conn.autocommit:
+            with contextlib.suppress(psycopg2.Error):
+                conn.rollback()
+        raise
+    if not conn.autocommit:
+        conn.commit()
+    return rows
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a driver error (SQLAlchemy's DBAPIError: of its ``orig``)."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__
+
+
+def close(conn: Any) -> None:
+    with contextlib.suppress(Exception):  # closing a broken connection: nothing to do
+        conn.close()

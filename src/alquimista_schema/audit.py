@@ -3,17 +3,28 @@
 Like ``alembic_version``, the table belongs to the runner, not to the models, so
 autogenerate and ``check`` never see it. Rows are written on the lock connection,
 outside the migration transactions, so a rolled-back revision still leaves its
-failure on record.
+failure on record. Written through psycopg2 (the lock connection is a driver
+connection), so the express path records its runs without SQLAlchemy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from dataclasses import dataclass, field
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
+import psycopg2
+
+from alquimista_schema.errors import SchemaError
+from alquimista_schema.runs import Progress, Run
+from alquimista_schema.sessions import fetch, first_line
+
+log = logging.getLogger(__name__)
 
 TABLE = "alquimista_schema_audit"
 
@@ -53,27 +64,89 @@ class Entry:
     duration_ms: float | None = None
 
 
-def record(conn: Connection, entry: Entry) -> None:
+@contextmanager
+def audited(conn: Any, run: Run, target: str | None, started: float) -> Iterator[Progress]:
+    """Yield the run's Progress; record it on ``conn`` whatever happens (see entry_for),
+    and hand it to the package's error as its ``progress``."""
+    progress = Progress()
+    outcome: BaseException | None = None
+    try:
+        yield progress
+    except BaseException as exc:
+        outcome = exc
+        raise
+    finally:
+        record_safely(conn, entry_for(run, target, progress, outcome, started), progress)
+        if isinstance(outcome, SchemaError):
+            outcome.progress = progress.result()
+
+
+def entry_for(run: Run, target: str | None, progress: Progress,
+              outcome: BaseException | None, started: float) -> Entry | None:
+    """Return the audit row for a run, or None when it must leave no trace."""
+    entry = Entry(run.request_id, run.actor, run.action, target, progress.from_revision,
+                  progress.to_revision, "success", secret_version=run.secret_version,
+                  applied=[asdict(a) for a in progress.applied],
+                  duration_ms=round((time.monotonic() - started) * 1000, 1))
+    if isinstance(outcome, SchemaError):
+        entry.outcome, entry.error_code, entry.error = "error", outcome.code, str(outcome)
+    elif outcome is not None:  # never audit an unexpected failure as a success
+        entry.outcome, entry.error_code = "error", "INTERNAL_ERROR"
+        entry.error = f"{type(outcome).__name__}: {outcome}"[:500]
+    failed = entry.outcome == "error" and progress.audit_errors
+    return entry if failed or entry.applied or progress.changed else None
+
+
+def record(conn: Any, entry: Entry) -> None:
     """Append ``entry`` (creating the table on first use) and commit.
 
     The table is created only when missing: CREATE TABLE IF NOT EXISTS needs CREATE
     on the schema even when the table exists (PostgreSQL 15 grants it to owners only).
     """
-    if conn.execute(text("SELECT to_regclass(:t)"), {"t": TABLE}).scalar() is None:
-        conn.exec_driver_sql(_DDL)
+    if fetch(conn, "SELECT to_regclass(%(t)s)", {"t": TABLE}) == [(None,)]:
+        fetch(conn, _DDL)
     values = {**entry.__dict__, "applied": json.dumps(entry.applied)}
-    conn.execute(text(
-        f"INSERT INTO {TABLE} (request_id, actor, action, target, from_revision, to_revision, "
-        "applied, outcome, error_code, error, secret_version, duration_ms) VALUES "
-        "(:request_id, :actor, :action, :target, :from_revision, :to_revision, "
-        "CAST(:applied AS jsonb), :outcome, :error_code, :error, :secret_version, :duration_ms)"),
-        values)
-    conn.commit()
+    fetch(conn,
+          f"INSERT INTO {TABLE} (request_id, actor, action, target, from_revision, "
+          "to_revision, applied, outcome, error_code, error, secret_version, duration_ms) "
+          "VALUES (%(request_id)s, %(actor)s, %(action)s, %(target)s, %(from_revision)s, "
+          "%(to_revision)s, CAST(%(applied)s AS jsonb), %(outcome)s, %(error_code)s, "
+          "%(error)s, %(secret_version)s, %(duration_ms)s)", values)
 
 
-def entries(conn: Connection, limit: int = 20) -> list[dict[str, Any]]:
-    """Return the latest audit rows, newest first (empty when the table is absent)."""
-    if conn.execute(text(f"SELECT to_regclass('{TABLE}')")).scalar() is None:
+def record_safely(conn: Any, entry: Entry | None, progress: Progress) -> None:
+    """Record ``entry`` (None: nothing to record) without ever changing the run's outcome.
+
+    Permission denied, or the lock connection died: the connection is rolled back (so
+    the unlock can run) and the problem lands in ``progress.warnings`` and the log.
+    """
+    if entry is None:
+        return
+    try:
+        record(conn, entry)
+    except psycopg2.Error as exc:
+        with contextlib.suppress(psycopg2.Error):
+            conn.rollback()
+        problem = f"the audit row was not written: {first_line(exc)}"
+        progress.warnings.append(problem)
+        log.warning("%s (request %s)", problem, entry.request_id)
+
+
+def entries(conn: Any, limit: int = 20) -> list[dict[str, Any]]:
+    """Return the latest audit rows, newest first (empty when the table is absent).
+
+    ``conn`` is a psycopg2 connection or a SQLAlchemy one.
+    """
+    if hasattr(conn, "exec_driver_sql"):  # SQLAlchemy's: read through its driver connection
+        if conn.in_transaction():
+            conn.commit()
+        conn = conn.connection.driver_connection
+    if fetch(conn, "SELECT to_regclass(%(t)s)", {"t": TABLE}) == [(None,)]:
         return []
-    rows = conn.execute(text(f"SELECT * FROM {TABLE} ORDER BY id DESC LIMIT :n"), {"n": limit})
-    return [dict(r._mapping) for r in rows]
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM {TABLE} ORDER BY id DESC LIMIT %(n)s", {"n": limit})
+        names = [c.name for c in cur.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    if not conn.autocommit:
+        conn.commit()
+    return rows

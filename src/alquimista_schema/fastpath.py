@@ -11,11 +11,10 @@ invocations and dropped on any error.
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from alquimista_schema import scripts
+from alquimista_schema import scripts, sessions
 
 _QUERY = "SELECT pg_is_in_recovery(), (SELECT array_agg(version_num) FROM alembic_version)"
 _cached: dict[str, Any] = {}
@@ -36,17 +35,11 @@ def _key(url: Any) -> str:
 
 
 def _open(url: Any, connect_timeout: float, application_name: str) -> Any:
-    import psycopg2  # deferred; about 5 ms, against several hundred for SQLAlchemy + Alembic
-
     key = _key(url)
     conn = _cached.get(key)
     if conn is None or conn.closed:
-        # libpq reads 0 as "wait forever" and rounds 1 up to 2: keep it a real bound.
-        conn = psycopg2.connect(
-            host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-            dbname=url.database, connect_timeout=max(2, math.ceil(connect_timeout)),
-            application_name=application_name[:63], **dict(url.query))
-        conn.autocommit = True
+        conn = sessions.connect(url, connect_timeout=connect_timeout,
+                                application_name=application_name)
         _cached.clear()
         _cached[key] = conn
     return conn

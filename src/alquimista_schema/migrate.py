@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alquimista_schema import fastpath, scripts, targets
+from alquimista_schema import dsn, fastpath, scripts, targets
 from alquimista_schema.dsn import Dsn
 from alquimista_schema.errors import DriftDetected, NotAtHead
 from alquimista_schema.runs import Applied, Result, Run, default_actor
@@ -72,13 +72,7 @@ def _fast(url: Any, run: Run) -> fastpath.Answer:
     remaining = run.remaining()
     wait = float(run.connect_timeout) if remaining is None else \
         max(min(float(run.connect_timeout), remaining), 1.0)
-    # A Dsn (a secret's) is read as it is: parsing it would load SQLAlchemy (~200 ms).
-    light = url
-    if not isinstance(url, Dsn):
-        from alquimista_schema.database import parse_url
-
-        light = parse_url(url)
-    return fastpath.probe(light, connect_timeout=wait, statement_timeout=wait,
+    return fastpath.probe(url, connect_timeout=wait, statement_timeout=wait,
                           application_name=run.application_name)
 
 
@@ -91,18 +85,32 @@ def upgrade(url: str | URL | Dsn, revision: str = "head", *, run: Run | None = N
     """
     run = run or Run(action="upgrade")
     target = targets.parse(revision, "up")
+    # Read as fields (a Dsn): parsing into a SQLAlchemy URL would load SQLAlchemy (~200 ms).
+    light = dsn.parse(url) if isinstance(url, str) else url
     answer = fastpath.Answer(None)
     if target.name in ("head", "heads") and not target.relative:
-        answer = _fast(url, run)
+        answer = _fast(light, run)
         if answer.head is not None:
             return Result(answer.head, answer.head, [])
+    if run.compiled:
+        from alquimista_schema import express
+
+        done = express.upgrade(light, run, target, adopt=answer.connection,
+                               on_applied=on_applied)
+        if done is not None:
+            return done
     # Only now: running loads SQLAlchemy and Alembic (~400 ms), which a no-op never needs.
-    from alquimista_schema import running
+    from alquimista_schema import compiled, running
 
     script = script_directory()
     scripts.resolve(script, target.name)
     request = running.Move(target, upgrade=True, on_applied=on_applied)
-    return running.move(url, request, run, script=script, adopt=answer.connection).result()
+    adopt = answer.connection if answer.connection is not None \
+        and not answer.connection.closed else None
+    result = running.move(url, request, run, script=script, adopt=adopt).result()
+    if run.compiled:
+        compiled.refresh(script)  # the next upgrade of these revisions skips Alembic
+    return result
 
 
 def downgrade(url: str | URL | Dsn, revision: str, *, run: Run | None = None,

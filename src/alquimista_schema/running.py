@@ -9,13 +9,12 @@ targets checked against the history) before the lock is taken.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
@@ -24,11 +23,11 @@ from sqlalchemy.exc import DBAPIError
 from alquimista_schema import audit, durations, guards, scripts
 from alquimista_schema.durations import session_timeouts
 from alquimista_schema.errors import (
-    DeadlineExceeded,
     MigrationFailed,
     SchemaError,
 )
 from alquimista_schema.locking import migration_lock
+from alquimista_schema.pacing import Pacer, failure
 from alquimista_schema.planning import current_heads, landing, one, plan
 from alquimista_schema.runs import Applied, Progress, Run
 from alquimista_schema.targets import Target
@@ -37,10 +36,6 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
 log = logging.getLogger(__name__)
-
-
-def _first_line(exc: DBAPIError) -> str:
-    return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
 
 
 # --- the lock and the audit around a run ---------------------------------------------
@@ -55,97 +50,17 @@ def locked(url: Any, run: Run, target: str | None) -> Iterator[Progress]:
     ``Progress.warnings`` (so in the Result, or in the error's ``progress``) and the log.
     """
     started = time.monotonic()
-    progress = Progress()
-    with run.connection(url) as lock_conn:
-        guards.guard_replica(lock_conn)
-        with migration_lock(lock_conn, wait_seconds=run.bounded(run.lock_wait)):
-            outcome: BaseException | None = None
-            try:
-                yield progress
-            except BaseException as exc:
-                outcome = exc
-                raise
-            finally:
-                _audit(lock_conn, _entry(run, target, progress, outcome, started), progress)
-                if isinstance(outcome, SchemaError):
-                    outcome.progress = progress.result()
-
-
-def _entry(run: Run, target: str | None, progress: Progress, outcome: BaseException | None,
-           started: float) -> audit.Entry | None:
-    """Return the audit row for this run, or None when it must leave no trace."""
-    entry = audit.Entry(run.request_id, run.actor, run.action, target, progress.from_revision,
-                        progress.to_revision, "success", secret_version=run.secret_version,
-                        applied=[asdict(a) for a in progress.applied],
-                        duration_ms=round((time.monotonic() - started) * 1000, 1))
-    if isinstance(outcome, SchemaError):
-        entry.outcome, entry.error_code, entry.error = "error", outcome.code, str(outcome)
-    elif outcome is not None:  # never audit an unexpected failure as a success
-        entry.outcome, entry.error_code = "error", "INTERNAL_ERROR"
-        entry.error = f"{type(outcome).__name__}: {outcome}"[:500]
-    failed = entry.outcome == "error" and progress.audit_errors
-    return entry if failed or entry.applied or progress.changed else None
-
-
-def _audit(conn: Connection, entry: audit.Entry | None, progress: Progress) -> None:
-    if entry is None:
-        return
-    try:
-        audit.record(conn, entry)
-    except DBAPIError as exc:
-        # Permission denied, or the lock connection died. Roll back so the connection
-        # stays usable (the unlock), and say so instead of masking the run's outcome.
-        with contextlib.suppress(DBAPIError):
-            conn.rollback()
-        problem = f"the audit row was not written: {_first_line(exc)}"
-        progress.warnings.append(problem)
-        log.warning("%s (request %s)", problem, entry.request_id)
+    with run.connection(url) as opened:
+        guards.guard_replica(opened)
+        # The lock, the holder's description and the audit run on the driver connection
+        # (locking.py, audit.py), as on the express path.
+        lock_conn = opened.connection.driver_connection
+        with migration_lock(lock_conn, wait_seconds=run.bounded(run.lock_wait)), \
+                audit.audited(lock_conn, run, target, started) as progress:
+            yield progress
 
 
 # --- stepping through revisions -------------------------------------------------------
-
-
-def statement_timeout(run: Run) -> tuple[str | None, bool]:
-    """Return the statement_timeout to use and whether the deadline set it."""
-    configured = run.statement_timeout
-    remaining = run.remaining()
-    if remaining is None:
-        return configured, False
-    limit = durations.seconds(configured or durations.DEFAULT_STATEMENT_TIMEOUT)
-    if limit == 0 or remaining < limit:  # 0 is "no limit" to PostgreSQL
-        return durations.milliseconds(remaining), True
-    return configured, False
-
-
-def failure(exc: DBAPIError, revision: str, *, deadline_bound: bool) -> SchemaError:
-    """Translate a revision's database error into the package's error."""
-    code = getattr(exc.orig, "pgcode", None)
-    if code == "57014" and deadline_bound:
-        return DeadlineExceeded(
-            f"revision {revision} was cancelled and rolled back because the time left before "
-            "the deadline ran out; raise the function's timeout and run again")
-    if code == "55P03":
-        reason = ("could not get a lock within lock_timeout: another session holds a "
-                  "conflicting lock; retry when traffic is lower, or raise lock_timeout")
-    elif code == "57014":
-        reason = "cancelled by statement_timeout; raise it, or split the revision"
-    else:
-        reason = _first_line(exc)
-    return MigrationFailed(f"revision {revision} failed and was rolled back: {reason}",
-                           revision=revision)
-
-
-def _check_deadline(run: Run, revision: str, progress: Progress) -> None:
-    remaining = run.remaining()
-    if remaining is not None and remaining <= 0:
-        raise DeadlineExceeded(
-            f"stopped before revision {revision}: too little time left before the "
-            f"deadline; the database is at {progress.to_revision or 'base'}. Run again (or "
-            "raise the function's timeout)")
-
-
-# How far past the deadline (into the margin) a statement may run between two shrinks.
-SLACK = 1.0
 
 
 @dataclass
@@ -164,36 +79,22 @@ class _Stepping:
     on_applied: Callable[[Applied], None] | None
     current: Any = None
     began: float = 0.0
-    bound: bool = False
-    """Whether the deadline set this revision's statement_timeout."""
-    set_at: float | None = None
-    """The time left when statement_timeout was last shrunk to it."""
+    pacer: Pacer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pacer = Pacer(self.run)
 
     def __call__(self, todo: list[Any]) -> Iterator[Any]:
         for step in todo:
             self._committed()
-            _check_deadline(self.run, step.revision.revision, self.progress)
-            self._shrink_statement_timeout()
+            cap = self.pacer.before(step.revision.revision, self.progress)
+            if cap is not None:
+                # Not committed here: Alembic's transaction for the revision takes it up,
+                # so the SET costs no round trip of its own.
+                self.conn.exec_driver_sql(cap)
             self.current, self.began = step, time.perf_counter()
             yield step
         self._committed()
-
-    def _shrink_statement_timeout(self) -> None:
-        """Cap statement_timeout at the time left, inside the revision's own transaction.
-
-        Re-set only once the last cap would let a statement run more than SLACK
-        seconds past the deadline (the margin covers that), not before every revision:
-        a thousand small revisions would otherwise pay a thousand extra round trips.
-        """
-        timeout, self.bound = statement_timeout(self.run)
-        remaining = self.run.remaining()
-        if not self.bound or remaining is None:
-            return
-        if self.set_at is None or self.set_at - remaining > SLACK:
-            # Not committed here: Alembic's transaction for the revision takes it up, so
-            # the SET costs no round trip of its own, and a rollback undoes it too.
-            self.conn.exec_driver_sql(f"SET statement_timeout = '{timeout}'")
-            self.set_at = remaining
 
     def _committed(self) -> None:
         step, self.current = self.current, None
@@ -228,7 +129,7 @@ def apply(conn: Connection, script: ScriptDirectory, todo: list[Any], run: Run,
     except Exception as exc:
         failing = (stepping.current or todo[0]).revision.revision
         if isinstance(exc, DBAPIError):
-            raise failure(exc, failing, deadline_bound=stepping.bound) from exc
+            raise failure(exc, failing, deadline_bound=stepping.pacer.bound) from exc
         # a revision's own code may raise anything
         raise MigrationFailed(f"revision {failing} failed and was rolled back: "
                               f"{type(exc).__name__}: {exc}", revision=failing) from exc

@@ -201,6 +201,8 @@ def series(env: Any, counts: list[int], rounds: int) -> dict[str, Any]:
                 env, folder, base_env)
             subjects["handler_ext"] = lambda folder=folder, base_env=base_env: _handler(
                 env, folder, base_env, extension=True)
+            subjects["ours_secret"] = lambda folder=folder, base_env=base_env: _cli_secret(
+                env, folder, base_env)
         medians = _alternate(subjects, rounds)
         for name, (seconds, rss) in medians.items():
             results[f"upgrade_{count}_{name}_s"] = seconds
@@ -213,8 +215,18 @@ def series(env: Any, counts: list[int], rounds: int) -> dict[str, Any]:
             results[f"upgrade_{count}_handler_vs_cli"] = medians["handler"][0] / medians["ours"][0]
             results[f"upgrade_{count}_handler_ext_vs_cli"] = (medians["handler_ext"][0]
                                                               / medians["ours"][0])
+            results[f"upgrade_{count}_handler_vs_cli_secret"] = (medians["handler"][0]
+                                                                 / medians["ours_secret"][0])
         shutil.rmtree(folder.parent, ignore_errors=True)
     return results
+
+
+def _cli_secret(env: Any, folder: Path, base_env: dict[str, str]) -> tuple[float, int]:
+    """The CLI with ``--secret-arn``: the secret through boto3, as the handler's is."""
+    url = env.database()
+    cli_env = {**base_env, **env.aws_env, "DB_SSLROOTCERT": str(env.ca)}
+    return timed_child([sys.executable, "-c", CHILD, str(folder), "cli", "upgrade", "head",
+                        "--secret-arn", env.secret_for(url)], cli_env)
 
 
 def _handler(env: Any, folder: Path, base_env: dict[str, str], *,
@@ -267,6 +279,10 @@ def rows(r: dict[str, Any], counts: list[int]) -> list[tuple[str, float, str, st
             out.append((f"handler (extension), {c:,} / CLI",
                         r[f"upgrade_{c}_handler_ext_vs_cli"], "<= 1.1",
                         f"{r[f'upgrade_{c}_handler_ext_s'] * 1000:.0f} ms"))
+            out.append((f"handler (boto3), {c:,} / CLI --secret-arn",
+                        r[f"upgrade_{c}_handler_vs_cli_secret"], "(info)",
+                        f"{r[f'upgrade_{c}_ours_secret_s'] * 1000:.0f} ms: the CLI fetching the "
+                        "same secret through boto3"))
             out.append((f"handler (boto3), {c:,} / CLI", r[f"upgrade_{c}_handler_vs_cli"],
                         "<= 1.1", f"{r[f'upgrade_{c}_handler_s'] * 1000:.0f} ms; peak RSS "
                         f"ours {r[f'upgrade_{c}_ours_rss_kib'] / 1024:.0f} MiB, alembic "

@@ -238,8 +238,8 @@ def refresh(script: ScriptDirectory) -> Path | None:
     A cache: a folder that cannot be written (an installed package, the Lambda) only
     means the next upgrade goes through Alembic again.
     """
-    if load() is not None:
-        return None
+    if load() is not None or not os.access(path().parent, os.W_OK):
+        return None  # current, or nowhere to write it: not worth rendering
     data = render(script)
     if data is None:
         return None

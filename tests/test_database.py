@@ -47,6 +47,29 @@ def test_what_the_driver_cannot_take_is_refused_up_front(url: str, message: str)
         database.parse_url(url)
 
 
+@pytest.mark.parametrize("url", [
+    "postgresql://app:2024/Kx9q-NEVER-SHOWN@db.example.com:5432/prod",  # / in the password
+    "postgresql://u:p?w:NEVER-SHOWN@h/db",  # ? and : in the password
+    "postgresql+psycopg2://u:p%40NEVER-SHOWN@[::1]:5433/d?sslmode=require&x=a@b",
+    "postgresql:///d?host=/var/run/postgresql",
+    "postgresql://u@h", "postgresql://h/d?x=a@b",
+])
+def test_urls_parse_as_sqlalchemy_parses_them(url: str) -> None:
+    """dsn.parse is the one grammar; it reads every realistic URL as make_url does."""
+    from sqlalchemy.engine import make_url
+
+    from alquimista_schema import dsn
+
+    parsed, theirs = dsn.parse(url), make_url(url)
+    assert (parsed.username, parsed.password, parsed.host, parsed.port, dict(parsed.query)) \
+        == (theirs.username, theirs.password, theirs.host, theirs.port, dict(theirs.query))
+    assert parsed.database == (theirs.database or None)
+    assert "NEVER-SHOWN" not in repr(parsed) + str(parsed)
+    assert database.parse_url(url).render_as_string(hide_password=False) == \
+        theirs.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False) \
+        or parsed.database is None
+
+
 def test_cli_shows_one_line_even_with_traceback() -> None:
     for args in (["current", "--url", AT_IN_PASSWORD],
                  ["--traceback", "current", "--url", AT_IN_PASSWORD]):

@@ -183,6 +183,10 @@ def test_a_stale_or_foreign_compiled_file_is_never_used(head_url: URL, scratch_s
      "it uses open"),
     ("from alquimista_schema import schema_objects", "", "    op.execute('SELECT 1')",
      "it imports alquimista_schema"),
+    ("from alembic import context", "",
+     "    op.execute(context.get_x_argument(as_dictionary=True).get('sql', 'SELECT 1'))",
+     "it imports alembic.context"),
+    ("from alembic.op import get_bind as gb", "", "    gb()", "it imports alembic.op.get_bind"),
     ("", "", "    raise RuntimeError('only online')", "does not render offline (RuntimeError)"),
     ("", "", "    op.execute('COMMIT')", "it leaves the revision's transaction"),
 ])
@@ -293,3 +297,29 @@ def test_what_express_is_unsure_of_goes_to_the_full_path(legacy_url: URL) -> Non
     with connect(legacy_url) as conn:
         assert conn.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None
         assert conn.execute(text(f"SELECT to_regclass('{audit.TABLE}')")).scalar() is None
+
+
+def test_percent_signs_and_trailing_comments_run_as_written(
+        head_url: URL, scratch_scripts: Path, alembic_path_forbidden: None) -> None:
+    """A literal % stays one % (not the pyformat %%), and a statement's trailing -- comment
+    cannot swallow the end of it (Alembic renders 'stmt -- note;')."""
+    plain_chain(scratch_scripts, {
+        "022": "    op.execute(\"CREATE TABLE started_022 (pct text DEFAULT '100%', c text)\")\n"
+               "    op.execute(\"INSERT INTO started_022 (c) VALUES ('a%b') -- one row\\n\")",
+        "023": "    op.execute('CREATE TABLE started_023 (id int) -- trailing note')",
+    })
+    chain = compile_now()
+    assert chain.revisions[-2].statements == [
+        "CREATE TABLE started_022 (pct text DEFAULT '100%', c text);",
+        "INSERT INTO started_022 (c) VALUES ('a%b') -- one row;"]
+    assert [a.revision for a in migrate.upgrade(head_url, "head").applied] == ["022", "023"]
+    with connect(head_url) as conn:
+        assert conn.execute(text("SELECT pct, c FROM started_022")).all() == [("100%", "a%b")]
+    assert started(head_url, ["023"]) == ["023"]
+
+
+def test_the_urls_own_options_never_clash_with_the_runners(
+        empty_url: URL, alembic_path_forbidden: None) -> None:
+    compile_now()
+    url = empty_url.update_query_dict({"application_name": "mine", "connect_timeout": "3"})
+    assert migrate.upgrade(url.render_as_string(hide_password=False), "head").to_revision == "021"

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alquimista_schema import scripts
+from alquimista_schema import __version__, scripts
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
@@ -43,13 +43,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3
 # Names that mean a revision talks to the database while it runs, behaves differently
 # offline, or reads more than its own file: its offline SQL is not what it does online.
 ONLINE_NAMES = frozenset({
     "get_bind", "is_offline_mode", "get_context", "migration_context", "autocommit_block",
     "run_async", "open", "exec", "eval", "compile", "__import__", "input", "ONLINE_ONLY"})
 PURE_IMPORTS = ("__future__", "typing", "collections.abc", "alembic", "sqlalchemy")
+# alembic.context is the environment: -x arguments, the config, offline or not.
+ONLINE_MODULES = ("alembic.context", "alembic.runtime")
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def _files() -> list[Path]:
 
 def fingerprint() -> str:
     """A digest of every revision file's name and bytes (and of this format)."""
-    digest = hashlib.sha256(f"alquimista-schema compiled {FORMAT}\n".encode())
+    digest = hashlib.sha256(f"alquimista-schema {__version__} compiled {FORMAT}\n".encode())
     for file in _files():
         digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -174,8 +176,11 @@ def render(script: ScriptDirectory) -> dict[str, Any] | None:
     if not chain or not _linear(script, chain):
         return None
     out = _Capture()
-    context = MigrationContext.configure(dialect_name="postgresql", opts={
-        "as_sql": True, "output_buffer": out, "literal_binds": True})
+    # As env.py's offline mode: the named paramstyle keeps a literal % as one % (the
+    # default pyformat doubles it, for a driver that never sees this text).
+    context = MigrationContext.configure(
+        dialect_name="postgresql", dialect_opts={"paramstyle": "named"},
+        opts={"as_sql": True, "output_buffer": out, "literal_binds": True})
     assert context.connection is not None  # offline: the mock that writes to ``out``
     context._version.create(context.connection)  # as Alembic's offline run does from base
     version_table_sql = "\n".join(out.take())
@@ -191,10 +196,11 @@ def _compile(context: MigrationContext, script: ScriptDirectory, rev: Script,
 
     why = _online_only(rev)
     out.take()
-    try:
-        rev.module.upgrade()
-    except Exception as exc:  # a revision's own code may raise anything offline
-        why = why or f"its upgrade() does not render offline ({type(exc).__name__})"
+    if why is None:  # never run one left to Alembic: its Python may do work of its own
+        try:
+            rev.module.upgrade()
+        except Exception as exc:  # a revision's own code may raise anything offline
+            why = f"its upgrade() does not render offline ({type(exc).__name__})"
     statements = out.take()
     if any(s.rstrip(";").strip().upper() in ("BEGIN", "COMMIT") for s in statements):
         why = why or "it leaves the revision's transaction (autocommit_block)"
@@ -215,7 +221,8 @@ def _online_only(rev: Script) -> str | None:
     tree = ast.parse(Path(rev.path).read_text())
     imported = [name for node in ast.walk(tree) for name in _imports(node)]
     impure = sorted({n for n in imported
-                     if not any(n == p or n.startswith(p + ".") for p in PURE_IMPORTS)})
+                     if not any(n == p or n.startswith(p + ".") for p in PURE_IMPORTS)
+                     or n.startswith(ONLINE_MODULES) or set(n.split(".")) & ONLINE_NAMES})
     if impure:
         return f"it imports {', '.join(impure)}: its SQL may depend on more than its file"
     used = sorted({node.id if isinstance(node, ast.Name) else node.attr
@@ -225,10 +232,13 @@ def _online_only(rev: Script) -> str | None:
 
 
 def _imports(node: ast.AST) -> list[str]:
+    """The dotted names a node imports (``from a import b`` is ``a.b``)."""
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
     if isinstance(node, ast.ImportFrom):
-        return [node.module or "."] if node.level == 0 else ["."]
+        if node.level:
+            return ["."]
+        return [f"{node.module}.{alias.name}" for alias in node.names]
     return []
 
 
@@ -260,3 +270,12 @@ def refresh(script: ScriptDirectory) -> Path | None:
             os.unlink(temp)
         return None
     return target
+
+
+def refresh_quietly(script: ScriptDirectory) -> None:
+    """:func:`refresh` after a run that has committed: whatever goes wrong is only logged,
+    never turned into the run's failure (the cache is an optimisation)."""
+    try:
+        refresh(script)
+    except Exception:  # a revision's module may raise anything
+        log.debug("compiled revisions not refreshed", exc_info=True)

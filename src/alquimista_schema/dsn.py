@@ -11,6 +11,7 @@ the exception tree.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -64,6 +65,7 @@ class Dsn:
     __str__ = __repr__
 
 
+_USERINFO = re.compile(r"(?P<username>[^:/]*)(?::(?P<password>[^@]*))?@")
 _AT_HINT = ("the database URL has an '@' after the one that ends the user and password: a "
             "password (or user) holding @ : / ? # % must be percent-encoded (@ is %40, : is "
             "%3A, / is %2F), e.g. with urllib.parse.quote(password, safe='')")
@@ -79,22 +81,24 @@ def parse(text: str) -> Dsn:
     if not sep or not scheme.replace("+", "").replace("_", "").isalnum():
         raise ConfigurationError(MALFORMED)
     _check_scheme(scheme)
+    # SQLAlchemy's make_url grammar: the password runs to the first '@' (it may hold / ?).
+    userinfo = _USERINFO.match(rest)
+    username = password = None
+    if userinfo:
+        username = unquote(userinfo["username"])
+        password = None if userinfo["password"] is None else unquote(userinfo["password"])
+        rest = rest[userinfo.end():]
     rest, _, query = rest.partition("?")
-    netloc, _, database = rest.partition("/")
-    userinfo, at, hostport = netloc.partition("@")
-    if not at:
-        userinfo, hostport = "", netloc
-    if "@" in hostport or "/" in userinfo:
+    hostport, _, database = rest.partition("/")
+    if "@" in hostport:
         raise ConfigurationError(_AT_HINT)
-    username, colon, password = userinfo.partition(":")
     host, port = _host_port(hostport)
     params = dict(parse_qsl(query, keep_blank_values=True))
     sslmode = params.get("sslmode")
     if sslmode is not None and sslmode not in SSLMODES:
         raise ConfigurationError(f"the database URL's sslmode must be one of "
                                  f"{', '.join(SSLMODES)}, not {sslmode[:20]!r}")
-    return Dsn(host=host, port=port, username=unquote(username) if at else None,
-               password=unquote(password) if colon else None,
+    return Dsn(host=host, port=port, username=username, password=password,
                database=unquote(database) or None, query=params)
 
 

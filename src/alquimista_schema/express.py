@@ -48,10 +48,13 @@ SELECT EXISTS (SELECT 1 FROM pg_class c
                                      AND d.objid = p.oid AND d.deptype = 'e'))
 """
 
+# PostgreSQL 13 and later time each statement of a multi-statement message on its own,
+# and a SET in it applies to the statements after it; older servers take the full path.
 _STATE = """
 SELECT set_config('lock_timeout', %(lock_timeout)s, false),
        set_config('statement_timeout', %(statement_timeout)s, false),
-       to_regclass('alembic_version') IS NOT NULL
+       to_regclass('alembic_version') IS NOT NULL,
+       current_setting('server_version_num')::int >= 130000
 """
 
 
@@ -96,8 +99,8 @@ def _connection(url: Any, run: Run, adopt: Any) -> Iterator[Any]:
     try:
         conn = sessions.connect(url, connect_timeout=run.bounded(run.connect_timeout),
                                 application_name=run.application_name)
-    except psycopg2.Error:
-        raise _Fallback from None  # the full path retries and says what is wrong
+    except Exception:  # whatever it is, the full path retries and says what is wrong
+        raise _Fallback from None
     try:
         yield conn
     finally:
@@ -132,14 +135,14 @@ def _plan(work: Any, chain: Chain, dest: str, run: Run,
     progress.audit_errors = False  # falling back leaves no trace: the full path audits
     settings = durations.default_timeouts(run.lock_timeout, run.statement_timeout)
     try:
-        [(_, _, has_table)] = sessions.fetch(work, _STATE, settings)
+        [(_, _, has_table, recent)] = sessions.fetch(work, _STATE, settings)
         versions = [v for (v,) in sessions.fetch(
             work, "SELECT version_num FROM alembic_version")] if has_table else []
         occupied = not versions and sessions.fetch(
             work, _OCCUPIED, {"audit": audit.TABLE}) == [(True,)]
     except psycopg2.Error:
         raise _Fallback from None
-    if len(versions) > 1 or occupied:
+    if len(versions) > 1 or occupied or not recent:
         raise _Fallback
     start = versions[0] if versions else None
     pending = chain.pending(start, dest)
@@ -164,13 +167,15 @@ def _apply(work: Any, chain: Chain, pending: list[Revision], create_table: bool,
     with work.cursor() as cur:
         for rev in pending:
             cap = pacer.before(rev.revision, progress)
-            parts = ["BEGIN;", *([f"{cap};"] if cap else []),
+            parts = ["BEGIN", *([cap] if cap else []),
                      *([chain.version_table_sql] if create_table else []),
                      *(rev.statements or ()), rev.version_sql]
             create_table = False
             began = time.perf_counter()
             try:
-                cur.execute("\n".join(parts))  # one round trip; the version row's count last
+                # One round trip, the version row's count last. Each statement ends on a
+                # line of its own: a statement's trailing -- comment swallows its ';'.
+                cur.execute("\n;\n".join(parts))
                 matched = cur.rowcount
                 if matched != 1:
                     raise MigrationFailed(

@@ -109,7 +109,7 @@ def upgrade(url: str | URL | Dsn, revision: str = "head", *, run: Run | None = N
         and not answer.connection.closed else None
     result = running.move(url, request, run, script=script, adopt=adopt).result()
     if run.compiled:
-        compiled.refresh(script)  # the next upgrade of these revisions skips Alembic
+        compiled.refresh_quietly(script)  # the next upgrade of these revisions skips Alembic
     return result
 
 

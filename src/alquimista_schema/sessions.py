@@ -18,12 +18,13 @@ def connect(url: Any, *, connect_timeout: float, application_name: str) -> Any:
 
     Errors are the driver's: the callers fall back to the full path, which reports them.
     """
-    # libpq reads 0 as "wait forever" and rounds 1 up to 2: keep it a real bound.
-    params = {"host": url.host, "port": url.port or 5432, "user": url.username,
-              "password": url.password, "dbname": url.database, **dict(url.query)}
-    conn = psycopg2.connect(connect_timeout=max(2, math.ceil(connect_timeout)),
-                            application_name=application_name[:63],
-                            **{k: v for k, v in params.items() if v is not None})
+    # The URL's options first, ours over them (as SQLAlchemy's connect_args win). libpq
+    # reads a connect_timeout of 0 as "wait forever" and rounds 1 up to 2: a real bound.
+    params = {**dict(url.query), "host": url.host, "port": url.port or 5432,
+              "user": url.username, "password": url.password, "dbname": url.database,
+              "connect_timeout": max(2, math.ceil(connect_timeout)),
+              "application_name": application_name[:63]}
+    conn = psycopg2.connect(**{k: v for k, v in params.items() if v is not None})
     conn.autocommit = True
     return conn
 

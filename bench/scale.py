@@ -264,13 +264,15 @@ def rows(r: dict[str, Any], counts: list[int]) -> list[tuple[str, float, str, st
     """Table rows for bench/run.py's summary."""
     out = []
     for c in counts:
+        # The issue's goals are set at 1,000 revisions; other sizes are shown for the trend.
+        goal_alembic, goal_psql = ("<= 1.0", "<= 1.5") if c == 1000 else ("(info)", "(info)")
         detail = (f"{r[f'upgrade_{c}_ours_s'] * 1000:.0f} ms vs alembic "
                   f"{r[f'upgrade_{c}_alembic_s'] * 1000:.0f} ms, psql "
                   f"{r[f'upgrade_{c}_psql_s'] * 1000:.0f} ms")
         out.append((f"upgrade, {c:,} revisions / alembic", r[f"upgrade_{c}_ratio_vs_alembic"],
-                    "<= 1.0", detail))
+                    goal_alembic, detail))
         out.append((f"upgrade, {c:,} revisions / psql -f", r[f"upgrade_{c}_ratio_vs_psql"],
-                    "<= 1.5", ""))
+                    goal_psql, ""))
         out.append((f"upgrade, {c:,}, compiled.json cold / alembic",
                     r[f"upgrade_{c}_cold_ratio_vs_alembic"], "(info)",
                     f"{r[f'upgrade_{c}_ours_cold_s'] * 1000:.0f} ms: through Alembic, then "

@@ -107,7 +107,8 @@ def upgrade(url: str | URL | Dsn, revision: str = "head", *, run: Run | None = N
     request = running.Move(target, upgrade=True, on_applied=on_applied)
     adopt = answer.connection if answer.connection is not None \
         and not answer.connection.closed else None
-    result = running.move(url, request, run, script=script, adopt=adopt).result()
+    # ``light``: the URL parsed once (database.connect takes a Dsn as it is).
+    result = running.move(light, request, run, script=script, adopt=adopt).result()
     if run.compiled:
         compiled.refresh_quietly(script)  # the next upgrade of these revisions skips Alembic
     return result

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from alquimista_schema import durations
 from alquimista_schema.errors import DeadlineExceeded, MigrationFailed, SchemaError
 from alquimista_schema.runs import Progress, Run
-from alquimista_schema.sessions import first_line
+from alquimista_schema.sessions import driver_error, first_line
 
 # How far past the deadline (into the margin) a statement may run between two shrinks.
 SLACK = 1.0
@@ -69,7 +69,7 @@ class Pacer:
 
 def failure(exc: BaseException, revision: str, *, deadline_bound: bool) -> SchemaError:
     """Translate a revision's database error (psycopg2's, or SQLAlchemy's wrapping it)."""
-    code = getattr(getattr(exc, "orig", None) or exc, "pgcode", None)
+    code = getattr(driver_error(exc), "pgcode", None)
     if code == "57014" and deadline_bound:
         return DeadlineExceeded(
             f"revision {revision} was cancelled and rolled back because the time left before "

@@ -45,9 +45,14 @@ def fetch(conn: Any, sql: str, params: dict[str, Any] | None = None) -> list[tup
     return rows
 
 
+def driver_error(exc: BaseException) -> BaseException:
+    """The driver's own error: SQLAlchemy's DBAPIError wraps it as ``orig``."""
+    return getattr(exc, "orig", None) or exc
+
+
 def first_line(exc: BaseException) -> str:
-    """The first line of a driver error (SQLAlchemy's DBAPIError: of its ``orig``)."""
-    orig = getattr(exc, "orig", None) or exc
+    """The first line of a driver error (of either kind)."""
+    orig = driver_error(exc)
     text = str(orig).strip()
     return text.splitlines()[0] if text else type(orig).__name__
 

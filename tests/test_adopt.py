@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from alquimista_schema.adopt import adopt
 from alquimista_schema.cli import main
 from alquimista_schema.database import connect
 from alquimista_schema.errors import DriftDetected, NotAdopted
+from tests.fixtures_run import alembic
 from tests.helpers import Invoke, secret_for
 
 ROWS = [
@@ -197,22 +199,14 @@ DRIFTS = [
       f"{FN}: result type is TABLE(lead_id uuid, nome {V}, email {V}, telefone {V}, "
       f"tipo_contato text), expected TABLE(lead_id uuid, nome {V}, email {V}, telefone {V}, "
       f"tipo_contato {V})",
-      f"{FN}: body differs from the revision's (beyond whitespace)",
+      f"{FN}: body differs at line 2, column 5: SELECT where the revision has BEGIN",
       f"comment on {FN}: is none, expected 'Busca leads prontos para disparo com contatos "
       "válidos'"]),
     ("ALTER FUNCTION get_leads_para_disparo(integer, varchar) SECURITY DEFINER",
      [f"{FN}: its attributes differ (pg_get_functiondef): is CREATE OR REPLACE FUNCTION "
       f"public.get_leads_para_disparo(p_limit integer DEFAULT 100, p_status {V} DEFAULT "
       f"'novo'::{V}) RETURNS TABLE(lead_id uuid, nome {V}, email {V}, telefone {V}, "
-      f"tipo_contato {V}) LANGUAGE plpgsql SECURITY DEFINER AS $function$ BEGIN RETURN QUERY "
-      "SELECT l.lead_id, l.nome, e.email, t.telefone, CASE WHEN e.email IS NOT NULL AND "
-      "t.telefone IS NOT NULL THEN 'ambos' WHEN e.email IS NOT NULL THEN 'email' WHEN "
-      "t.telefone IS NOT NULL THEN 'telefone' ELSE 'nenhum' END AS tipo_contato FROM leads l "
-      "LEFT JOIN lead_emails e ON e.lead_id = l.lead_id AND e.email_principal = TRUE AND "
-      "e.valido_para_disparo = TRUE LEFT JOIN lead_telefones t ON t.lead_id = l.lead_id AND "
-      "t.telefone_principal = TRUE AND t.valido_para_disparo = TRUE WHERE l.status = p_status "
-      "AND (e.email IS NOT NULL OR t.telefone IS NOT NULL) ORDER BY l.data_ingestao ASC LIMIT "
-      "p_limit; END; $function$"]),
+      f"tipo_contato {V}) LANGUAGE plpgsql SECURITY DEFINER AS $function$$function$"]),
     ("COMMENT ON COLUMN leads.status IS NULL",
      ["comment on column leads.status: is none, expected 'Status do lead: novo, em_disparo, "
       "agendado, contato_efetuado, sem_sucesso, descartado'"]),
@@ -254,20 +248,121 @@ def test_several_differences_are_all_listed(legacy_url: URL) -> None:
         DRIFTS[0][1] + DRIFTS[2][1] + DRIFTS[3][1])
 
 
-def test_a_reformatted_function_body_is_still_the_same_function(legacy_url: URL) -> None:
-    with connect(legacy_url) as conn:
-        body = conn.execute(text("SELECT prosrc FROM pg_proc "
-                                 "WHERE proname = 'get_leads_para_disparo'")).scalar_one()
-        definition = conn.execute(text(
-            "SELECT pg_get_functiondef('get_leads_para_disparo(integer, varchar)'::regprocedure)"
-        )).scalar_one()
-        conn.execute(text(definition.replace(body, "\n" + "  ".join(body.split(" ")) + "\n")
-                          .replace(":", r"\:")))
+FUNCTION_BODY = "SELECT prosrc FROM pg_proc WHERE proname = 'get_leads_para_disparo'"
+FUNCTION_DEF = ("SELECT pg_get_functiondef('get_leads_para_disparo(integer, varchar)'"
+                "::regprocedure)")
+
+
+def retype_function(url: URL, edit: Callable[[str], str]) -> str:
+    """Re-create get_leads_para_disparo with its body edited; return the new body."""
+    with connect(url) as conn:
+        body = conn.execute(text(FUNCTION_BODY)).scalar_one()
+        definition = conn.execute(text(FUNCTION_DEF)).scalar_one()
+        edited = edit(body)
+        assert edited != body
+        conn.exec_driver_sql(definition.replace(body, edited).replace("%", "%%"))
         conn.commit()
-        changed = conn.execute(text("SELECT prosrc FROM pg_proc "
-                                    "WHERE proname = 'get_leads_para_disparo'")).scalar_one()
-    assert changed != body
+        assert conn.execute(text(FUNCTION_BODY)).scalar_one() == edited
+    return str(edited)
+
+
+def _keyword_case(body: str) -> str:
+    for word in ("BEGIN", "RETURN QUERY", "SELECT", "CASE", "WHEN", "IS NOT NULL", "THEN",
+                 "ELSE", "FROM", "LEFT JOIN", "ON", "AND", "TRUE", "WHERE", "ORDER BY", "ASC",
+                 "LIMIT", "END"):
+        body = body.replace(word, word.lower())
+    return body.replace("END as", "end AS").replace("end as", "END AS")
+
+
+def _indentation(body: str) -> str:
+    return "\n".join("\t" + line.strip() for line in body.splitlines()) + "\n\n"
+
+
+def _comments(body: str) -> str:
+    return (body.replace("BEGIN\n", "BEGIN -- legacy copy of the ingestion script\n")
+                .replace("FROM leads l", "FROM leads l /* every lead */"))
+
+
+COSMETIC = {"keyword case": _keyword_case, "indentation": _indentation,
+            "comments": _comments,
+            "all three": lambda b: _comments(_indentation(_keyword_case(b)))}
+
+
+@pytest.mark.parametrize("edit", COSMETIC.values(), ids=list(COSMETIC))
+def test_a_cosmetically_edited_function_is_the_same_function(legacy_url: URL,
+                                                              edit: Callable[[str], str]
+                                                              ) -> None:
+    retype_function(legacy_url, edit)
     assert adopt(legacy_url).revision == "017"
+
+
+# (edit, the line adopt must print): what PostgreSQL would run differently is refused.
+REFUSED_BODIES = {
+    "string literal": (lambda b: b.replace("'ambos'", "'both'"),
+                       f"{FN}: body differs at line 10, column 70: 'both' where the revision "
+                       "has 'ambos'"),
+    "literal case": (lambda b: b.replace("'email'", "'EMAIL'"),
+                     f"{FN}: body differs at line 11, column 43: 'EMAIL' where the revision "
+                     "has 'email'"),
+    "quoted identifier": (lambda b: b.replace("l.nome,", 'l."Nome",'),
+                          f'{FN}: body differs at line 6, column 11: "Nome" where the '
+                          "revision has nome"),
+    "a number added": (lambda b: b.replace("LIMIT p_limit;", "LIMIT p_limit + 1;"),
+                       f"{FN}: body differs at line 21, column 19: + where the revision has ;"),
+    "a statement added": (lambda b: b.replace("p_limit;\nEND;", "p_limit;\n    RETURN;\nEND;"),
+                          f"{FN}: body differs at line 22, column 5: RETURN where the "
+                          "revision has END"),
+}
+
+
+@pytest.mark.parametrize(("edit", "line"), REFUSED_BODIES.values(), ids=list(REFUSED_BODIES))
+def test_a_function_that_would_run_differently_is_refused(legacy_url: URL,
+                                                          edit: Callable[[str], str],
+                                                          line: str) -> None:
+    retype_function(legacy_url, edit)
+    with pytest.raises(DriftDetected) as caught:
+        adopt(legacy_url)
+    assert caught.value.differences == [line]
+    assert not versioned(legacy_url)
+
+
+def test_each_difference_is_named_body_index_and_type(legacy_url: URL) -> None:
+    retype_function(legacy_url, lambda b: _keyword_case(b).replace("'ambos'", "'both'"))
+    run_sql(legacy_url, DRIFTS[0][0], DRIFTS[2][0])
+    with pytest.raises(DriftDetected) as caught:
+        adopt(legacy_url)
+    assert sorted(caught.value.differences) == sorted([
+        *DRIFTS[0][1], *DRIFTS[2][1],
+        f"{FN}: body differs at line 10, column 70: 'both' where the revision has 'ambos'"])
+    assert not versioned(legacy_url)
+    assert fetch(legacy_url, f"SELECT to_regclass('{audit.TABLE}')") == [None]
+
+
+@pytest.mark.parametrize("door", ["cli", "lambda"])
+def test_a_cosmetic_copy_is_adopted_upgraded_and_clean(door: str, legacy_url: URL,
+                                                       invoke: Invoke,
+                                                       make_secret: Any) -> None:
+    """The issue's second scenario, end to end through each door that adopts."""
+    run_sql(legacy_url, *ROWS, *UNMANAGED)
+    retype_function(legacy_url, COSMETIC["all three"])
+    before = fetch(legacy_url, DATA) + fetch(legacy_url, DRY_RUN_DATA)
+    if door == "cli":
+        url = legacy_url.render_as_string(hide_password=False)
+        adopted = CliRunner().invoke(main, ["adopt", "--url", url])
+        assert adopted.stdout.strip() == "the schema matches revision 017 exactly; stamped it"
+        assert CliRunner().invoke(main, ["upgrade", "--url", url]).exit_code == 0
+        assert CliRunner().invoke(main, ["check", "--url", url]).exit_code == 0
+    else:
+        arn = make_secret(secret_for(legacy_url))
+        answer = invoke({"action": "adopt"}, secret=arn)
+        assert (answer["status"], answer["to_revision"]) == ("success", "017")
+        assert invoke({})["to_revision"] == "021"
+        drift = invoke({"action": "drift"})
+        assert (drift["status"], drift["drift"]) == ("success", False)
+    assert fetch(legacy_url, DATA) + fetch(legacy_url, DRY_RUN_DATA) == before
+    assert sorted(fetch(legacy_url, "SELECT nome || '/' || tipo_contato "
+                                    "FROM get_leads_para_disparo()")) == [
+        "Ana/ambos", "Bruno/telefone"]
 
 
 def test_empty_and_already_managed_databases(empty_url: URL, head_url: URL) -> None:
@@ -394,3 +489,34 @@ def test_plain_alembic_upgrade_says_to_adopt(legacy_url: URL) -> None:
     assert "FAILED: the database holds the package's objects" in done.stdout
     assert "already exists" not in done.stdout + done.stderr
     assert no_trace(legacy_url) == "0/0"
+
+
+# --- check and drift compare functions the way adoption does ---------------------------
+
+
+def _check(door: str, url: URL, invoke: Invoke, make_secret: Any) -> list[str]:
+    """Run check (drift, for the Lambda) through ``door``; return the differences."""
+    if door == "cli":
+        result = CliRunner().invoke(main, ["check", "--url",
+                                           url.render_as_string(hide_password=False)])
+        return [line.removeprefix("  - ") for line in result.stderr.splitlines()[1:]]
+    if door == "lambda":
+        answer = invoke({"action": "drift"}, secret=make_secret(secret_for(url)))
+        assert answer["status"] == "success", answer
+        return list(answer["differences"])
+    done = alembic("check", url=url)
+    if done.returncode == 0:
+        assert "No new upgrade operations detected." in done.stdout
+        return []
+    return [done.stdout + done.stderr]
+
+
+@pytest.mark.parametrize("door", ["cli", "lambda", "alembic"])
+def test_check_forgives_a_cosmetic_body_and_names_a_real_change(door: str, head_url: URL,
+                                                                invoke: Invoke,
+                                                                make_secret: Any) -> None:
+    retype_function(head_url, lambda b: _comments(_indentation(_keyword_case(b))))
+    assert _check(door, head_url, invoke, make_secret) == []
+    retype_function(head_url, lambda b: b.replace("'ambos'", "'both'"))
+    [difference] = _check(door, head_url, invoke, make_secret)
+    assert "get_leads_para_disparo" in difference

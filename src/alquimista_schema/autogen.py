@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from alquimista_schema import introspect
+from alquimista_schema.comparison import object_differences
 from alquimista_schema.models import owned_tables
 from alquimista_schema.schema_objects import SchemaObject
 
@@ -51,14 +52,8 @@ def make_filters(metadata: MetaData) -> tuple[Any, Any]:
 # --- schema objects ----------------------------------------------------------------
 
 
-def _state(connection: Connection, obj: SchemaObject) -> tuple[str, str | None] | None:
-    """Return (canonical definition, comment) of ``obj`` as it is live, or None."""
-    state = introspect.object_state(connection, obj)
-    return None if state is None else (state["definition"], state["comment"])
-
-
-def declared_state(connection: Connection, obj: SchemaObject) -> tuple[str, str | None] | None:
-    """Return (canonical definition, comment) of ``obj`` as declared.
+def declared_state(connection: Connection, obj: SchemaObject) -> dict[str, Any] | None:
+    """Return ``obj``'s state as declared, read back from the server.
 
     The declaration is applied inside a savepoint that is always rolled back, so
     the comparison uses the server's own normal form on both sides.
@@ -68,7 +63,7 @@ def declared_state(connection: Connection, obj: SchemaObject) -> tuple[str, str 
         try:
             for sql in statements:
                 connection.exec_driver_sql(sql.replace("%", "%%"))
-            return _state(connection, obj)
+            return introspect.object_state(connection, obj)
         except DBAPIError:
             continue
         finally:
@@ -135,12 +130,15 @@ def compare_schema_objects(autogen_context: AutogenContext, upgrade_ops: ops.Upg
         return
     objects: tuple[SchemaObject, ...] = metadata.info.get("schema_objects", ())
     for obj in objects:
-        live = _state(connection, obj)
+        live = introspect.object_state(connection, obj)
         if live is None:
             upgrade_ops.ops.append(CreateObjectOp(obj))
-        elif declared_state(connection, obj) != live:
-            old = SchemaObject(obj.kind, obj.name, _recreate_sql(obj, live[0]), obj.drop_sql,
-                               comment=live[1])
+            continue
+        declared = declared_state(connection, obj)
+        # The same rule as adoption: a body re-typed in another case or layout is no change.
+        if declared is None or object_differences(obj.label, live, declared):
+            old = SchemaObject(obj.kind, obj.name, _recreate_sql(obj, live["definition"]),
+                               obj.drop_sql, comment=live["comment"])
             upgrade_ops.ops.append(ReplaceObjectOp(obj, old))
 
 

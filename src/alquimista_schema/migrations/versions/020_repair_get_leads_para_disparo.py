@@ -81,17 +81,17 @@ RETURNS TABLE (
 ) AS $$
 BEGIN
     RETURN QUERY
-    SELECT
+    SELECT 
         l.lead_id,
         l.nome,
         e.email,
         t.telefone,
-        CASE
+        CASE 
             WHEN e.email IS NOT NULL AND t.telefone IS NOT NULL THEN 'ambos'
             WHEN e.email IS NOT NULL THEN 'email'
             WHEN t.telefone IS NOT NULL THEN 'telefone'
             ELSE 'nenhum'
-        END AS tipo_contato
+        END as tipo_contato
     FROM leads l
     LEFT JOIN lead_emails e ON e.lead_id = l.lead_id AND e.email_principal = TRUE AND e.valido_para_disparo = TRUE
     LEFT JOIN lead_telefones t ON t.lead_id = l.lead_id AND t.telefone_principal = TRUE AND t.valido_para_disparo = TRUE

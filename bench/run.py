@@ -18,7 +18,7 @@ its baseline several times, takes medians, prints a table and writes
    unzipped bundle on the target Python.
 5. the scale series (bench/scale.py): a full upgrade from base through 100 and 1,000
    generated revisions, ours / plain ``alembic upgrade head`` (goal <= 1.0) and / ``psql
-   -f`` of the offline SQL (goal <= 1.5); the handler / the CLI at 1,000 (goal <= 1.1);
+   -f`` of the offline SQL (information); the handler / the CLI at 1,000 (goal <= 1.1);
    peak RSS of each.
 """
 

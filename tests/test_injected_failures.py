@@ -1,13 +1,11 @@
 """A failure injected after each revision's first statement leaves the previous revision.
 
-On both paths: through Alembic (the failure raised by ``op.execute``) and express
-(a failing statement placed after the first of the compiled revision, while the
-Alembic path is forbidden).
+The failure is a real database error raised by ``op.execute``, right after the
+revision's first statement (real DDL) ran.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +14,7 @@ from alembic.operations import Operations
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from alquimista_schema import audit, compiled, introspect, locking, migrate, running
+from alquimista_schema import audit, introspect, locking, migrate
 from alquimista_schema.database import connect
 from alquimista_schema.errors import MigrationFailed
 
@@ -62,25 +60,8 @@ def _inject_through_alembic(revision: str, monkeypatch: pytest.MonkeyPatch) -> C
     return check
 
 
-def _inject_express(revision: str, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
-    compiled.refresh(migrate.script_directory())
-    chain = compiled.load()
-    assert chain is not None
-    revisions = [dataclasses.replace(r, statements=[r.statements[0], "SELECT 1/0;",
-                                                    *r.statements[1:]])
-                 if r.revision == revision and r.statements else r for r in chain.revisions]
-    monkeypatch.setattr(compiled, "load", lambda: dataclasses.replace(chain,
-                                                                       revisions=revisions))
-    monkeypatch.setattr(running, "move", lambda *a, **k: pytest.fail("not the express path"))
-    return lambda: None
-
-
-INJECT = {"alembic": _inject_through_alembic, "express": _inject_express}
-
-
-@pytest.mark.parametrize("path", INJECT)
 @pytest.mark.parametrize("index", range(len(CHAIN)), ids=CHAIN)
-def test_failure_after_the_first_statement(empty_url: URL, index: int, path: str,
+def test_failure_after_the_first_statement(empty_url: URL, index: int,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     revision = CHAIN[index]
     previous = CHAIN[index - 1] if index else None
@@ -93,11 +74,10 @@ def test_failure_after_the_first_statement(empty_url: URL, index: int, path: str
         before = introspect.snapshot(conn)
     rows_before = _rows(empty_url)
 
-    check = INJECT[path](revision, monkeypatch)
+    check = _inject_through_alembic(revision, monkeypatch)
     with pytest.raises(MigrationFailed, match=f"revision {revision} failed and was rolled "
                                               "back: division by zero") as caught:
-        migrate.upgrade(empty_url, revision, run=migrate.Run(request_id=f"inject-{revision}",
-                                                             compiled=path == "express"))
+        migrate.upgrade(empty_url, revision, run=migrate.Run(request_id=f"inject-{revision}"))
     check()
     assert caught.value.revision == revision
     monkeypatch.undo()
@@ -128,7 +108,7 @@ def test_a_non_database_exception_is_a_failure_too(empty_url: URL,
 
     monkeypatch.setattr(Operations, "execute", broken)
     with pytest.raises(MigrationFailed, match="ValueError: bug in a data migration"):
-        migrate.upgrade(empty_url, "lead_ingestion", run=migrate.Run(compiled=False))
+        migrate.upgrade(empty_url, "lead_ingestion", run=migrate.Run())
     monkeypatch.undo()
     assert migrate.current(empty_url) is None
     with connect(empty_url) as conn:

@@ -154,3 +154,24 @@ def test_a_failing_revision_is_named_and_the_ones_before_it_stay(
     assert caught.value.revision == "024"
     assert migrate.current(head_url) == "023"
     assert started(head_url) == ["022", "023"]
+
+
+def test_a_statement_that_would_outlive_the_deadline_is_cancelled(
+        head_url: URL, scratch_scripts: Path) -> None:
+    """The backstop: statement_timeout capped at the time left, inside the revision."""
+    (scratch_scripts / "022_backstop.py").write_text(REVISION.format(
+        doc="Sleeps.", rev="022", down="021",
+        body="    op.execute('CREATE TABLE started_022 (id int)')\n"
+             "    op.execute('SELECT pg_sleep(30)')"))
+    run = migrate.Run(deadline=time.monotonic() + 1.0 + 3.0, margin=1.0)
+    began = time.monotonic()
+    with pytest.raises(DeadlineExceeded, match="revision 022 was cancelled and rolled back"):
+        migrate.upgrade(head_url, "head", run=run)
+    assert time.monotonic() - began < 10
+    assert started(head_url) == []
+    assert migrate.current(head_url) == "021"
+
+
+def test_the_urls_own_options_never_clash_with_the_runners(empty_url: URL) -> None:
+    url = empty_url.update_query_dict({"application_name": "mine", "connect_timeout": "3"})
+    assert migrate.upgrade(url.render_as_string(hide_password=False), "head").to_revision == "021"

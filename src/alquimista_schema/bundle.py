@@ -297,26 +297,22 @@ def build(output: Path, *, python: str = "3.12", arch: str = "x86_64",
 
 
 # Run by this interpreter over a copy of the *bundled* package (not the running one):
-# the manifest is that package's own rendering of its own head, and compiled.json its
-# own compilation of its own revisions (the read-only Lambda could not write it).
+# the manifest is that package's own rendering of its own head.
 _MANIFEST = """\
 import sys
 sys.path.insert(0, sys.argv[1])
-from alquimista_schema import compiled, migrate, scripts
+from alquimista_schema import migrate, scripts
 if not str(scripts.SCRIPT_LOCATION).startswith(sys.argv[1]):
     sys.exit(f"imported {scripts.__file__}, not the bundled package")
 heads = migrate.heads()
 if len(heads) != 1:
     sys.exit(f"the revisions have {len(heads)} heads ({', '.join(heads)}): merge them")
-compiled.path().unlink(missing_ok=True)
-compiled.refresh(migrate.script_directory())  # none for a history that is not linear
 sys.stdout.write(scripts.manifest(heads[0], built=True))
 """
 
 
 def _write_built_manifest(stage: Path, work: Path) -> None:
-    """Record the bundle's head and compiled revisions at build time, so the runner never
-    loads every revision module for a no-op, nor Alembic for a plain-SQL upgrade."""
+    """Record the bundle's head at build time, so a no-op never loads the revisions."""
     probe = work / "probe"
     shutil.copytree(stage / "alquimista_schema", probe / "alquimista_schema")
     done = subprocess.run([sys.executable, "-B", "-P", "-c", _MANIFEST, str(probe)],
@@ -326,10 +322,6 @@ def _write_built_manifest(stage: Path, work: Path) -> None:
         raise BundleError(f"the bundled package could not name its head revision: {last}")
     migrations = stage / "alquimista_schema" / "migrations"
     (migrations / "manifest.json").write_text(done.stdout)
-    built = probe / "alquimista_schema" / "migrations" / "compiled.json"
-    (migrations / "compiled.json").unlink(missing_ok=True)  # the checkout's cache, if any
-    if built.exists():
-        shutil.copyfile(built, migrations / "compiled.json")
 
 
 def _precompile(stage: Path, interpreter: str) -> None:

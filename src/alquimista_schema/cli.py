@@ -111,11 +111,8 @@ def upgrade(revision: str, url: str | None, secret_arn: str | None, lock_timeout
 
     REVISION may be a revision id (e.g. 017), head, or a relative step such as +1.
     Each revision runs in its own transaction; a failing one is rolled back and
-    leaves the database at the revision before it.
-
-    Plain-SQL revisions run from migrations/compiled.json (Alembic's own offline
-    SQL, written after an upgrade through Alembic) without loading Alembic, while
-    the file matches the revision files; anything else goes through Alembic.
+    leaves the database at the revision before it. Revisions always run through
+    Alembic, online, in one Alembic run.
     """
     from alquimista_schema import migrate
 

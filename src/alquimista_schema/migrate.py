@@ -92,15 +92,8 @@ def upgrade(url: str | URL | Dsn, revision: str = "head", *, run: Run | None = N
         answer = _fast(light, run)
         if answer.head is not None:
             return Result(answer.head, answer.head, [])
-    if run.compiled:
-        from alquimista_schema import express
-
-        done = express.upgrade(light, run, target, adopt=answer.connection,
-                               on_applied=on_applied)
-        if done is not None:
-            return done
     # Only now: running loads SQLAlchemy and Alembic (~400 ms), which a no-op never needs.
-    from alquimista_schema import compiled, running
+    from alquimista_schema import running
 
     script = script_directory()
     scripts.resolve(script, target.name)
@@ -108,10 +101,7 @@ def upgrade(url: str | URL | Dsn, revision: str = "head", *, run: Run | None = N
     adopt = answer.connection if answer.connection is not None \
         and not answer.connection.closed else None
     # ``light``: the URL parsed once (database.connect takes a Dsn as it is).
-    result = running.move(light, request, run, script=script, adopt=adopt).result()
-    if run.compiled:
-        compiled.refresh_quietly(script)  # the next upgrade of these revisions skips Alembic
-    return result
+    return running.move(light, request, run, script=script, adopt=adopt).result()
 
 
 def downgrade(url: str | URL | Dsn, revision: str, *, run: Run | None = None,

@@ -50,9 +50,6 @@ class Run:
     """enforce: refuse revisions with unwaived squawk findings (see lint.py)."""
     environment: str = "dev"
     """dev, staging or prod (see settings.environment_name); prod guards destructive verbs."""
-    compiled: bool = True
-    """Apply compiled revisions without Alembic when they cover the upgrade (express.py);
-    False: always through Alembic."""
 
     def __post_init__(self) -> None:
         if self.lint_policy not in ("enforce", "warn", "off"):

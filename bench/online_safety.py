@@ -58,8 +58,8 @@ class Writer(threading.Thread):
 
 
 def main() -> int:
-    from alquimista_schema import migrate
-    from alquimista_schema.devdb import DevDatabase
+    from alquimista_schema import command
+    from alquimista_schema.connect.local import DevDatabase
     from alquimista_schema.errors import MigrationFailed
 
     root = Path(tempfile.mkdtemp(prefix="alq-online-"))
@@ -69,7 +69,7 @@ def main() -> int:
            "password": url.password, "dbname": url.database}
     results: dict[str, Any] = {"rows": ROWS, "lock_timeout": LOCK_TIMEOUT}
     try:
-        migrate.upgrade(url, "017")
+        command.upgrade(url, "017")
         seed = psycopg2.connect(**dsn)
         seed.autocommit = True
         began = time.perf_counter()
@@ -87,10 +87,10 @@ def main() -> int:
         writer.start()
         time.sleep(1.0)
         steps: list[dict[str, Any]] = []
-        run = migrate.Run(lock_timeout=LOCK_TIMEOUT)
+        run = command.Run(lock_timeout=LOCK_TIMEOUT)
         for target in ("018", "019"):
             began = time.perf_counter()
-            migrate.upgrade(url, target, run=run)
+            command.upgrade(url, target, run=run)
             ended = time.perf_counter()
             window = writer.window(began, ended)
             steps.append({"revision": target, "duration_s": ended - began,
@@ -108,7 +108,7 @@ def main() -> int:
         results["stall_below_lock_timeout"] = max(all_lat) < LOCK_TIMEOUT_S
 
         # 2. A long reader holds the table: the migration gives up after lock_timeout.
-        migrate.downgrade(url, "017")
+        command.downgrade(url, "017")
         reader = psycopg2.connect(**dsn)
         with reader.cursor() as cur:
             cur.execute("BEGIN")
@@ -118,7 +118,7 @@ def main() -> int:
         time.sleep(0.5)
         began = time.perf_counter()
         try:
-            migrate.upgrade(url, "018", run=run)
+            command.upgrade(url, "018", run=run)
             outcome = "applied (unexpected)"
         except MigrationFailed as exc:
             outcome = str(exc)
@@ -132,7 +132,7 @@ def main() -> int:
         results["blocked"] = {
             "migration_outcome": outcome,
             "gave_up_after_s": ended - began,
-            "revision_after": migrate.current(url),
+            "revision_after": command.current(url),
             "writer_max_stall_ms": max(window, default=0) * 1000,
             "writer_errors": writer.errors,
         }

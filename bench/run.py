@@ -73,7 +73,7 @@ class Environment:
     """A PostgreSQL with TLS, a migration secret in moto's Secrets Manager."""
 
     def __init__(self) -> None:
-        from alquimista_schema.devdb import DevDatabase
+        from alquimista_schema.connect.local import DevDatabase
 
         self.root = Path(tempfile.mkdtemp(prefix="alq-bench-"))
         self.server = DevDatabase(self.root, dbname="postgres")
@@ -138,11 +138,11 @@ assert answer["status"] == "noop", answer
 
 def bench_cold_noop(env: Environment, rounds: int) -> dict[str, Any]:
     """Cold no-op, secret through boto3 and through the extension, / the alembic CLI."""
-    from alquimista_schema import migrate
+    from alquimista_schema import command
     from tests import extension_standin  # written from AWS's interface; forwards to moto
 
     url = env.database()
-    migrate.upgrade(url, "head")
+    command.upgrade(url, "head")
     runner_env = {**os.environ, **env.aws_env, "DB_SECRET_ARN": env.secret_for(url),
                   "DB_SSLROOTCERT": str(env.ca), "PYTHONPATH": str(ROOT)}
     alembic_env = {**os.environ, "DATABASE_URL": plain(url)}
@@ -166,15 +166,15 @@ def bench_cold_noop(env: Environment, rounds: int) -> dict[str, Any]:
 
 
 def bench_upgrade(env: Environment, rounds: int) -> dict[str, Any]:
-    from alquimista_schema import migrate
+    from alquimista_schema import command
 
     sql_file = Path(env.root) / "offline.sql"
-    sql_file.write_text(migrate.sql("head"))
+    sql_file.write_text(command.sql("head"))
     psql = shutil.which("psql") or "psql"
 
     def runner() -> float:
         url = env.database()
-        return timed(lambda: migrate.upgrade(url, "head"))
+        return timed(lambda: command.upgrade(url, "head"))
 
     def baseline() -> float:
         url = env.database()
@@ -186,13 +186,15 @@ def bench_upgrade(env: Environment, rounds: int) -> dict[str, Any]:
 
 
 def bench_noop_many(env: Environment, counts: list[int], rounds: int) -> dict[str, Any]:
-    from alembic import command
-    from alquimista_schema import fastpath, migrate, scripts
-    from alquimista_schema.database import connect
+    from alembic import command as alembic_command
+    from alquimista_schema import command
+    from alquimista_schema.connect.database import connect
+    from alquimista_schema.runtime import probe
+    from alquimista_schema.script import directory
 
     results: dict[str, Any] = {}
-    original = scripts.SCRIPT_LOCATION, scripts.VERSIONS_LOCATION
-    head = migrate.heads()[0]  # the synthetic revisions are chained after the real head
+    original = directory.SCRIPT_LOCATION, directory.VERSIONS_LOCATION
+    head = command.heads()[0]  # the synthetic revisions are chained after the real head
     for count in counts:
         folder = Path(tempfile.mkdtemp(prefix=f"alq-bench-{count}-")) / "migrations"
         shutil.copytree(original[0], folder, ignore=shutil.ignore_patterns("__pycache__"))
@@ -201,27 +203,27 @@ def bench_noop_many(env: Environment, counts: list[int], rounds: int) -> dict[st
             (folder / "versions" / f"s{n:05d}.py").write_text(scale.revision_file(
                 f"s{n:05d}", down, f"SELECT {n}", f"SELECT {n}", f"Synthetic revision {n}."))
             down = f"s{n:05d}"
-        scripts.SCRIPT_LOCATION, scripts.VERSIONS_LOCATION = folder, folder / "versions"
+        directory.SCRIPT_LOCATION, directory.VERSIONS_LOCATION = folder, folder / "versions"
         try:
-            migrate.write_manifest(built=True)  # as the bundle does at build time
+            command.write_manifest(built=True)  # as the bundle does at build time
             url = env.database()
-            migrate.upgrade(url, head)
-            migrate.stamp(url, down)
-            fastpath.drop()
+            command.upgrade(url, head)
+            command.stamp(url, down)
+            probe.drop()
             with connect(url) as conn:
-                config = scripts.make_config(connection=conn, stdout=open(os.devnull, "w"))  # noqa: SIM115
+                config = directory.make_config(connection=conn, stdout=open(os.devnull, "w"))  # noqa: SIM115
 
                 def runner(url: URL = url) -> float:
-                    return timed(lambda: migrate.upgrade(url, "head"))
+                    return timed(lambda: command.upgrade(url, "head"))
 
                 def baseline(config: Any = config) -> float:
-                    return timed(lambda: command.upgrade(config, "head"))
+                    return timed(lambda: alembic_command.upgrade(config, "head"))
 
                 runner_s, alembic_s = median_pair(runner, baseline,
                                                   rounds if count < 10_000 else 3)
-            fastpath.drop()
+            probe.drop()
         finally:
-            scripts.SCRIPT_LOCATION, scripts.VERSIONS_LOCATION = original
+            directory.SCRIPT_LOCATION, directory.VERSIONS_LOCATION = original
             shutil.rmtree(folder.parent, ignore_errors=True)
         results[f"noop_{count}_ratio"] = runner_s / alembic_s
         results[f"noop_{count}_runner_s"] = runner_s
@@ -230,7 +232,7 @@ def bench_noop_many(env: Environment, counts: list[int], rounds: int) -> dict[st
 
 
 def bench_bundle(rounds: int) -> dict[str, Any]:
-    from alquimista_schema import bundle
+    from alquimista_schema.tooling import bundle
 
     work = Path(tempfile.mkdtemp(prefix="alq-bench-bundle-"))
     try:

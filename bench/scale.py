@@ -51,9 +51,9 @@ def downgrade() -> None:
 CHILD = """
 import json, sys, types
 from pathlib import Path
-from alquimista_schema import scripts
+from alquimista_schema.script import directory
 folder = Path(sys.argv[1])
-scripts.SCRIPT_LOCATION, scripts.VERSIONS_LOCATION = folder, folder / "versions"
+directory.SCRIPT_LOCATION, directory.VERSIONS_LOCATION = folder, folder / "versions"
 door = sys.argv[2]
 try:
     if door == "cli":
@@ -96,10 +96,10 @@ def revision_file(rev: str, down: str, up: str, down_sql: str, doc: str) -> str:
 
 def scratch_scripts(count: int, head: str) -> Path:
     """A copy of the script directory with ``count`` revisions after ``head``."""
-    from alquimista_schema import scripts
+    from alquimista_schema.script import directory
 
     folder = Path(tempfile.mkdtemp(prefix=f"alq-scale-{count}-")) / "migrations"
-    shutil.copytree(scripts.SCRIPT_LOCATION, folder,
+    shutil.copytree(directory.SCRIPT_LOCATION, folder,
                     ignore=shutil.ignore_patterns("__pycache__", "manifest.json"))
     down = head
     for n in range(1, count + 1):
@@ -151,10 +151,10 @@ def timed_child(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
 
 def series(env: Any, counts: list[int], rounds: int) -> dict[str, Any]:
     """Full upgrade base->head at each N: ours / Alembic / psql, and the handler at max N."""
-    from alquimista_schema import migrate
-    from alquimista_schema.database import parse_url
+    from alquimista_schema import command
+    from alquimista_schema.connect.database import parse_url
 
-    head = migrate.heads()[0]
+    head = command.heads()[0]
     results: dict[str, Any] = {}
     psql = shutil.which("psql") or "psql"
     for count in counts:

@@ -24,8 +24,9 @@ from pytest_postgresql.executors import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 from sqlalchemy.engine import URL
 
-from alquimista_schema import migrate, scripts
-from alquimista_schema.devdb import DevDatabase
+from alquimista_schema import command
+from alquimista_schema.connect.local import DevDatabase
+from alquimista_schema.script import directory
 from tests.helpers import (
     LEAK_WATCH,
     MIGRATOR,
@@ -90,7 +91,7 @@ def _loader(server: URL, revision: str | None, sql_files: list[str]) -> Callable
             with psycopg.connect(plain(url_for(server, dbname))) as conn:
                 conn.execute((LEGACY / name).read_text().encode())
         if revision is not None:
-            migrate.upgrade(url_for(server, dbname), revision)
+            command.upgrade(url_for(server, dbname), revision)
     return load
 
 
@@ -260,8 +261,8 @@ def scratch_scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     Depends on the head template so that it is built from the real revisions first.
     """
     target = tmp_path / "migrations"
-    shutil.copytree(scripts.SCRIPT_LOCATION, target,
+    shutil.copytree(directory.SCRIPT_LOCATION, target,
                     ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(scripts, "SCRIPT_LOCATION", target)
-    monkeypatch.setattr(scripts, "VERSIONS_LOCATION", target / "versions")
+    monkeypatch.setattr(directory, "SCRIPT_LOCATION", target)
+    monkeypatch.setattr(directory, "VERSIONS_LOCATION", target / "versions")
     return target / "versions"

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from alquimista_schema.database import connect
+from alquimista_schema.connect.database import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 ALEMBIC = [sys.executable, "-c", "from alembic.config import main; main()"]

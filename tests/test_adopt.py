@@ -10,11 +10,12 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from alquimista_schema import audit, migrate
-from alquimista_schema.adopt import adopt
+from alquimista_schema import command
+from alquimista_schema.autogenerate.adoption import adopt
 from alquimista_schema.cli import main
-from alquimista_schema.database import connect
+from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import DriftDetected, NotAdopted
+from alquimista_schema.runtime import audit
 from tests.fixtures_run import alembic
 from tests.helpers import Invoke, secret_for
 
@@ -102,21 +103,21 @@ def test_legacy_database_is_adopted_upgraded_and_clean(legacy_url: URL) -> None:
     others = unmanaged(legacy_url)
     result = adopt(legacy_url)
     assert (result.status, result.revision) == ("adopted", "017")
-    assert migrate.current(legacy_url) == "017"
+    assert command.current(legacy_url) == "017"
     assert fetch(legacy_url, DATA) + fetch(legacy_url, DRY_RUN_DATA) == before
-    upgraded = migrate.upgrade(legacy_url, "head")
+    upgraded = command.upgrade(legacy_url, "head")
     assert [a.revision for a in upgraded.applied] == ["018", "019", "020", "021"]
-    migrate.check(legacy_url)  # raises DriftDetected on any difference
+    command.check(legacy_url)  # raises DriftDetected on any difference
     assert fetch(legacy_url, DATA) + fetch(legacy_url, DRY_RUN_DATA) == before
     # both leads share one ingestion time: compare them as a set
     assert sorted(fetch(legacy_url, "SELECT nome || '/' || coalesce(email, '-') || '/' "
                                     "|| tipo_contato FROM get_leads_para_disparo()")) == [
         "Ana/ana@x.com/ambos", "Bruno/-/telefone"]
     assert fetch(legacy_url, "SELECT leads_novos FROM v_stats_ingestao") == [2]
-    migrate.downgrade(legacy_url, "017")
-    migrate.upgrade(legacy_url, "head")
+    command.downgrade(legacy_url, "017")
+    command.upgrade(legacy_url, "head")
     assert unmanaged(legacy_url) == others
-    migrate.check(legacy_url)  # raises DriftDetected on any difference
+    command.check(legacy_url)  # raises DriftDetected on any difference
     with connect(legacy_url) as conn:
         [row] = [r for r in audit.entries(conn) if r["action"] == "adopt"]
     assert (row["outcome"], row["to_revision"]) == ("success", "017")
@@ -126,7 +127,7 @@ def test_ingestion_only_stamps_the_revision_before_017(legacy_url: URL) -> None:
     run_sql(legacy_url, "DROP TABLE dry_run_log", *ROWS[:3])
     result = adopt(legacy_url)
     assert result.revision == "lead_ingestion"
-    upgraded = migrate.upgrade(legacy_url, "head")
+    upgraded = command.upgrade(legacy_url, "head")
     assert [a.revision for a in upgraded.applied] == ["017", "018", "019", "020", "021"]
     assert fetch(legacy_url, "SELECT count(*) FROM leads") == [2]
 
@@ -446,7 +447,7 @@ def test_upgrade_refuses_an_unadopted_database_and_changes_nothing(legacy_url: U
     before = fetch(legacy_url, DATA)
     with pytest.raises(NotAdopted, match=r"Run `alquimista-schema adopt` \(the Lambda: "
                                          r'\{"action": "adopt"\}\)') as caught:
-        migrate.upgrade(legacy_url, "head")
+        command.upgrade(legacy_url, "head")
     assert caught.value.code == "NOT_ADOPTED"
     assert no_trace(legacy_url) == "0/0"
     assert fetch(legacy_url, DATA) == before

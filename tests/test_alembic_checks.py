@@ -17,12 +17,12 @@ from pytest_alembic.tests.experimental import downgrade_leaves_no_trace
 from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import URL, Engine
 
-from alquimista_schema import scripts
+from alquimista_schema.script import directory
 
 
 @pytest.fixture
 def alembic_config() -> Any:
-    return scripts.make_config()
+    return directory.make_config()
 
 
 @pytest.fixture

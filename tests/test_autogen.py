@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import Column, MetaData, String, text
 from sqlalchemy.engine import URL
 
-from alquimista_schema import migrate, models, schema_objects
-from alquimista_schema.database import connect
+from alquimista_schema import command
+from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import DriftDetected, SchemaError
+from alquimista_schema.schema import models, objects
 
 
 def copy_metadata() -> MetaData:
@@ -31,13 +32,13 @@ def upgrade_ops(path: Path) -> list[str]:
 
 
 def test_head_has_no_differences(head_url: URL) -> None:
-    migrate.check(head_url)  # raises DriftDetected on any difference
+    command.check(head_url)  # raises DriftDetected on any difference
 
 
 def test_check_refuses_a_database_not_at_head(empty_url: URL) -> None:
-    migrate.upgrade(empty_url, "017")
+    command.upgrade(empty_url, "017")
     with pytest.raises(SchemaError, match="not at head 021: upgrade it first"):
-        migrate.check(empty_url)
+        command.check(empty_url)
 
 
 def test_a_new_column_fails_check_and_autogenerates_exactly_that(
@@ -45,19 +46,19 @@ def test_a_new_column_fails_check_and_autogenerates_exactly_that(
     md = copy_metadata()
     md.tables["dry_run_log"].append_column(Column("canal_detalhe", String(50)))
     with pytest.raises(DriftDetected) as caught:
-        migrate.check(head_url, metadata=md)
+        command.check(head_url, metadata=md)
     assert caught.value.differences == ["add column dry_run_log.canal_detalhe (VARCHAR(50))"]
 
-    [path] = migrate.revision("add canal_detalhe", url=head_url, autogenerate=True, metadata=md)
+    [path] = command.revision("add canal_detalhe", url=head_url, autogenerate=True, metadata=md)
     assert path.parent == scratch_scripts
     assert path.name == "022_add_canal_detalhe.py"
     assert upgrade_ops(path) == ["add_column"]
     assert "sa.Column('canal_detalhe', sa.String(length=50), nullable=True)" in path.read_text()
 
-    result = migrate.upgrade(head_url, "head")
+    result = command.upgrade(head_url, "head")
     assert [a.revision for a in result.applied] == ["022"]
-    migrate.check(head_url, metadata=md)  # raises DriftDetected on any difference
-    migrate.downgrade(head_url, "021")
+    command.check(head_url, metadata=md)  # raises DriftDetected on any difference
+    command.downgrade(head_url, "021")
     with connect(head_url) as conn:
         assert conn.execute(text(
             "SELECT count(*) FROM information_schema.columns "
@@ -67,16 +68,16 @@ def test_a_new_column_fails_check_and_autogenerates_exactly_that(
 def test_a_changed_view_is_detected_and_replaced_reversibly(
         head_url: URL, scratch_scripts: Path) -> None:
     md = copy_metadata()
-    changed = schema_objects.view(
+    changed = objects.view(
         "v_stats_ingestao",
         "SELECT origem_arquivo, count(*) AS total_leads FROM leads GROUP BY origem_arquivo")
     md.info["schema_objects"] = tuple(
-        changed if o.name == "v_stats_ingestao" else o for o in schema_objects.REGISTRY)
+        changed if o.name == "v_stats_ingestao" else o for o in objects.REGISTRY)
     with pytest.raises(DriftDetected) as caught:
-        migrate.check(head_url, metadata=md)
+        command.check(head_url, metadata=md)
     assert caught.value.differences == ["replace view v_stats_ingestao"]
 
-    [path] = migrate.revision("slimmer stats", url=head_url, autogenerate=True, metadata=md)
+    [path] = command.revision("slimmer stats", url=head_url, autogenerate=True, metadata=md)
     source = path.read_text()
     assert upgrade_ops(path) == ["execute", "execute"]
     assert "CREATE OR REPLACE VIEW v_stats_ingestao" in source
@@ -84,29 +85,29 @@ def test_a_changed_view_is_detected_and_replaced_reversibly(
     # CREATE OR REPLACE cannot drop columns: this change needs a hand edit, which the
     # developer sees at once when the revision fails on a scratch database.
     with pytest.raises(Exception, match="cannot drop columns from view"):
-        migrate.upgrade(head_url, "head")
-    assert migrate.current(head_url) == "021"
+        command.upgrade(head_url, "head")
+    assert command.current(head_url) == "021"
 
 
 def test_a_changed_function_body_is_replaced_and_reverted(
         head_url: URL, scratch_scripts: Path) -> None:
     md = copy_metadata()
-    fn = schema_objects.GET_LEADS_PARA_DISPARO
+    fn = objects.GET_LEADS_PARA_DISPARO
     changed = replace(fn, create_sql=fn.create_sql.replace("ORDER BY l.data_ingestao ASC",
                                                            "ORDER BY l.data_ingestao DESC"))
     md.info["schema_objects"] = tuple(
-        changed if o is fn else o for o in schema_objects.REGISTRY)
+        changed if o is fn else o for o in objects.REGISTRY)
     with pytest.raises(DriftDetected) as caught:
-        migrate.check(head_url, metadata=md)
+        command.check(head_url, metadata=md)
     assert caught.value.differences == [f"replace function {fn.name}"]
-    migrate.revision("newest first", url=head_url, autogenerate=True, metadata=md)
-    migrate.upgrade(head_url, "head")
-    migrate.check(head_url, metadata=md)  # raises DriftDetected on any difference
+    command.revision("newest first", url=head_url, autogenerate=True, metadata=md)
+    command.upgrade(head_url, "head")
+    command.check(head_url, metadata=md)  # raises DriftDetected on any difference
     with connect(head_url) as conn:
         changed_def = conn.execute(text(
             "SELECT pg_get_functiondef(to_regprocedure(:f))"), {"f": fn.name}).scalar_one()
     assert "DESC" in changed_def
-    migrate.downgrade(head_url, "021")
+    command.downgrade(head_url, "021")
     with connect(head_url) as conn:
         reverted = conn.execute(text(
             "SELECT pg_get_functiondef(to_regprocedure(:f))"), {"f": fn.name}).scalar_one()
@@ -143,17 +144,17 @@ UNMANAGED_SNAPSHOT = """
 
 
 def test_unmanaged_objects_are_invisible_and_untouched(empty_url: URL) -> None:
-    migrate.upgrade(empty_url, "lead_ingestion")
+    command.upgrade(empty_url, "lead_ingestion")
     with connect(empty_url) as conn:
         for statement in UNMANAGED:
             conn.execute(text(statement))
         conn.commit()
         before = list(conn.execute(text(UNMANAGED_SNAPSHOT)).scalars().all())
     assert "trigger:t_nigredo" in before
-    migrate.upgrade(empty_url, "head")
-    migrate.check(empty_url)  # raises DriftDetected on any difference
-    migrate.downgrade(empty_url, "base")
-    migrate.upgrade(empty_url, "head")
+    command.upgrade(empty_url, "head")
+    command.check(empty_url)  # raises DriftDetected on any difference
+    command.downgrade(empty_url, "base")
+    command.upgrade(empty_url, "head")
     with connect(empty_url) as conn:
         after = list(conn.execute(text(UNMANAGED_SNAPSHOT)).scalars().all())
         # the platform's trigger still works through the shared function
@@ -169,8 +170,8 @@ def test_shared_function_made_by_the_platform_is_never_dropped(empty_url: URL) -
                           "LANGUAGE plpgsql AS $$ BEGIN NEW.updated_at = now(); "
                           "RETURN NEW; END $$"))
         conn.commit()
-    migrate.upgrade(empty_url, "head")
-    migrate.downgrade(empty_url, "base")
+    command.upgrade(empty_url, "head")
+    command.downgrade(empty_url, "base")
     with connect(empty_url) as conn:
         assert conn.execute(text(
             "SELECT to_regprocedure('public.update_updated_at_column()') IS NOT NULL")).scalar()
@@ -190,15 +191,15 @@ def test_a_changed_column_comment_fails_check_and_autogenerates_exactly_that(
     md = copy_metadata()
     md.tables["dry_run_log"].c.lead_id.comment = "Lead avaliado (sem FK: o log sobrevive)"
     with pytest.raises(DriftDetected) as caught:
-        migrate.check(head_url, metadata=md)
+        command.check(head_url, metadata=md)
     assert caught.value.differences == [
         "change comment of dry_run_log.lead_id: none -> Lead avaliado (sem FK: o log sobrevive)"]
-    [path] = migrate.revision("comment lead_id", url=head_url, autogenerate=True, metadata=md)
+    [path] = command.revision("comment lead_id", url=head_url, autogenerate=True, metadata=md)
     assert upgrade_ops(path) == ["alter_column"]
-    migrate.upgrade(head_url, "head")
+    command.upgrade(head_url, "head")
     assert comment_of(head_url, COLUMN_COMMENT) == "Lead avaliado (sem FK: o log sobrevive)"
-    migrate.check(head_url, metadata=md)  # raises DriftDetected on any difference
-    migrate.downgrade(head_url, "021")
+    command.check(head_url, metadata=md)  # raises DriftDetected on any difference
+    command.downgrade(head_url, "021")
     assert comment_of(head_url, COLUMN_COMMENT) is None
 
 
@@ -206,26 +207,26 @@ def test_a_changed_table_comment_fails_check(head_url: URL) -> None:
     md = copy_metadata()
     md.tables["leads"].comment = "Leads importados"
     with pytest.raises(DriftDetected) as caught:
-        migrate.check(head_url, metadata=md)
+        command.check(head_url, metadata=md)
     assert caught.value.differences == ["set comment of table leads: 'Leads importados'"]
 
 
 def test_a_changed_view_comment_is_replaced_and_reverted(head_url: URL,
                                                          scratch_scripts: Path) -> None:
     md = copy_metadata()
-    view = schema_objects.V_STATS_INGESTAO
+    view = objects.V_STATS_INGESTAO
     changed = replace(view, comment="Estatísticas por arquivo de origem")
     md.info["schema_objects"] = tuple(
-        changed if o is view else o for o in schema_objects.REGISTRY)
+        changed if o is view else o for o in objects.REGISTRY)
     with pytest.raises(DriftDetected) as caught:
-        migrate.check(head_url, metadata=md)
+        command.check(head_url, metadata=md)
     assert caught.value.differences == ["replace view v_stats_ingestao"]
-    [path] = migrate.revision("stats comment", url=head_url, autogenerate=True, metadata=md)
+    [path] = command.revision("stats comment", url=head_url, autogenerate=True, metadata=md)
     assert "COMMENT ON VIEW v_stats_ingestao IS 'Estatísticas por arquivo de origem'" \
         in path.read_text()
-    migrate.upgrade(head_url, "head")
+    command.upgrade(head_url, "head")
     sql = "SELECT obj_description('v_stats_ingestao'::regclass, 'pg_class')"
     assert comment_of(head_url, sql) == "Estatísticas por arquivo de origem"
-    migrate.check(head_url, metadata=md)  # raises DriftDetected on any difference
-    migrate.downgrade(head_url, "021")
+    command.check(head_url, metadata=md)  # raises DriftDetected on any difference
+    command.downgrade(head_url, "021")
     assert comment_of(head_url, sql) == "Estatísticas de ingestão por arquivo"

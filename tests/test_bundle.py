@@ -15,8 +15,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.engine import URL
 
-from alquimista_schema import bundle, migrate
+from alquimista_schema import command
 from alquimista_schema.cli import main
+from alquimista_schema.tooling import bundle
 from tests.helpers import TLS, secret_for
 from tests.helpers_runtime import missing
 
@@ -55,7 +56,7 @@ def built(project: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
                     "--disable-pip-version-check", str(project)], check=True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     where = subprocess.run([str(venv / "bin" / "python"), "-c",
-                            "import alquimista_schema.bundle as b; print(b.__file__)"],
+                            "import alquimista_schema.tooling.bundle as b; print(b.__file__)"],
                            env=env, capture_output=True, text=True, check=True)
     assert where.stdout.startswith(str(venv)), where.stdout  # the installed copy, not ours
     out = tmp_path_factory.mktemp("dist") / "runner.zip"
@@ -83,7 +84,7 @@ def test_contents(built: tuple[Path, str]) -> None:
     assert not any(n.endswith("direct_url.json") for n in names)
     manifest = json.loads(zipfile.ZipFile(path).read("alquimista_schema/migrations/manifest.json"))
     assert manifest["built"] is True
-    assert manifest["head"] == migrate.heads()[0]
+    assert manifest["head"] == command.heads()[0]
     assert "alquimista_schema/migrations/lint.json" in names
     assert "handler: lambda_entry.handler.handler" in printed
     assert "unzipped" in printed
@@ -96,7 +97,7 @@ def test_bytecode_is_precompiled_for_the_target(built: tuple[Path, str]) -> None
         assert "not precompiled" in printed
         missing(f"python{TARGET}", f"pyenv install {TARGET}")
     names = zipfile.ZipFile(path).namelist()
-    assert "alquimista_schema/__pycache__/migrate.cpython-312.pyc" in names
+    assert "alquimista_schema/__pycache__/command.cpython-312.pyc" in names
     assert "bytecode: precompiled with" in printed
 
 
@@ -263,7 +264,7 @@ def test_runs_from_an_empty_folder_on_the_target_python(
     [line] = [ln for ln in done.stdout.splitlines() if ln.startswith("ANSWER ")]
     answer = json.loads(line.removeprefix("ANSWER "))
     assert answer["status"] == "success", answer
-    assert answer["to_revision"] == migrate.heads()[0]
+    assert answer["to_revision"] == command.heads()[0]
     assert answer["message"] == "Migration all executed successfully"
     assert all(f.startswith(str(task)) for f in answer["_files"])
     assert os.listdir(task)  # unzipped, nothing else needed

@@ -329,7 +329,7 @@ def test_tags_have_one_spelling_per_key(each: Synthesis) -> None:
 
 def test_handler_is_the_bundles_entry_point(each: Synthesis) -> None:
     """Old failures 6 and 7 live in the bundle (tests/test_bundle.py); here, its entry point."""
-    from alquimista_schema import bundle as bundle_module
+    from alquimista_schema.tooling import bundle as bundle_module
 
     assert spec.HANDLER == bundle_module.HANDLER
     module, _, name = spec.HANDLER.rpartition(".")
@@ -418,7 +418,7 @@ def test_log_group_is_explicit_with_retention(each: Synthesis) -> None:
 
 
 def test_failed_answers_raise_the_alarm(each: Synthesis) -> None:
-    from alquimista_schema.events import JsonLog
+    from alquimista_schema.aws.events import JsonLog
 
     each.template.has_resource_properties("AWS::Logs::MetricFilter", {
         "FilterPattern": '{ ($.error_code = "INTERNAL_ERROR") || '

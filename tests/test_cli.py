@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from alquimista_schema.cli import main
-from alquimista_schema.database import connect
+from alquimista_schema.connect.database import connect
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -173,9 +173,9 @@ def test_help_lists_every_command() -> None:
 def test_revision_refuses_an_installed_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     from pathlib import Path
 
-    from alquimista_schema import scripts
+    from alquimista_schema.script import directory
 
-    monkeypatch.setattr(scripts, "VERSIONS_LOCATION",
+    monkeypatch.setattr(directory, "VERSIONS_LOCATION",
                         Path("/usr/lib/python3/site-packages/alquimista_schema/migrations/versions"))
     result = run("revision", "-m", "x")
     assert one_error_line(result).startswith("error: revision writes into the package's source")

@@ -39,9 +39,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from alquimista_schema import audit, locking, migrate
-from alquimista_schema.database import connect
+from alquimista_schema import command
+from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import LockTimeout
+from alquimista_schema.runtime import audit, locking
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
@@ -52,7 +53,7 @@ CHILD = r"""
 import json, os, sys, time
 from pathlib import Path
 
-from alquimista_schema import migrate
+from alquimista_schema import command
 from alquimista_schema.errors import SchemaError
 
 config = json.loads(sys.argv[1])
@@ -64,10 +65,10 @@ while not (barrier / "go").exists():
         print(json.dumps({"name": config["name"], "exception": "barrier timeout"}))
         sys.exit(3)
     time.sleep(0.001)
-run = migrate.Run(**config["run"])
+run = command.Run(**config["run"])
 out = {"name": config["name"], "pid": os.getpid(), "started": time.time()}
 try:
-    result = migrate.upgrade(os.environ["ALQ_TEST_DATABASE_URL"], config["target"], run=run)
+    result = command.upgrade(os.environ["ALQ_TEST_DATABASE_URL"], config["target"], run=run)
     out.update({"applied": [a.revision for a in result.applied],
                 "from": result.from_revision, "to": result.to_revision})
 except SchemaError as exc:
@@ -152,7 +153,7 @@ def check_constraints(url: URL) -> int:
 @pytest.mark.slow
 def test_eight_simultaneous_upgrades_apply_the_chain_exactly_once(migrator_url: URL,
                                                                   tmp_path: Path) -> None:
-    assert migrate.current(migrator_url) is None
+    assert command.current(migrator_url) is None
     with contenders(migrator_url, tmp_path / "barrier", 8) as procs:
         go(tmp_path / "barrier")
         results = [outcome(p) for p in procs]
@@ -175,8 +176,8 @@ def test_eight_simultaneous_upgrades_apply_the_chain_exactly_once(migrator_url: 
           f"{(winner['ended'] - winner['started']) * 1000:.0f} ms")
     assert all(loser["started"] < winner["ended"] for loser in losers), (spread, results)
     assert len({r["pid"] for r in results}) == 8
-    assert migrate.current(migrator_url) == "021"
-    migrate.check(migrator_url)  # raises DriftDetected on any difference
+    assert command.current(migrator_url) == "021"
+    command.check(migrator_url)  # raises DriftDetected on any difference
     with connect(migrator_url) as conn:
         rows = audit.entries(conn)
     assert len(rows) == 1  # noop runs leave no row
@@ -198,7 +199,7 @@ def test_contenders_time_out_naming_the_holder_and_change_nothing(migrator_url: 
         with contenders(migrator_url, tmp_path / "barrier", 3, run={"lock_wait": 1}) as procs:
             go(tmp_path / "barrier")
             results = [outcome(p) for p in procs]
-        assert migrate.current(migrator_url) is None  # while the lock is still held
+        assert command.current(migrator_url) is None  # while the lock is still held
         holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": locking.LOCK_KEY})
         holder.commit()
     for result in results:
@@ -207,13 +208,13 @@ def test_contenders_time_out_naming_the_holder_and_change_nothing(migrator_url: 
         assert f"application_name {holder_name!r}" in result["error"]
         waited = result["ended"] - result["started"]
         assert 1 <= waited < 20, waited
-    assert migrate.current(migrator_url) is None
+    assert command.current(migrator_url) is None
     with connect(migrator_url) as conn:
         assert conn.execute(text("SELECT to_regclass('leads')")).scalar() is None
         assert conn.execute(text("SELECT to_regclass(:t)"), {"t": audit.TABLE}).scalar() is None
     # Once the holder is gone, the lock is there to take.
     assert advisory_locks(migrator_url) == 0
-    done = migrate.upgrade(migrator_url, "head", run=migrate.Run(lock_wait=5))
+    done = command.upgrade(migrator_url, "head", run=command.Run(lock_wait=5))
     assert [a.revision for a in done.applied] == CHAIN
 
 
@@ -241,7 +242,7 @@ def kill_a_stuck_migration(url: URL, pg_server: URL, folder: Path,
     Return what the killed run answered. ``kill`` is ``migration connection`` (the one
     waiting on dry_run_log) or ``both connections`` (a Lambda that dies).
     """
-    migrate.upgrade(url, "017")
+    command.upgrade(url, "017")
     request_id = f"killed-{uuid.uuid4().hex[:8]}"
     app = f"alquimista-schema/{request_id}"
     superuser = pg_server.set(database=url.database)
@@ -272,7 +273,7 @@ def kill_a_stuck_migration(url: URL, pg_server: URL, folder: Path,
 
             # A second run that may wait 1 s meets the stuck one and names it.
             with pytest.raises(LockTimeout) as timed_out:
-                migrate.upgrade(url, "head", run=migrate.Run(lock_wait=1))
+                command.upgrade(url, "head", run=command.Run(lock_wait=1))
             assert f"pid {lock_conn.pid} " in str(timed_out.value)
             assert repr(app) in str(timed_out.value)
 
@@ -289,11 +290,11 @@ def kill_a_stuck_migration(url: URL, pg_server: URL, folder: Path,
         while advisory_locks(url) or _run_backends(observer, app):
             assert time.monotonic() < give_up, "the advisory lock outlived its holder"
             time.sleep(0.05)
-        assert migrate.current(url) == "017"
+        assert command.current(url) == "017"
         blocker.rollback()
     print(f"killed run answered: {result}")
     assert "applied" not in result, result
-    assert migrate.current(url) == "017"
+    assert command.current(url) == "017"
     assert check_constraints(url) == 0  # nothing of 018 survived
     return {**result, "request_id": request_id}
 
@@ -316,10 +317,10 @@ def test_a_killed_migration_rolls_back_and_frees_the_lock(migrator_url: URL, pg_
         # (it ends in an error of some kind: see test_known_bug_losing_the_lock_connection...)
         assert "error_code" in result or "exception" in result, result
     began = time.monotonic()
-    done = migrate.upgrade(migrator_url, "head", run=migrate.Run(lock_wait=5))
+    done = command.upgrade(migrator_url, "head", run=command.Run(lock_wait=5))
     assert time.monotonic() - began < 10
     assert [a.revision for a in done.applied] == ["018", "019", "020", "021"]
-    assert migrate.current(migrator_url) == "021"
+    assert command.current(migrator_url) == "021"
     assert advisory_locks(migrator_url) == 0
 
 

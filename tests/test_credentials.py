@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from alquimista_schema import credentials
 from alquimista_schema.cli import main
-from alquimista_schema.database import connect
+from alquimista_schema.connect import secrets as credentials
+from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import DeadlineExceeded, SecretUnavailable
 from tests.helpers import MIGRATOR, MIGRATOR_PASSWORD, TLS, leaks
 

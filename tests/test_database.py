@@ -8,8 +8,8 @@ import traceback
 import pytest
 from click.testing import CliRunner
 
-from alquimista_schema import database
 from alquimista_schema.cli import main
+from alquimista_schema.connect import database
 from alquimista_schema.errors import ConfigurationError, DatabaseUnreachable
 
 # The tail of a password with an unescaped '@' lands in the host part.
@@ -58,7 +58,7 @@ def test_urls_parse_as_sqlalchemy_parses_them(url: str) -> None:
     """dsn.parse is the one grammar; it reads every realistic URL as make_url does."""
     from sqlalchemy.engine import make_url
 
-    from alquimista_schema import dsn
+    from alquimista_schema.connect import dsn
 
     parsed, theirs = dsn.parse(url), make_url(url)
     assert (parsed.username, parsed.password, parsed.host, parsed.port, dict(parsed.query)) \

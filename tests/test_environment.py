@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from alquimista_schema import audit, migrate, settings
-from alquimista_schema.database import connect
-from alquimista_schema.devdb import DevDatabase
+from alquimista_schema import command, settings
+from alquimista_schema.connect.database import connect
+from alquimista_schema.connect.local import DevDatabase
 from alquimista_schema.errors import ConfigurationError
+from alquimista_schema.runtime import audit
 from tests.fixtures_run import alembic
 
 CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
@@ -34,7 +35,7 @@ def test_four_parallel_alembic_upgrades_take_the_lock(migrator_url: URL) -> None
         assert proc.returncode == 0, proc.stderr
         assert "UniqueViolation" not in proc.stderr + proc.stdout
     assert sum("Running upgrade 020 -> 021" in p.stderr for p in done) == 1
-    assert migrate.current(migrator_url) == "021"
+    assert command.current(migrator_url) == "021"
     with connect(migrator_url) as conn:
         [row] = audit.entries(conn)  # the run that changed something, recorded like ours
     assert (row["from_revision"], row["to_revision"]) == (None, "021")
@@ -52,10 +53,10 @@ def test_alembic_downgrade_dropping_rows_needs_confirm(head_url: URL) -> None:
     _said_once(refused.stdout + refused.stderr)
     assert "would drop table(s) holding rows: leads" in refused.stdout
     assert "-x confirm=base" in refused.stdout
-    assert migrate.current(head_url) == "021"
+    assert command.current(head_url) == "021"
     done = alembic("-x", "confirm=base", "downgrade", "base", url=head_url)
     assert done.returncode == 0, done.stderr
-    assert migrate.current(head_url) is None
+    assert command.current(head_url) is None
 
 
 @pytest.mark.parametrize("environment", ["prod", "Production", " PROD "])
@@ -64,10 +65,10 @@ def test_alembic_downgrade_in_prod_needs_confirm(head_url: URL, environment: str
     assert refused.returncode != 0
     _said_once(refused.stdout + refused.stderr)
     assert "downgrade refused in prod" in refused.stdout
-    assert migrate.current(head_url) == "021"
+    assert command.current(head_url) == "021"
     done = alembic("-x", "confirm=-1", "downgrade", "-1", url=head_url, ENVIRONMENT=environment)
     assert done.returncode == 0, done.stderr
-    assert migrate.current(head_url) == "020"
+    assert command.current(head_url) == "020"
 
 
 def test_an_unknown_environment_is_bad_config(head_url: URL) -> None:
@@ -75,7 +76,7 @@ def test_an_unknown_environment_is_bad_config(head_url: URL) -> None:
     assert refused.returncode != 0
     _said_once(refused.stdout + refused.stderr)
     assert "ENVIRONMENT must be one of dev, staging, prod" in refused.stdout
-    assert migrate.current(head_url) == "021"
+    assert command.current(head_url) == "021"
 
 
 def test_an_alembic_error_prints_once(head_url: URL) -> None:

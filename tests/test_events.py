@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from alquimista_schema import actions, events
-from alquimista_schema.credentials import Credentials, SecretCache
-from alquimista_schema.dsn import Dsn
+from alquimista_schema.aws import actions, events
+from alquimista_schema.aws.events import Request, Settings
+from alquimista_schema.connect.dsn import Dsn
+from alquimista_schema.connect.secrets import Credentials, SecretCache
 from alquimista_schema.errors import BadEvent, ConfigurationError
-from alquimista_schema.events import Request, Settings
 from tests.helpers import MIGRATOR_PASSWORD, leaks
 
 PARSED = [

@@ -12,40 +12,42 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from alquimista_schema import fastpath, migrate, scripts
-from alquimista_schema.database import connect
+from alquimista_schema import command
+from alquimista_schema.connect.database import connect
+from alquimista_schema.runtime import probe
+from alquimista_schema.script import directory
 from tests.helpers import TLS, secret_for
 from tests.test_lint import BAD_REVISION
 
 
 def test_committed_manifest_matches_the_script_directory() -> None:
-    """It can never go stale unnoticed: regenerate with migrate.write_manifest()."""
-    assert scripts.manifest_path().read_text() == scripts.manifest(migrate.heads()[0])
-    assert scripts.known_head() == "021"
+    """It can never go stale unnoticed: regenerate with command.write_manifest()."""
+    assert directory.manifest_path().read_text() == directory.manifest(command.heads()[0])
+    assert directory.known_head() == "021"
 
 
 def test_noop_at_head_is_one_query_on_a_reused_connection(head_url: URL) -> None:
-    fastpath.drop()
-    assert fastpath.probe(head_url).head == "021"
-    [conn] = fastpath._cached.values()
+    probe.drop()
+    assert probe.probe(head_url).head == "021"
+    [conn] = probe._cached.values()
     pid = conn.get_backend_pid()
-    assert fastpath.probe(head_url).head == "021"
-    assert fastpath._cached[fastpath._key(head_url)].get_backend_pid() == pid
-    fastpath.drop()
+    assert probe.probe(head_url).head == "021"
+    assert probe._cached[probe._key(head_url)].get_backend_pid() == pid
+    probe.drop()
 
 
 def test_not_at_head_or_unversioned_takes_the_full_path(empty_url: URL) -> None:
     for at in (None, "017"):  # no version table, then below head
         if at is not None:
-            migrate.upgrade(empty_url, at)
-        answer = fastpath.probe(empty_url)
+            command.upgrade(empty_url, at)
+        answer = probe.probe(empty_url)
         assert answer.head is None
         assert answer.connection is not None  # handed over to the full path
         answer.connection.close()
-    assert [a.revision for a in migrate.upgrade(empty_url, "head").applied] == ["018", "019", "020",
+    assert [a.revision for a in command.upgrade(empty_url, "head").applied] == ["018", "019", "020",
                                                                         "021"]
-    assert fastpath.probe(empty_url).head == "021"
-    fastpath.drop()
+    assert probe.probe(empty_url).head == "021"
+    probe.drop()
 
 
 def test_a_revision_added_by_hand_is_never_hidden(head_url: URL,
@@ -53,14 +55,14 @@ def test_a_revision_added_by_hand_is_never_hidden(head_url: URL,
     (scratch_scripts / "022_email_index.py").write_text(BAD_REVISION)
     manifest = scratch_scripts.parent / "manifest.json"
     assert json.loads(manifest.read_text())["head"] == "021"  # stale
-    assert scripts.known_head() is None
-    assert [a.revision for a in migrate.upgrade(head_url, "head").applied] == ["022"]
-    fastpath.drop()
+    assert directory.known_head() is None
+    assert [a.revision for a in command.upgrade(head_url, "head").applied] == ["022"]
+    probe.drop()
 
 
 COLD = """
 import json, sys, time
-from alquimista_schema.events import Runner
+from alquimista_schema.aws.events import Runner
 answer = Runner.from_environment().handle({}, request_id="cold")
 print(json.dumps({"answer": answer, "alembic": "alembic" in sys.modules,
                   "orm": "sqlalchemy.orm" in sys.modules}))
@@ -92,8 +94,8 @@ def test_a_cold_noop_never_imports_alembic(head_url: URL, aws: Any, tls: TLS) ->
 
 
 def test_importing_the_verbs_loads_neither_alembic_nor_the_orm() -> None:
-    """migrate.upgrade answers the cold no-op itself: its import must stay light."""
-    probe = ("import json, sys; import alquimista_schema.migrate; print(json.dumps("
+    """command.upgrade answers the cold no-op itself: its import must stay light."""
+    probe = ("import json, sys; import alquimista_schema.command; print(json.dumps("
              "[m for m in ('alembic', 'sqlalchemy', 'sqlalchemy.orm', 'boto3') "
              "if m in sys.modules]))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

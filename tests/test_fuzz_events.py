@@ -66,9 +66,12 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from alquimista_schema import audit, events, introspect, migrate
-from alquimista_schema.database import connect
+from alquimista_schema import command
+from alquimista_schema.aws import events
+from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import BadEvent
+from alquimista_schema.runtime import audit
+from alquimista_schema.schema import introspect
 from tests.helpers import Invoke, secret_for
 
 # --- how many events ----------------------------------------------------------------
@@ -376,7 +379,7 @@ def fingerprint(url: URL) -> dict[str, Any]:
                 f"SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) "
                 f"FROM {name} t")).one())
         picture = {
-            "revision": migrate.current_heads(migrate.script_directory(), conn),
+            "revision": command.current_heads(command.script_directory(), conn),
             "tables": tables,
             "schema": introspect.snapshot(conn),
             "audit": conn.execute(text("SELECT to_regclass(:t)"), {"t": audit.TABLE}).scalar(),
@@ -395,7 +398,7 @@ def advisory_locks(url: URL) -> int:
 @pytest.fixture
 def secret_at_017(migrator_url: URL, make_secret: Callable[..., str]) -> tuple[URL, str]:
     """A fresh database of the migration role at 017, and a secret for it."""
-    migrate.upgrade(migrator_url, "017")
+    command.upgrade(migrator_url, "017")
     return migrator_url, make_secret(secret_for(migrator_url))
 
 
@@ -507,7 +510,7 @@ def changing(draw: st.DrawFn) -> Any:
 
 def observe(conn: Any) -> tuple[str | None, int]:
     """The database's revision and the advisory locks held in it, read on ``conn``."""
-    heads = migrate.current_heads(migrate.script_directory(), conn)
+    heads = command.current_heads(command.script_directory(), conn)
     held = conn.execute(_ADVISORY).scalar()
     conn.commit()  # never sit in a transaction between events
     return (heads[0] if heads else None), int(held or 0)
@@ -557,9 +560,9 @@ def test_changing_events_answer_what_they_did(invoke: Invoke,
     print(f"changing handler: {count} events {dict(sorted(outcomes.items()))}")
     assert count >= CHANGING_EVENTS
     assert outcomes.get("success", 0) >= 10  # the database really moved
-    final = migrate.upgrade(url, "head")
+    final = command.upgrade(url, "head")
     assert final.to_revision == "021"
-    migrate.check(url)  # raises DriftDetected on any difference
+    command.check(url)  # raises DriftDetected on any difference
 
 
 # --- bugs the fuzzing found, fixed: regression tests --------------------------------
@@ -575,7 +578,7 @@ def test_target_off_the_chain_is_answered_not_raised(
     url, arn = secret_at_017
     answer = invoke(event, secret=arn)
     assert answer["error_code"] == code
-    assert migrate.current(url) == "017"
+    assert command.current(url) == "017"
 
 
 @pytest.mark.parametrize("target", ["+1\n", "017\n", "head\n"])
@@ -589,5 +592,5 @@ def test_null_event_answer_names_its_action(invoke: Invoke,
     url, arn = secret_at_017
     answer = invoke(None, secret=arn)
     assert (answer["status"], answer["to_revision"]) == ("success", "021")
-    assert migrate.current(url) == "021"
+    assert command.current(url) == "021"
     assert answer["action"] == "upgrade"

@@ -14,9 +14,11 @@ from alembic.operations import Operations
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from alquimista_schema import audit, introspect, locking, migrate
-from alquimista_schema.database import connect
+from alquimista_schema import command
+from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import MigrationFailed
+from alquimista_schema.runtime import audit, locking
+from alquimista_schema.schema import introspect
 
 CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
 SEED = {
@@ -66,7 +68,7 @@ def test_failure_after_the_first_statement(empty_url: URL, index: int,
     revision = CHAIN[index]
     previous = CHAIN[index - 1] if index else None
     if previous:
-        migrate.upgrade(empty_url, previous)
+        command.upgrade(empty_url, previous)
     with connect(empty_url) as conn:
         for statement in SEED[revision]:
             conn.execute(text(statement))
@@ -77,12 +79,12 @@ def test_failure_after_the_first_statement(empty_url: URL, index: int,
     check = _inject_through_alembic(revision, monkeypatch)
     with pytest.raises(MigrationFailed, match=f"revision {revision} failed and was rolled "
                                               "back: division by zero") as caught:
-        migrate.upgrade(empty_url, revision, run=migrate.Run(request_id=f"inject-{revision}"))
+        command.upgrade(empty_url, revision, run=command.Run(request_id=f"inject-{revision}"))
     check()
     assert caught.value.revision == revision
     monkeypatch.undo()
 
-    assert migrate.current(empty_url) == previous
+    assert command.current(empty_url) == previous
     with connect(empty_url) as conn:
         assert introspect.snapshot(conn) == before  # no new objects
         held = conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
@@ -94,7 +96,7 @@ def test_failure_after_the_first_statement(empty_url: URL, index: int,
     assert (row["outcome"], row["error_code"]) == ("error", "MIGRATION_FAILED")
     assert row["from_revision"] == row["to_revision"] == previous
 
-    result = migrate.upgrade(empty_url, revision)  # the next run succeeds
+    result = command.upgrade(empty_url, revision)  # the next run succeeds
     assert [a.revision for a in result.applied] == [revision]
 
 
@@ -108,9 +110,9 @@ def test_a_non_database_exception_is_a_failure_too(empty_url: URL,
 
     monkeypatch.setattr(Operations, "execute", broken)
     with pytest.raises(MigrationFailed, match="ValueError: bug in a data migration"):
-        migrate.upgrade(empty_url, "lead_ingestion", run=migrate.Run())
+        command.upgrade(empty_url, "lead_ingestion", run=command.Run())
     monkeypatch.undo()
-    assert migrate.current(empty_url) is None
+    assert command.current(empty_url) is None
     with connect(empty_url) as conn:
         assert conn.execute(text("SELECT to_regclass('leads')")).scalar() is None
         [row] = audit.entries(conn)

@@ -15,8 +15,8 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from click.testing import CliRunner, Result
 
-from alquimista_schema import invoke as invoking
 from alquimista_schema.cli import main
+from alquimista_schema.tooling import invoke as invoking
 
 FUNCTION = "aurora-migrations-runner-dev"
 SUCCESS = {"status": "success", "action": "run-migration", "from_revision": None,

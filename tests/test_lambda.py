@@ -12,8 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 import lambda_entry.handler as entry
-from alquimista_schema import audit, credentials, locking, migrate
-from alquimista_schema.database import connect
+from alquimista_schema import command
+from alquimista_schema.connect import secrets as credentials
+from alquimista_schema.connect.database import connect
+from alquimista_schema.runtime import audit, locking
 from tests.helpers import LEAK_WATCH, MIGRATOR_PASSWORD, TLS, Invoke, secret_for
 
 
@@ -40,7 +42,7 @@ def test_default_event_upgrades_to_head(invoke: Invoke, db: tuple[URL, str]) -> 
     again = invoke({"action": "upgrade", "target": "head"})
     assert again["status"] == "noop"
     assert again["applied"] == []
-    assert migrate.current(url) == "021"
+    assert command.current(url) == "021"
 
 
 def test_legacy_run_migration_017_then_all(invoke: Invoke, db: tuple[URL, str]) -> None:
@@ -65,7 +67,7 @@ def test_legacy_run_migration_017_then_all(invoke: Invoke, db: tuple[URL, str]) 
 def test_list_migrations_on_a_partly_migrated_database(invoke: Invoke,
                                                        db: tuple[URL, str]) -> None:
     url, arn = db
-    migrate.upgrade(url, "017")
+    command.upgrade(url, "017")
     listed = invoke({"action": "list-migrations"}, secret=arn)
     assert listed["executedMigrations"] == ["lead_ingestion", "017"]
     assert [m["applied"] for m in listed["migrations"]] == [True, True, False, False, False,
@@ -74,7 +76,7 @@ def test_list_migrations_on_a_partly_migrated_database(invoke: Invoke,
 
 def test_current_history_plan(invoke: Invoke, db: tuple[URL, str]) -> None:
     url, arn = db
-    migrate.upgrade(url, "017")
+    command.upgrade(url, "017")
     current = invoke({"action": "current"}, secret=arn)
     assert (current["revision"], current["is_head"]) == ("017", False)
     history = invoke({"action": "history"})
@@ -84,12 +86,12 @@ def test_current_history_plan(invoke: Invoke, db: tuple[URL, str]) -> None:
     assert [p["revision"] for p in plan["pending"]] == ["018", "019", "020", "021"]
     assert "VALIDATE CONSTRAINT ck_leads_status" in plan["sql"]
     assert (plan["from_revision"], plan["to_revision"]) == ("017", "021")
-    assert migrate.current(url) == "017"  # nothing applied
+    assert command.current(url) == "017"  # nothing applied
 
 
 def test_drift(invoke: Invoke, db: tuple[URL, str]) -> None:
     url, arn = db
-    migrate.upgrade(url, "head")
+    command.upgrade(url, "head")
     clean = invoke({"action": "drift"}, secret=arn)
     assert (clean["status"], clean["drift"], clean["differences"]) == ("success", False, [])
     with connect(url) as conn:
@@ -98,13 +100,13 @@ def test_drift(invoke: Invoke, db: tuple[URL, str]) -> None:
     drifted = invoke({"action": "drift"})
     assert drifted["drift"] is True
     assert drifted["differences"] == ["drop column dry_run_log.extra (TEXT)"]
-    assert migrate.current(url) == "021"
+    assert command.current(url) == "021"
 
 
 def test_downgrade_needs_the_flag_and_in_prod_a_confirmation(invoke: Invoke,
                                                              db: tuple[URL, str]) -> None:
     url, arn = db
-    migrate.upgrade(url, "head")
+    command.upgrade(url, "head")
     refused = invoke({"action": "downgrade", "target": "017"}, secret=arn)
     assert refused["error_code"] == "DOWNGRADE_REFUSED"
     assert "allow_downgrade" in refused["error"]
@@ -112,12 +114,12 @@ def test_downgrade_needs_the_flag_and_in_prod_a_confirmation(invoke: Invoke,
                   env={"ENVIRONMENT": "prod"})
     assert prod["error_code"] == "DOWNGRADE_REFUSED"
     assert '"confirm": "017"' in prod["error"]
-    assert migrate.current(url) == "021"
+    assert command.current(url) == "021"
     done = invoke({"action": "downgrade", "target": "017", "allow_downgrade": True,
                    "confirm": "017"})
     assert done["status"] == "success"
     assert [a["revision"] for a in done["applied"]] == ["021", "020", "019", "018"]
-    assert migrate.current(url) == "017"
+    assert command.current(url) == "017"
 
 
 BAD_EVENTS: list[Any] = [
@@ -140,7 +142,7 @@ def test_malformed_events_are_refused_and_touch_nothing(invoke: Invoke, db: tupl
     assert answer["error_code"] == "BAD_EVENT"
     assert isinstance(answer["error"], str)
     assert set(answer) >= COMMON
-    assert migrate.current(url) is None
+    assert command.current(url) is None
     with connect(url) as conn:
         assert conn.execute(text("SELECT to_regclass(:t)"), {"t": audit.TABLE}).scalar() is None
 
@@ -161,7 +163,7 @@ def test_legacy_error_answer_keeps_the_old_keys(invoke: Invoke, db: tuple[URL, s
 
 def test_failed_revision_is_rolled_back_and_audited(invoke: Invoke, db: tuple[URL, str]) -> None:
     url, arn = db
-    migrate.upgrade(url, "017")
+    command.upgrade(url, "017")
     with connect(url) as conn:
         conn.execute(text("INSERT INTO dry_run_log (tenant_id, canal_decidido, motivo_decisao) "
                           "VALUES (gen_random_uuid(), 'pombo', 'x')"))
@@ -171,7 +173,7 @@ def test_failed_revision_is_rolled_back_and_audited(invoke: Invoke, db: tuple[UR
     assert "revision 019 failed and was rolled back" in answer["error"]
     assert (answer["from_revision"], answer["to_revision"]) == ("017", "018")
     assert [a["revision"] for a in answer["applied"]] == ["018"]
-    assert migrate.current(url) == "018"
+    assert command.current(url) == "018"
     with connect(url) as conn:
         row = audit.entries(conn)[0]  # the newest
     assert (row["outcome"], row["error_code"]) == ("error", "MIGRATION_FAILED")
@@ -195,7 +197,7 @@ def test_audit_rows_for_changes_only(invoke: Invoke, db: tuple[URL, str]) -> Non
     assert row["actor"] == "lambda"
     assert row["secret_version"]
     assert [a["revision"] for a in row["applied"]] == CHAIN
-    migrate.check(url)  # the audit table is invisible to check
+    command.check(url)  # the audit table is invisible to check
 
 
 def test_wrong_password_is_auth_failed_after_one_refetch(invoke: Invoke, migrator_url: URL,
@@ -309,7 +311,7 @@ def test_lock_held_by_another_session_times_out_naming_it(invoke: Invoke,
     assert answer["error_code"] == "LOCK_TIMEOUT"
     assert f"pid {pid}" in answer["error"]
     assert "holder-under-test" in answer["error"]
-    assert migrate.current(url) is None
+    assert command.current(url) is None
 
 
 def test_too_little_time_left_is_deadline_and_changes_nothing(invoke: Invoke,
@@ -317,14 +319,14 @@ def test_too_little_time_left_is_deadline_and_changes_nothing(invoke: Invoke,
     url, arn = db
     answer = invoke({}, secret=arn, remaining_ms=5_000)  # less than the 10 s margin
     assert answer["error_code"] == "DEADLINE", answer
-    assert migrate.current(url) is None
+    assert command.current(url) is None
 
 
 def test_a_statement_running_into_the_deadline_is_cancelled(invoke: Invoke,
                                                             db: tuple[URL, str]) -> None:
     """statement_timeout shrinks to the time left, so PostgreSQL cancels before Lambda kills."""
     url, arn = db
-    migrate.upgrade(url, "017")
+    command.upgrade(url, "017")
     with connect(url) as holder:
         holder.execute(text("LOCK TABLE dry_run_log IN ACCESS SHARE MODE"))
         began = time.monotonic()
@@ -334,7 +336,7 @@ def test_a_statement_running_into_the_deadline_is_cancelled(invoke: Invoke,
     assert answer["error_code"] == "DEADLINE", answer
     assert "revision 018 was cancelled and rolled back" in answer["error"]
     assert elapsed < 8
-    assert migrate.current(url) == "017"
+    assert command.current(url) == "017"
 
 
 def test_application_name_identifies_the_request(invoke: Invoke, db: tuple[URL, str],
@@ -385,7 +387,7 @@ def test_a_server_without_tls_is_refused(invoke: Invoke,
     import tempfile
     from pathlib import Path
 
-    from alquimista_schema.devdb import DevDatabase
+    from alquimista_schema.connect.local import DevDatabase
 
     root = Path(tempfile.mkdtemp(prefix="alq-plaintext-"))
     server = DevDatabase(root, dbname="postgres")
@@ -463,7 +465,7 @@ def test_after_refused_credentials_the_secret_comes_from_secrets_manager(
 
 COLD_WITH_EXTENSION = """
 import json, sys
-from alquimista_schema.events import Runner
+from alquimista_schema.aws.events import Runner
 answer = Runner.from_environment().handle({}, request_id="cold-ext")
 print(json.dumps({"answer": answer, "heavy": [m for m in ("boto3", "botocore", "sqlalchemy",
                                                          "alembic") if m in sys.modules]}))
@@ -502,7 +504,7 @@ def test_a_failed_audit_write_shows_in_the_answer(invoke: Invoke, head_url: URL,
     grants = ("GRANT SELECT, INSERT, UPDATE, DELETE ON alembic_version TO {role}",)
     with role(head_url, "no_audit", "no-audit-pw-1", *grants) as url:
         LEAK_WATCH.add(url.password or "")
-        migrate.stamp(url, "020")
+        command.stamp(url, "020")
         answer = invoke({}, secret=make_secret(secret_for(url)))
     assert answer["error_code"] == "MIGRATION_FAILED", answer  # not the view's owner
     [warning] = answer["warnings"]

@@ -8,8 +8,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.engine import URL
 
-from alquimista_schema import lint, migrate
+from alquimista_schema import command
 from alquimista_schema.cli import main
+from alquimista_schema.script import lint
 from tests.helpers import Invoke
 
 BAD_REVISION = '''"""Index the lead e-mail (the unsafe way)."""
@@ -59,12 +60,12 @@ def test_an_unsafe_revision_is_found_and_refused_under_enforce(with_bad_revision
     assert result.exit_code == 1
     assert "022:" in result.stdout
     assert "require-concurrent-index-creation (NOT WAIVED)" in result.stdout
-    plan = migrate.plan(head_url, "head")
+    plan = command.plan(head_url, "head")
     assert [f.rule for f in plan.findings] == ["require-concurrent-index-creation"]
     with pytest.raises(lint.LintRefused, match="revision 022 has 1 unwaived squawk finding"):
-        migrate.upgrade(head_url, "head", run=migrate.Run(lint_policy="enforce"))
-    assert migrate.current(head_url) == "021"
-    applied = migrate.upgrade(head_url, "head", run=migrate.Run(lint_policy="warn"))
+        command.upgrade(head_url, "head", run=command.Run(lint_policy="enforce"))
+    assert command.current(head_url) == "021"
+    applied = command.upgrade(head_url, "head", run=command.Run(lint_policy="warn"))
     assert [a.revision for a in applied.applied] == ["022"]
 
 
@@ -72,7 +73,7 @@ def test_a_revision_missing_from_lint_json_is_refused_under_enforce(
         with_bad_revision: Path, head_url: URL) -> None:
     lint.manifest_path().write_text("{}")
     with pytest.raises(lint.LintRefused, match="no lint result"):
-        migrate.upgrade(head_url, "head", run=migrate.Run(lint_policy="enforce"))
+        command.upgrade(head_url, "head", run=command.Run(lint_policy="enforce"))
 
 
 def test_prod_lambda_enforces_and_plan_shows_findings(with_bad_revision: Path, invoke: Invoke,
@@ -80,12 +81,12 @@ def test_prod_lambda_enforces_and_plan_shows_findings(with_bad_revision: Path, i
                                                       make_secret: object) -> None:
     from tests.helpers import secret_for
 
-    migrate.upgrade(migrator_url, "021")
+    command.upgrade(migrator_url, "021")
     arn = make_secret(secret_for(migrator_url))  # type: ignore[operator]
     plan = invoke({"action": "plan"}, secret=arn, env={"ENVIRONMENT": "prod"})
     assert [f["rule"] for f in plan["lint"]] == ["require-concurrent-index-creation"]
     refused = invoke({})
     assert refused["error_code"] == "LINT_REFUSED"
-    assert migrate.current(migrator_url) == "021"
+    assert command.current(migrator_url) == "021"
     allowed = invoke({}, env={"ENVIRONMENT": "prod", "LINT_POLICY": "warn"})
     assert allowed["status"] == "success"

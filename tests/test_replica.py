@@ -16,10 +16,10 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from alquimista_schema import migrate
+from alquimista_schema import command
 from alquimista_schema.cli import main
-from alquimista_schema.database import connect
-from alquimista_schema.devdb import DevDatabase, server_account
+from alquimista_schema.connect.database import connect
+from alquimista_schema.connect.local import DevDatabase, server_account
 from alquimista_schema.errors import ReadOnlyReplica
 from tests.helpers import Invoke
 
@@ -69,7 +69,7 @@ def test_upgrade_on_a_standby_is_refused(standby: URL, pg_server: URL) -> None:
     with connect(standby) as conn:
         assert conn.execute(text("SELECT pg_is_in_recovery()")).scalar() is True
     with pytest.raises(ReadOnlyReplica, match="writer endpoint"):
-        migrate.upgrade(standby, "head")
+        command.upgrade(standby, "head")
     result = CliRunner().invoke(main, ["upgrade", "--url", standby.render_as_string(
         hide_password=False)])
     assert result.exit_code == 1

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from alquimista_schema import audit, fastpath, locking, migrate
-from alquimista_schema.database import connect
+from alquimista_schema import command
+from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import (
     ConfigurationError,
     DatabaseUnreachable,
@@ -26,6 +26,7 @@ from alquimista_schema.errors import (
     MigrationFailed,
     UnknownRevision,
 )
+from alquimista_schema.runtime import audit, locking, probe
 from tests.fixtures_run import role
 
 NOWHERE = "postgresql://nobody@127.0.0.1:1/none"
@@ -56,10 +57,10 @@ def _holding_the_lock(url: URL) -> Iterator[Any]:
 def test_prod_downgrade_without_confirm_changes_nothing(head_url: URL) -> None:
     before = len(_audit_rows(head_url))
     with pytest.raises(DowngradeRefused, match="confirm 020"):
-        migrate.downgrade(head_url, "020", run=migrate.Run(environment="prod"))
-    assert migrate.current(head_url) == "021"
+        command.downgrade(head_url, "020", run=command.Run(environment="prod"))
+    assert command.current(head_url) == "021"
     assert len(_audit_rows(head_url)) == before
-    done = migrate.downgrade(head_url, "020", run=migrate.Run(environment="prod"), confirm="020")
+    done = command.downgrade(head_url, "020", run=command.Run(environment="prod"), confirm="020")
     assert done.to_revision == "020"
 
 
@@ -67,24 +68,24 @@ def test_a_downgrade_dropping_tables_with_rows_needs_confirm_everywhere(head_url
     _add_lead(head_url)
     before = len(_audit_rows(head_url))
     with pytest.raises(DowngradeRefused) as refused:
-        migrate.downgrade(head_url, "base")
+        command.downgrade(head_url, "base")
     message = str(refused.value)
     assert "leads" in message
     assert "dry_run_log" not in message  # only the tables holding rows
     assert "nothing was changed" in message
     assert "--confirm base" in message
-    assert migrate.current(head_url) == "021"
+    assert command.current(head_url) == "021"
     assert len(_audit_rows(head_url)) == before
     with connect(head_url) as conn:
         assert conn.execute(text("SELECT count(*) FROM leads")).scalar() == 1
-    assert migrate.downgrade(head_url, "base", confirm="base").to_revision is None
+    assert command.downgrade(head_url, "base", confirm="base").to_revision is None
 
 
 def test_prod_stamp_purge_needs_confirm(head_url: URL) -> None:
     with pytest.raises(DowngradeRefused, match="stamp --purge refused in prod"):
-        migrate.stamp(head_url, "017", purge=True, run=migrate.Run(environment="prod"))
-    assert migrate.current(head_url) == "021"
-    done = migrate.stamp(head_url, "017", purge=True, run=migrate.Run(environment="prod"),
+        command.stamp(head_url, "017", purge=True, run=command.Run(environment="prod"))
+    assert command.current(head_url) == "021"
+    done = command.stamp(head_url, "017", purge=True, run=command.Run(environment="prod"),
                          confirm="017")
     assert done.to_revision == "017"
 
@@ -97,8 +98,8 @@ def test_a_lock_held_by_another_role_is_lock_timeout_naming_its_pid(migrator_url
     with _holding_the_lock(dba) as holder:
         pid = holder.execute(text("SELECT pg_backend_pid()")).scalar()
         with pytest.raises(LockTimeout, match=f"pid {pid} "):
-            migrate.upgrade(migrator_url, "head", run=migrate.Run(lock_wait=0.5))
-    assert migrate.current(migrator_url) is None
+            command.upgrade(migrator_url, "head", run=command.Run(lock_wait=0.5))
+    assert command.current(migrator_url) is None
 
 
 # --- (6) a failed audit write ------------------------------------------------------------------
@@ -106,19 +107,19 @@ def test_a_lock_held_by_another_role_is_lock_timeout_naming_its_pid(migrator_url
 def test_a_failed_audit_write_keeps_the_outcome_and_says_so(head_url: URL) -> None:
     grants = ("GRANT SELECT, INSERT, UPDATE, DELETE ON alembic_version TO {role}",)
     with role(head_url, "no_create", "no-create-pw-1", *grants) as url:
-        done = migrate.stamp(url, "020")  # allowed; the audit table is not
+        done = command.stamp(url, "020")  # allowed; the audit table is not
         assert done.to_revision == "020"
         assert len(done.warnings) == 1
         assert done.warnings[0].startswith("the audit row was not written: permission denied")
         with pytest.raises(MigrationFailed, match="revision 021 failed") as failed:
-            migrate.upgrade(url, "head")
+            command.upgrade(url, "head")
         progress = failed.value.progress
-        assert isinstance(progress, migrate.Result)
+        assert isinstance(progress, command.Result)
         assert "permission denied" in progress.warnings[0]
     with connect(head_url) as conn:
         held = conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))
         assert held.scalar() == 0
-    assert migrate.current(head_url) == "020"
+    assert command.current(head_url) == "020"
 
 
 # --- (7) PostgreSQL gone while waiting for the lock -----------------------------------------
@@ -130,7 +131,7 @@ def test_losing_the_server_while_waiting_for_the_lock_is_db_unreachable(
 
     def contender() -> None:
         try:
-            migrate.upgrade(empty_url, "head", run=migrate.Run(request_id=request_id,
+            command.upgrade(empty_url, "head", run=command.Run(request_id=request_id,
                                                                lock_wait=60))
         except BaseException as exc:  # the test inspects it
             outcome["error"] = exc
@@ -161,43 +162,43 @@ def test_losing_the_server_while_waiting_for_the_lock_is_db_unreachable(
 # --- (9) every wait inside the budget -----------------------------------------------------------
 
 def test_the_fast_path_query_gives_up_within_its_statement_timeout(head_url: URL) -> None:
-    fastpath.drop()
+    probe.drop()
     with connect(head_url) as blocker:
         blocker.execute(text("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE"))
         began = time.monotonic()
-        answer = fastpath.probe(head_url, connect_timeout=5, statement_timeout=0.5)
+        answer = probe.probe(head_url, connect_timeout=5, statement_timeout=0.5)
         assert time.monotonic() - began < 3
         assert answer.head is None
         blocker.rollback()
-    fastpath.drop()
+    probe.drop()
 
 
 def test_the_fast_path_runs_once_and_hands_over_its_connection(
         empty_url: URL, monkeypatch: pytest.MonkeyPatch) -> None:
-    migrate.upgrade(empty_url, "017")
-    answers: list[fastpath.Answer] = []
-    real = fastpath.probe
+    command.upgrade(empty_url, "017")
+    answers: list[probe.Answer] = []
+    real = probe.probe
 
-    def spy(*args: Any, **kwargs: Any) -> fastpath.Answer:
+    def spy(*args: Any, **kwargs: Any) -> probe.Answer:
         answers.append(real(*args, **kwargs))
         return answers[-1]
 
-    monkeypatch.setattr(fastpath, "probe", spy)
-    assert migrate.upgrade(empty_url, "head").to_revision == "021"
+    monkeypatch.setattr(probe, "probe", spy)
+    assert command.upgrade(empty_url, "head").to_revision == "021"
     [answer] = answers
     assert answer.head is None
     assert answer.connection is not None
     assert answer.connection.closed  # the full path used it, and closed it when done
-    assert fastpath._cached == {}
+    assert probe._cached == {}
 
 
 def test_the_lock_wait_never_passes_the_deadline(empty_url: URL) -> None:
     with _holding_the_lock(empty_url):
-        run = migrate.Run(lock_wait=60, deadline=time.monotonic() + 13.5, margin=10,
+        run = command.Run(lock_wait=60, deadline=time.monotonic() + 13.5, margin=10,
                           connect_budget=5)
         began = time.monotonic()
         with pytest.raises(LockTimeout):
-            migrate.upgrade(empty_url, "head", run=run)
+            command.upgrade(empty_url, "head", run=run)
         assert time.monotonic() - began < 5
 
 
@@ -211,27 +212,27 @@ def test_the_lock_wait_never_passes_the_deadline(empty_url: URL) -> None:
 def test_relative_targets_are_checked_before_the_lock_and_the_audit(
         empty_url: URL, start: str | None, verb: str, target: str, reason: str) -> None:
     if start:
-        migrate.upgrade(empty_url, start)
+        command.upgrade(empty_url, start)
     with _holding_the_lock(empty_url), pytest.raises(UnknownRevision, match=re.escape(reason)):
-        getattr(migrate, verb)(empty_url, target, run=migrate.Run(lock_wait=5))
+        getattr(command, verb)(empty_url, target, run=command.Run(lock_wait=5))
     assert [r for r in _audit_rows(empty_url) if r["outcome"] == "error"] == []
-    assert migrate.current(empty_url) == start
+    assert command.current(empty_url) == start
 
 
 def test_upgrade_minus_one_says_to_use_downgrade() -> None:
     with pytest.raises(InvalidTarget, match="upgrade -1 goes backwards: use downgrade -1"):
-        migrate.upgrade(NOWHERE, "-1")
+        command.upgrade(NOWHERE, "-1")
 
 
 # --- (12) smaller ---------------------------------------------------------------------------------
 
 def test_empty_targets_are_invalid_targets_not_assertions() -> None:
     with pytest.raises(InvalidTarget):
-        migrate.upgrade(NOWHERE, "")
+        command.upgrade(NOWHERE, "")
     with pytest.raises(InvalidTarget):
-        migrate.stamp(NOWHERE, "", purge=True)
+        command.stamp(NOWHERE, "", purge=True)
     with pytest.raises(InvalidTarget):
-        migrate.downgrade(NOWHERE, "")
+        command.downgrade(NOWHERE, "")
 
 
 @pytest.mark.parametrize("rev_id", ["../../x", "a/b", "", "x" * 41, "017 x"])
@@ -239,5 +240,5 @@ def test_a_rev_id_that_is_not_a_plain_name_is_refused(scratch_scripts: Path,
                                                       rev_id: str) -> None:
     before = sorted(p.name for p in scratch_scripts.parent.parent.rglob("*"))
     with pytest.raises(ConfigurationError, match="--rev-id must be"):
-        migrate.revision("escape", rev_id=rev_id)
+        command.revision("escape", rev_id=rev_id)
     assert sorted(p.name for p in scratch_scripts.parent.parent.rglob("*")) == before

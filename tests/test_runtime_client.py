@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import URL
 
-from alquimista_schema import bundle
+from alquimista_schema.tooling import bundle
 from tests.helpers import TLS, leaks, secret_for
 from tests.helpers_runtime import missing
 from tests.runtime_api import RuntimeAPI

@@ -14,8 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from alquimista_schema import introspect, migrate
-from alquimista_schema.database import connect
+from alquimista_schema import command
+from alquimista_schema.connect.database import connect
+from alquimista_schema.schema import introspect
 
 V = "character varying"
 TS = "timestamp without time zone"
@@ -200,7 +201,7 @@ def rows(url: URL, sql: str) -> dict[str, str]:
 
 @pytest.fixture
 def at_017(empty_url: URL) -> dict[str, Any]:
-    migrate.upgrade(empty_url, "017")
+    command.upgrade(empty_url, "017")
     with connect(empty_url) as conn:
         return introspect.snapshot(conn)
 
@@ -247,7 +248,7 @@ def test_foreign_keys_cascade_and_dry_run_log_has_none(at_017: dict[str, Any]) -
 
 @pytest.mark.parametrize("revision", ["017", "head"])
 def test_every_comment_is_the_live_one_and_none_other(empty_url: URL, revision: str) -> None:
-    migrate.upgrade(empty_url, revision)
+    command.upgrade(empty_url, revision)
     assert rows(empty_url, ALL_COMMENTS) == COMMENTS
 
 
@@ -257,7 +258,7 @@ def test_the_legacy_stand_in_carries_exactly_the_live_comments(legacy_url: URL) 
 
 @pytest.mark.parametrize("revision", ["017", "head"])
 def test_views_keep_the_legacy_columns(empty_url: URL, revision: str) -> None:
-    migrate.upgrade(empty_url, revision)
+    command.upgrade(empty_url, revision)
     with connect(empty_url) as conn:
         snap = introspect.snapshot(conn)
     for name, columns in VIEW_COLUMNS.items():
@@ -412,8 +413,8 @@ def test_the_legacy_function_body_is_the_live_one_byte_for_byte(route: str, empt
     if route == "legacy files":
         _is_the_live_body(_prosrc(legacy_url))
         return
-    migrate.upgrade(empty_url, "017" if route == "upgrade 017" else "020")
+    command.upgrade(empty_url, "017" if route == "upgrade 017" else "020")
     if route == "downgrade 020":
         assert "LATERAL" in _prosrc(empty_url)  # the repaired one, before
-        migrate.downgrade(empty_url, "019")
+        command.downgrade(empty_url, "019")
     _is_the_live_body(_prosrc(empty_url))

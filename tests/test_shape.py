@@ -15,22 +15,33 @@ MAX_LINES = 400
 
 
 def modules() -> dict[str, Path]:
-    return {p.stem: p for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__")}
+    """Every module of the package, by dotted name under it (``runtime.skeleton``)."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        if "migrations" in path.parts or path.stem == "__main__":
+            continue
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if name:
+            found[name] = path
+    return found
 
 
 def imports_of(path: Path, known: set[str]) -> set[str]:
     """Every package module ``path`` imports, anywhere in the file."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == NAME:
-                found |= {a.name for a in node.names if a.name in known}
-            elif node.module.startswith(NAME + "."):
-                found.add(node.module.split(".")[1])
+        if isinstance(node, ast.ImportFrom) and node.module and (
+                node.module == NAME or node.module.startswith(NAME + ".")):
+            base = node.module[len(NAME) + 1:]
+            for alias in node.names:
+                dotted = f"{base}.{alias.name}" if base else alias.name
+                found.add(dotted if dotted in known else base)
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names
+            found |= {a.name[len(NAME) + 1:] for a in node.names
                       if a.name.startswith(NAME + ".")}
-    return found - {path.stem}
+    own = ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+    return {m for m in found if m in known} - {own, own.removesuffix(".__init__")}
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -73,7 +84,8 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 def test_imports_point_one_way() -> None:
     known = set(modules())
     graph = {name: imports_of(path, known) for name, path in modules().items()}
-    assert graph["events"], "the graph is empty: the import scan is broken"
+    assert graph["aws.runner" if "aws.runner" in graph else "aws.events"], \
+        "the graph is empty: the import scan is broken"
     assert cycles(graph) == []
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alquimista_schema.sqltokens import Mismatch, first_mismatch, same, tokens
+from alquimista_schema.autogenerate.sqltokens import Mismatch, first_mismatch, same, tokens
 
 BODY = """
 BEGIN

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from alquimista_schema import migrate
-from alquimista_schema.database import connect
+from alquimista_schema import command
+from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import DeadlineExceeded, MigrationFailed
 from tests.helpers import Invoke, secret_for
 
@@ -75,25 +75,25 @@ def test_the_deadline_passing_partway_stops_before_the_next_revision(
     write_chain(scratch_scripts, sleep=3.5)
     seen: list[str] = []
     # 3 s to work: enough to connect (twice: lock and work) and start 022, which takes 3.5
-    run = migrate.Run(deadline=time.monotonic() + 1.0 + 3.0, margin=1.0)
+    run = command.Run(deadline=time.monotonic() + 1.0 + 3.0, margin=1.0)
     with pytest.raises(DeadlineExceeded) as caught:
-        migrate.upgrade(head_url, "head", run=run, on_applied=lambda a: seen.append(a.revision))
+        command.upgrade(head_url, "head", run=run, on_applied=lambda a: seen.append(a.revision))
     assert str(caught.value).startswith("stopped before revision 023: too little time left")
     assert "the database is at 022" in str(caught.value)
     progress = caught.value.progress
-    assert isinstance(progress, migrate.Result)
+    assert isinstance(progress, command.Result)
     assert (progress.from_revision, progress.to_revision) == ("021", "022")
     assert [a.revision for a in progress.applied] == ["022"] == seen
     assert progress.applied[0].duration_ms >= 3500  # timed once committed
     assert started(head_url) == ["022"]  # 023 never started
-    assert migrate.current(head_url) == "022"
-    assert [a.revision for a in migrate.upgrade(head_url, "head").applied] == ["023", "024"]
+    assert command.current(head_url) == "022"
+    assert [a.revision for a in command.upgrade(head_url, "head").applied] == ["023", "024"]
 
 
 def test_with_time_enough_every_revision_runs_in_one_alembic_run(
         head_url: URL, scratch_scripts: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """env.py runs once for the whole chain (it ran once per revision before)."""
-    from alquimista_schema import environment
+    from alquimista_schema.runtime import environment
 
     write_chain(scratch_scripts, sleep=0)
     runs: list[int] = []
@@ -104,8 +104,8 @@ def test_with_time_enough_every_revision_runs_in_one_alembic_run(
         original(context)
 
     monkeypatch.setattr(environment, "run", counting)
-    run = migrate.Run(deadline=time.monotonic() + 300, margin=10)
-    result = migrate.upgrade(head_url, "head", run=run)
+    run = command.Run(deadline=time.monotonic() + 300, margin=10)
+    result = command.upgrade(head_url, "head", run=run)
     assert [a.revision for a in result.applied] == ["022", "023", "024"]
     assert len(runs) == 1
     assert started(head_url) == ["022", "023", "024"]
@@ -127,7 +127,7 @@ def test_the_lambda_answers_stopped_before_the_revision(
 def test_a_failing_revision_under_plain_alembic_keeps_the_ones_before_it(
         empty_url: URL) -> None:
     """Transaction per migration, under the alembic CLI too: 018 stays, 019 rolls back."""
-    migrate.upgrade(empty_url, "017")
+    command.upgrade(empty_url, "017")
     with connect(empty_url) as conn:
         conn.execute(text("INSERT INTO dry_run_log (tenant_id, canal_decidido, motivo_decisao) "
                           "VALUES (gen_random_uuid(), 'sms', 'breaks 019')"))
@@ -138,7 +138,7 @@ def test_a_failing_revision_under_plain_alembic_keeps_the_ones_before_it(
                           text=True, timeout=120)
     assert done.returncode != 0
     assert "revision 019 failed and was rolled back" in done.stdout + done.stderr
-    assert migrate.current(empty_url) == "018"
+    assert command.current(empty_url) == "018"
 
 
 def test_a_failing_revision_is_named_and_the_ones_before_it_stay(
@@ -150,9 +150,9 @@ def test_a_failing_revision_is_named_and_the_ones_before_it_stay(
             "op.execute('CREATE TABLE started_024 (id int)')\n    raise ValueError('boom')"))
     with pytest.raises(MigrationFailed, match="revision 024 failed and was rolled back: "
                                               "ValueError: boom") as caught:
-        migrate.upgrade(head_url, "head")
+        command.upgrade(head_url, "head")
     assert caught.value.revision == "024"
-    assert migrate.current(head_url) == "023"
+    assert command.current(head_url) == "023"
     assert started(head_url) == ["022", "023"]
 
 
@@ -163,15 +163,15 @@ def test_a_statement_that_would_outlive_the_deadline_is_cancelled(
         doc="Sleeps.", rev="022", down="021",
         body="    op.execute('CREATE TABLE started_022 (id int)')\n"
              "    op.execute('SELECT pg_sleep(30)')"))
-    run = migrate.Run(deadline=time.monotonic() + 1.0 + 3.0, margin=1.0)
+    run = command.Run(deadline=time.monotonic() + 1.0 + 3.0, margin=1.0)
     began = time.monotonic()
     with pytest.raises(DeadlineExceeded, match="revision 022 was cancelled and rolled back"):
-        migrate.upgrade(head_url, "head", run=run)
+        command.upgrade(head_url, "head", run=run)
     assert time.monotonic() - began < 10
     assert started(head_url) == []
-    assert migrate.current(head_url) == "021"
+    assert command.current(head_url) == "021"
 
 
 def test_the_urls_own_options_never_clash_with_the_runners(empty_url: URL) -> None:
     url = empty_url.update_query_dict({"application_name": "mine", "connect_timeout": "3"})
-    assert migrate.upgrade(url.render_as_string(hide_password=False), "head").to_revision == "021"
+    assert command.upgrade(url.render_as_string(hide_password=False), "head").to_revision == "021"

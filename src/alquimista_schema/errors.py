@@ -145,7 +145,7 @@ class NotAtHead(SchemaError):
     code = "NOT_AT_HEAD"
 
 
-# --- building the Lambda bundle (alquimista_schema.bundle) ---------------------------
+# --- building the Lambda bundle (alquimista_schema.tooling.bundle) ---------------------------
 
 
 class BundleError(SchemaError):

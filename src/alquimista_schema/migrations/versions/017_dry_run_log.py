@@ -25,7 +25,7 @@ down_revision: str | Sequence[str] | None = "lead_ingestion"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# squawk findings waived, with why (see alquimista_schema.lint).
+# squawk findings waived, with why (see alquimista_schema.script.lint).
 SQUAWK_WAIVERS = {
     "prefer-text-field": "legacy 017's column types are reproduced exactly (adoption); the "
                          "table is created here, so no lock on live data",

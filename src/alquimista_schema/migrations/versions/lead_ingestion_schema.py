@@ -14,7 +14,7 @@ where it is missing, and never replaced or dropped (a downgrade leaves it, as it
 leaves pgcrypto): dropping or replacing it would break the platform's triggers.
 
 The SQL is a snapshot: later changes to these objects come as new revisions, and
-the current definitions live in ``alquimista_schema.schema_objects``.
+the current definitions live in ``alquimista_schema.schema.objects``.
 
 Revision ID: lead_ingestion
 Revises:
@@ -30,7 +30,7 @@ down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# squawk findings waived, with why (see alquimista_schema.lint).
+# squawk findings waived, with why (see alquimista_schema.script.lint).
 SQUAWK_WAIVERS = {
     "prefer-text-field": "legacy column types are reproduced exactly, so databases the "
                          "legacy files built can be adopted; the tables are new here, so no "

@@ -1,0 +1,216 @@
+"""What each event action does: one small function per action, over the library's verbs.
+
+The table ``HANDLERS`` is the protocol's dispatch (``events`` parses, this acts).
+The verbs are imported when an action needs them, so a cold no-op never loads
+Alembic. The legacy actions (``run-migration``, ``list-migrations``) are adapters
+over the new ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from alquimista_schema.errors import ConfigurationError, DowngradeRefused, DriftDetected
+from alquimista_schema.settings import Settings
+
+if TYPE_CHECKING:  # for annotations only: importing it loads SQLAlchemy (~200 ms)
+    from alquimista_schema.connect.secrets import SecretCache
+
+
+@dataclass(frozen=True)
+class Request:
+    """An event, validated and normalised by ``events.parse``."""
+
+    action: str
+    target: str | None = None
+    """Normalised (the legacy ``all`` is ``head``); None for actions without one."""
+    allow_downgrade: bool = False
+    confirm: str | None = None
+    dry_run: bool = False
+    named: str | None = None
+    """The target as the event wrote it (the legacy answer repeats it)."""
+
+
+class Host(Protocol):
+    """What an action needs of the runner that answers the event."""
+
+    settings: Settings
+    secrets: SecretCache | None
+    actor: str
+    log: Callable[..., None]
+
+
+@dataclass
+class Call:
+    """One event being answered: who asks, by when, and how to reach the database."""
+
+    runner: Host
+    request: Request
+    request_id: str
+    deadline: float | None
+
+    def log(self, step: str, **fields: Any) -> None:
+        self.runner.log(step, self.request_id, **fields)
+
+    def run(self, secret_version: str | None) -> Any:
+        """The bounds of this run (see command.Run)."""
+        from alquimista_schema import command  # deferred: a no-op never loads Alembic
+
+        s = self.runner.settings
+        lock_wait = s.lock_wait if s.lock_wait is not None else (
+            float("inf") if self.deadline is not None else 60.0)  # then bounded by the deadline
+        return command.Run(request_id=self.request_id, actor=self.runner.actor,
+                           action=self.request.action, deadline=self.deadline,
+                           margin=s.margin, secret_version=secret_version,
+                           connect_timeout=s.connect_timeout, connect_budget=s.connect_budget,
+                           lint_policy=s.lint_policy, lock_wait=lock_wait,
+                           environment=s.environment)
+
+    def on_database(self, fn: Callable[[Any, Any], dict[str, Any]]) -> dict[str, Any]:
+        """Call ``fn(url, run)``; fetch the secret again once if the credentials are refused."""
+        secrets = self.runner.secrets
+        if secrets is None:
+            raise ConfigurationError("DB_SECRET_ARN is not set in the function's environment")
+
+        def attempt(creds: Any) -> dict[str, Any]:
+            self.log("secret.ready", database=creds.url.render_as_string(hide_password=True),
+                     via=creds.source,
+                     secret_version=creds.secret_version, fetches=secrets.fetches)
+            return fn(creds.url, self.run(creds.secret_version))
+
+        margin_deadline = None if self.deadline is None else \
+            self.deadline - self.runner.settings.margin
+        return secrets.call(attempt, deadline=margin_deadline, on_refetch=lambda: self.log(
+            "secret.refetch", reason="authentication failed"))
+
+    def on_applied(self, item: Any) -> None:
+        self.log("revision.applied", revision=item.revision, duration_ms=item.duration_ms)
+
+
+def moved(result: Any) -> dict[str, Any]:
+    """The answer's part that says what an upgrade or downgrade did (and any warning)."""
+    body = {"status": "success" if result.applied else "noop",
+            "from_revision": result.from_revision, "to_revision": result.to_revision,
+            "applied": [asdict(a) for a in result.applied]}
+    if getattr(result, "warnings", None):
+        body["warnings"] = list(result.warnings)
+    return body
+
+
+# --- the actions ----------------------------------------------------------------------
+
+def _upgrade(call: Call) -> dict[str, Any]:
+    from alquimista_schema import command
+
+    target = call.request.target or "head"
+    return call.on_database(lambda url, run: moved(
+        command.upgrade(url, target, run=run, on_applied=call.on_applied)))
+
+
+def _run_migration(call: Call) -> dict[str, Any]:
+    """Legacy: upgrade, answered with the old runner's keys."""
+    body = _upgrade(call)
+    named = call.request.named
+    body["migration"] = named
+    body["message"] = (f"Migration {named} executed successfully" if body["status"] == "success"
+                       else f"Migration {named} was already applied; nothing to do")
+    return body
+
+
+def _downgrade(call: Call) -> dict[str, Any]:
+    from alquimista_schema import command
+
+    request = call.request
+    if not request.allow_downgrade:
+        raise DowngradeRefused('downgrade refused: add "allow_downgrade": true to the event '
+                               "(it drops what later revisions added, data included)")
+    target = request.target or ""
+    return call.on_database(lambda url, run: moved(command.downgrade(
+        url, target, run=run, confirm=request.confirm, on_applied=call.on_applied)))
+
+
+def _current(call: Call) -> dict[str, Any]:
+    from alquimista_schema import command
+
+    def read(url: Any, run: Any) -> dict[str, Any]:
+        at = command.current(url, run=run)
+        return {"status": "success", "from_revision": at, "to_revision": at, "revision": at,
+                "is_head": at in command.heads()}
+    return call.on_database(read)
+
+
+def _history(call: Call) -> dict[str, Any]:
+    from alquimista_schema import command
+
+    return {"status": "success", "revisions": [asdict(r) for r in command.history()]}
+
+
+def _plan(call: Call) -> dict[str, Any]:
+    from alquimista_schema import command
+
+    target = call.request.target or "head"
+
+    def read(url: Any, run: Any) -> dict[str, Any]:
+        plan = command.plan(url, target, run=run)
+        return {"status": "success" if plan.pending else "noop",
+                "from_revision": plan.from_revision, "to_revision": plan.to_revision,
+                "pending": [asdict(p) for p in plan.pending], "sql": plan.sql,
+                "lint": [asdict(f) for f in plan.findings]}
+    return call.on_database(read)
+
+
+def _drift(call: Call) -> dict[str, Any]:
+    from alquimista_schema import command
+
+    def read(url: Any, run: Any) -> dict[str, Any]:
+        at = command.current(url, run=run)
+        try:
+            command.check(url, run=run)
+            differences: list[str] = []
+        except DriftDetected as exc:
+            differences = exc.differences
+        return {"status": "success", "from_revision": at, "to_revision": at,
+                "drift": bool(differences), "differences": differences}
+    return call.on_database(read)
+
+
+def _adopt(call: Call) -> dict[str, Any]:
+    from alquimista_schema.autogenerate.adoption import adopt
+
+    def act(url: Any, run: Any) -> dict[str, Any]:
+        try:
+            result = adopt(url, dry_run=call.request.dry_run, run=run)
+        except DriftDetected as exc:
+            exc.args = (f"{exc}: " + "; ".join(exc.differences),)
+            exc.progress = None
+            raise
+        return {"status": "success" if result.status == "adopted" else "noop",
+                "adoption": result.status, "message": result.message,
+                "from_revision": result.revision if result.status == "already_managed"
+                else None, "to_revision": result.revision}
+    return call.on_database(act)
+
+
+def _list_migrations(call: Call) -> dict[str, Any]:
+    """Legacy: what the bundle carries, and what the database has applied."""
+    from alquimista_schema import command
+
+    def read(url: Any, run: Any) -> dict[str, Any]:
+        at = command.current(url, run=run)
+        applied = command.applied_revisions(command.script_directory(), at)
+        carried = command.history()
+        return {"status": "success", "from_revision": at, "to_revision": at,
+                "message": f"{len(carried)} migrations in the bundle, {len(applied)} applied",
+                "executedMigrations": applied,
+                "migrations": [{**asdict(r), "applied": r.revision in applied}
+                               for r in carried]}
+    return call.on_database(read)
+
+
+HANDLERS: dict[str, Callable[[Call], dict[str, Any]]] = {
+    "upgrade": _upgrade, "run-migration": _run_migration, "downgrade": _downgrade,
+    "current": _current, "history": _history, "plan": _plan, "drift": _drift,
+    "adopt": _adopt, "list-migrations": _list_migrations,
+}

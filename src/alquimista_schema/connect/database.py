@@ -1,0 +1,138 @@
+"""Opening connections, and turning driver errors into the package's errors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import create_engine, pool
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import DBAPIError
+
+from alquimista_schema.connect import dsn
+from alquimista_schema.connect.dsn import Dsn
+from alquimista_schema.errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    DatabaseUnreachable,
+    SchemaError,
+)
+
+APPLICATION_NAME = "alquimista-schema"
+DEFAULT_CONNECT_TIMEOUT = 10
+
+
+def parse_url(url: str | URL | Dsn) -> URL:
+    """Return ``url`` as a SQLAlchemy URL for psycopg2, or raise ConfigurationError.
+
+    Parsed by :func:`dsn.parse`, the one URL grammar (the fast and express paths use it
+    without SQLAlchemy). No message quotes the URL: it holds a password.
+    """
+    if isinstance(url, URL):
+        url = url.render_as_string(hide_password=False)
+    return (url if isinstance(url, Dsn) else dsn.parse(url)).to_url()
+
+
+def describe_connect_error(url: URL, exc: DBAPIError) -> SchemaError:
+    """Translate a failed connection into a specific, password-free error."""
+    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    raw = str(exc.orig) if exc.orig is not None else str(exc)
+    text = raw.lower()  # matched in lower case, quoted as the driver said it
+    said = raw.strip().splitlines()[0] if raw.strip() else ""
+    if "password authentication failed" in text or "authentication failed" in text \
+            or "no password supplied" in text:
+        return AuthenticationFailed(
+            f"PostgreSQL at {where} refused the credentials of user {url.username!r}: "
+            "check the user name and password (or the secret they come from)")
+    if "does not exist" in text and "database" in text:
+        return ConfigurationError(
+            f"database {url.database!r} does not exist on {where}: create it, or fix the URL")
+    if "certificate" in text or "ssl" in text:
+        return DatabaseUnreachable(
+            f"TLS with PostgreSQL at {where} failed ({said}): for "
+            "Aurora, set DB_SSLROOTCERT to the RDS CA bundle; the server must offer TLS",
+            retryable=False)
+    if "timeout" in text or "timed out" in text:
+        reason = "no answer before the connect timeout"
+    elif "could not translate host name" in text or "name or service not known" in text:
+        reason = "the host name does not resolve"
+    elif "connection refused" in text:
+        reason = "connection refused"
+    else:
+        reason = said or "connection failed"
+    return DatabaseUnreachable(
+        f"cannot reach PostgreSQL at {where} ({reason}): check that the server is running "
+        "and the host and port are right; from a Lambda, that the cluster's security group "
+        "admits 5432 from the function's security group and the function's subnets route "
+        "to the cluster")
+
+
+@contextmanager
+def connect(url: str | URL | Dsn, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+            application_name: str = APPLICATION_NAME, budget: float = 0.0,
+            deadline: float | None = None, adopt: Any = None) -> Iterator[Connection]:
+    """Open one connection (no pool) to ``url``; close it on exit.
+
+    An unreachable host is tried again with backoff while ``budget`` seconds last
+    (and never past ``deadline``, a ``time.monotonic()`` value): an auto-paused
+    Aurora Serverless v2 instance takes 15 to 30 s to answer its first connection.
+    Refused credentials are never retried here.
+    """
+    parsed = parse_url(url)
+    if adopt is not None:
+        # An open psycopg2 connection to the same URL (the fast path's): saves a connect.
+        adopt.autocommit = False  # SQLAlchemy manages the transactions
+        engine = create_engine(parsed, poolclass=pool.NullPool, creator=lambda: adopt)
+        conn = engine.connect()
+    else:
+        conn = _open(parsed, connect_timeout, application_name, budget, deadline)
+    with conn:
+        yield conn
+
+
+# libpq waits at least 2 s per attempt (and forever for 0): an attempt needs this much.
+MIN_ATTEMPT_SECONDS = 2
+
+
+def _attempt_timeout(configured: int, limit: float | None, url: URL) -> int:
+    """Seconds one attempt may take: the configured value, cut to the time left."""
+    if limit is None:
+        return max(configured, MIN_ATTEMPT_SECONDS)
+    left = int(limit - time.monotonic())
+    if left < MIN_ATTEMPT_SECONDS:
+        raise DatabaseUnreachable(
+            f"no time left to connect to PostgreSQL at {url.host or 'localhost'}:"
+            f"{url.port or 5432} within the budget (or before the deadline)", retryable=False)
+    return max(min(configured, left), MIN_ATTEMPT_SECONDS)
+
+
+def _open(url: URL, attempt_timeout: int, application_name: str, budget: float,
+          deadline: float | None) -> Connection:
+    start = time.monotonic()
+    limit = start + max(budget, 0.0)
+    if deadline is not None:
+        limit = min(limit, deadline)
+    attempts, delay = 0, 1.0
+    while True:
+        attempts += 1
+        # The budget bounds retries; an attempt itself is bounded by the deadline only.
+        timeout = _attempt_timeout(attempt_timeout, deadline, url)
+        engine = create_engine(url, poolclass=pool.NullPool, connect_args={
+            "connect_timeout": timeout, "application_name": application_name[:63]})
+        try:
+            return engine.connect()
+        except DBAPIError as exc:
+            error = describe_connect_error(url, exc)
+            engine.dispose()
+            if not isinstance(error, DatabaseUnreachable) or not error.retryable:
+                raise error from exc
+            if time.monotonic() + delay + 2 > limit:
+                if attempts > 1:
+                    elapsed = time.monotonic() - start
+                    raise DatabaseUnreachable(
+                        f"{error} (after {attempts} attempts over {elapsed:.0f}s)") from exc
+                raise error from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)

@@ -1,0 +1,152 @@
+"""The runner's own history: one row per run that changed something or failed.
+
+Like ``alembic_version``, the table belongs to the runner, not to the models, so
+autogenerate and ``check`` never see it. Rows are written on the lock connection,
+outside the migration transactions, so a rolled-back revision still leaves its
+failure on record. Written through psycopg2 (the lock connection is a driver
+connection), so the express path records its runs without SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import psycopg2
+
+from alquimista_schema.connect.sessions import fetch, first_line
+from alquimista_schema.errors import SchemaError
+from alquimista_schema.runtime.run import Progress, Run
+
+log = logging.getLogger(__name__)
+
+TABLE = "alquimista_schema_audit"
+
+_DDL = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    id bigserial PRIMARY KEY,
+    request_id text NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    target text,
+    from_revision text,
+    to_revision text,
+    applied jsonb NOT NULL DEFAULT '[]'::jsonb,
+    outcome text NOT NULL,
+    error_code text,
+    error text,
+    secret_version text,
+    duration_ms double precision,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+@dataclass
+class Entry:
+    request_id: str
+    actor: str
+    action: str
+    target: str | None
+    from_revision: str | None
+    to_revision: str | None
+    outcome: str
+    applied: list[dict[str, Any]] = field(default_factory=list)
+    error_code: str | None = None
+    error: str | None = None
+    secret_version: str | None = None
+    duration_ms: float | None = None
+
+
+@contextmanager
+def audited(conn: Any, run: Run, target: str | None, started: float) -> Iterator[Progress]:
+    """Yield the run's Progress; record it on ``conn`` whatever happens (see entry_for),
+    and hand it to the package's error as its ``progress``."""
+    progress = Progress()
+    outcome: BaseException | None = None
+    try:
+        yield progress
+    except BaseException as exc:
+        outcome = exc
+        raise
+    finally:
+        record_safely(conn, entry_for(run, target, progress, outcome, started), progress)
+        if isinstance(outcome, SchemaError):
+            outcome.progress = progress.result()
+
+
+def entry_for(run: Run, target: str | None, progress: Progress,
+              outcome: BaseException | None, started: float) -> Entry | None:
+    """Return the audit row for a run, or None when it must leave no trace."""
+    entry = Entry(run.request_id, run.actor, run.action, target, progress.from_revision,
+                  progress.to_revision, "success", secret_version=run.secret_version,
+                  applied=[asdict(a) for a in progress.applied],
+                  duration_ms=round((time.monotonic() - started) * 1000, 1))
+    if isinstance(outcome, SchemaError):
+        entry.outcome, entry.error_code, entry.error = "error", outcome.code, str(outcome)
+    elif outcome is not None:  # never audit an unexpected failure as a success
+        entry.outcome, entry.error_code = "error", "INTERNAL_ERROR"
+        entry.error = f"{type(outcome).__name__}: {outcome}"[:500]
+    failed = entry.outcome == "error" and progress.audit_errors
+    return entry if failed or entry.applied or progress.changed else None
+
+
+def record(conn: Any, entry: Entry) -> None:
+    """Append ``entry`` (creating the table on first use) and commit.
+
+    The table is created only when missing: CREATE TABLE IF NOT EXISTS needs CREATE
+    on the schema even when the table exists (PostgreSQL 15 grants it to owners only).
+    """
+    if fetch(conn, "SELECT to_regclass(%(t)s)", {"t": TABLE}) == [(None,)]:
+        fetch(conn, _DDL)
+    values = {**entry.__dict__, "applied": json.dumps(entry.applied)}
+    fetch(conn,
+          f"INSERT INTO {TABLE} (request_id, actor, action, target, from_revision, "
+          "to_revision, applied, outcome, error_code, error, secret_version, duration_ms) "
+          "VALUES (%(request_id)s, %(actor)s, %(action)s, %(target)s, %(from_revision)s, "
+          "%(to_revision)s, CAST(%(applied)s AS jsonb), %(outcome)s, %(error_code)s, "
+          "%(error)s, %(secret_version)s, %(duration_ms)s)", values)
+
+
+def record_safely(conn: Any, entry: Entry | None, progress: Progress) -> None:
+    """Record ``entry`` (None: nothing to record) without ever changing the run's outcome.
+
+    Permission denied, or the lock connection died: the connection is rolled back (so
+    the unlock can run) and the problem lands in ``progress.warnings`` and the log.
+    """
+    if entry is None:
+        return
+    try:
+        record(conn, entry)
+    except psycopg2.Error as exc:
+        with contextlib.suppress(psycopg2.Error):
+            conn.rollback()
+        problem = f"the audit row was not written: {first_line(exc)}"
+        progress.warnings.append(problem)
+        log.warning("%s (request %s)", problem, entry.request_id)
+
+
+def entries(conn: Any, limit: int = 20) -> list[dict[str, Any]]:
+    """Return the latest audit rows, newest first (empty when the table is absent).
+
+    ``conn`` is a psycopg2 connection or a SQLAlchemy one.
+    """
+    if hasattr(conn, "exec_driver_sql"):  # SQLAlchemy's: read through its driver connection
+        if conn.in_transaction():
+            conn.commit()
+        conn = conn.connection.driver_connection
+    if fetch(conn, "SELECT to_regclass(%(t)s)", {"t": TABLE}) == [(None,)]:
+        return []
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM {TABLE} ORDER BY id DESC LIMIT %(n)s", {"n": limit})
+        names = [c.name for c in cur.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    if not conn.autocommit:
+        conn.commit()
+    return rows

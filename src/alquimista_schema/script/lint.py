@@ -1,0 +1,116 @@
+"""Lint every revision's SQL with squawk before it can be applied.
+
+squawk reads the offline SQL of each revision alone. A finding is fixed, or waived
+in the revision file with a reason::
+
+    SQUAWK_WAIVERS = {"prefer-text-field": "legacy column types are kept exactly"}
+
+The results are written to ``migrations/lint.json`` (package data, so the Lambda
+bundle carries them without carrying squawk); a test keeps that file equal to a
+fresh run. With the ``enforce`` policy (the default when ``ENVIRONMENT=prod``) the
+runner refuses a revision with unwaived findings, or one the file does not cover.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from alquimista_schema.errors import ConfigurationError, LintRefused, SchemaError
+from alquimista_schema.script import authoring, directory
+
+__all__ = ["Finding", "LintRefused", "check_revision", "lint", "load_manifest", "unwaived"]
+
+PG_VERSION = "15.0"  # Aurora PostgreSQL 15
+POLICIES = ("enforce", "warn", "off")
+
+
+def manifest_path() -> Path:
+    return directory.SCRIPT_LOCATION / "lint.json"
+
+
+@dataclass(frozen=True)
+class Finding:
+    revision: str
+    rule: str
+    line: int
+    message: str
+    waived: bool
+    reason: str | None
+
+
+def squawk_binary() -> str:
+    """Find squawk on PATH, or next to this interpreter (a venv that is not activated)."""
+    found = shutil.which("squawk")
+    beside = Path(sys.executable).parent / "squawk"
+    if found is None and beside.is_file():
+        found = str(beside)
+    if found is None:
+        raise ConfigurationError("squawk is not installed: pip install squawk-cli")
+    return found
+
+
+def lint(*, squawk: str | None = None) -> dict[str, list[Finding]]:
+    """Run squawk over each revision's upgrade SQL; return findings by revision."""
+    binary = squawk or squawk_binary()
+    results: dict[str, list[Finding]] = {}
+    with tempfile.TemporaryDirectory(prefix="alq-lint-") as tmp:
+        for rev in directory.chain(directory.script_directory()):
+            down = rev.down_revision if isinstance(rev.down_revision, str) else None
+            sql = authoring.sql(f"{down}:{rev.revision}" if down else rev.revision)
+            path = Path(tmp) / f"{rev.revision}.sql"
+            path.write_text(sql)
+            done = subprocess.run([binary, "--reporter", "json", "--pg-version", PG_VERSION,
+                                   str(path)], capture_output=True, text=True, check=False)
+            try:
+                raw: list[dict[str, Any]] = json.loads(done.stdout or "[]")
+            except json.JSONDecodeError as exc:
+                raise SchemaError(f"squawk failed on {rev.revision}: {done.stderr.strip()}") \
+                    from exc
+            waivers: dict[str, str] = getattr(rev.module, "SQUAWK_WAIVERS", {})
+            results[rev.revision] = [
+                Finding(rev.revision, f["rule_name"], int(f["line"]), f["message"],
+                        f["rule_name"] in waivers, waivers.get(f["rule_name"]))
+                for f in raw
+            ]
+    return results
+
+
+def unwaived(results: dict[str, list[Finding]]) -> list[Finding]:
+    return [f for findings in results.values() for f in findings if not f.waived]
+
+
+def to_manifest(results: dict[str, list[Finding]]) -> str:
+    data = {rev: [{k: v for k, v in asdict(f).items() if k != "revision"} for f in findings]
+            for rev, findings in results.items()}
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def load_manifest() -> dict[str, list[Finding]]:
+    """Return the committed lint results (empty when the file is missing)."""
+    try:
+        data = json.loads(manifest_path().read_text())
+    except FileNotFoundError:
+        return {}
+    return {rev: [Finding(rev, **f) for f in findings] for rev, findings in data.items()}
+
+
+def check_revision(revision: str, policy: str, manifest: dict[str, list[Finding]]) -> None:
+    """Raise LintRefused when ``policy`` is enforce and ``revision`` is not clean."""
+    if policy != "enforce":
+        return
+    if revision not in manifest:
+        raise LintRefused(f"revision {revision} has no lint result in this bundle "
+                          "(migrations/lint.json is stale): refusing under the enforce policy")
+    bad = [f for f in manifest[revision] if not f.waived]
+    if bad:
+        rules = ", ".join(sorted({f.rule for f in bad}))
+        raise LintRefused(
+            f"revision {revision} has {len(bad)} unwaived squawk finding(s) ({rules}): fix "
+            "them or waive each in the revision's SQUAWK_WAIVERS with a reason")

@@ -20,9 +20,10 @@ upgrade: $(STAMP)  ## start (or reuse) the local PostgreSQL and upgrade it to he
 test: $(STAMP)  ## run the test suite against a throwaway PostgreSQL
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)  ## ruff and mypy
+lint: $(STAMP)  ## ruff, mypy, and the layer rules (import-linter contracts in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 check-models: $(STAMP)  ## do the models match the revisions? (uses the local database)
 	$(BIN)/alquimista-schema upgrade head

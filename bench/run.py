@@ -190,7 +190,7 @@ def bench_noop_many(env: Environment, counts: list[int], rounds: int) -> dict[st
     from alquimista_schema import command
     from alquimista_schema.connect.database import connect
     from alquimista_schema.runtime import probe
-    from alquimista_schema.script import directory
+    from alquimista_schema.script import authoring, directory
 
     results: dict[str, Any] = {}
     original = directory.SCRIPT_LOCATION, directory.VERSIONS_LOCATION
@@ -205,7 +205,7 @@ def bench_noop_many(env: Environment, counts: list[int], rounds: int) -> dict[st
             down = f"s{n:05d}"
         directory.SCRIPT_LOCATION, directory.VERSIONS_LOCATION = folder, folder / "versions"
         try:
-            command.write_manifest(built=True)  # as the bundle does at build time
+            authoring.write_manifest(built=True)  # as the bundle does at build time
             url = env.database()
             command.upgrade(url, head)
             command.stamp(url, down)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from alquimista_schema.aws.events import Runner
+from alquimista_schema.aws.runner import Runner
 
 _runner: Runner | None = None
 

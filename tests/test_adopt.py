@@ -11,8 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from alquimista_schema import command
-from alquimista_schema.autogenerate.adoption import adopt
 from alquimista_schema.cli import main
+from alquimista_schema.command import adopt
 from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import DriftDetected, NotAdopted
 from alquimista_schema.runtime import audit

@@ -418,7 +418,7 @@ def test_log_group_is_explicit_with_retention(each: Synthesis) -> None:
 
 
 def test_failed_answers_raise_the_alarm(each: Synthesis) -> None:
-    from alquimista_schema.aws.events import JsonLog
+    from alquimista_schema.aws.runner import JsonLog
 
     each.template.has_resource_properties("AWS::Logs::MetricFilter", {
         "FilterPattern": '{ ($.error_code = "INTERNAL_ERROR") || '

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
-from alquimista_schema.aws import actions, events
-from alquimista_schema.aws.events import Request, Settings
+from alquimista_schema.aws import actions, protocol
+from alquimista_schema.aws.protocol import Request
+from alquimista_schema.aws.runner import JsonLog, Runner
 from alquimista_schema.connect.dsn import Dsn
 from alquimista_schema.connect.secrets import Credentials, SecretCache
 from alquimista_schema.errors import BadEvent, ConfigurationError
+from alquimista_schema.settings import Settings
 from tests.helpers import MIGRATOR_PASSWORD, leaks
 
 PARSED = [
@@ -35,7 +37,7 @@ PARSED = [
 
 @pytest.mark.parametrize(("event", "request_"), PARSED, ids=[json.dumps(e) for e, _ in PARSED])
 def test_parse_normalises_once(event: Any, request_: Request) -> None:
-    assert events.parse(event) == request_
+    assert protocol.parse(event) == request_
 
 
 REFUSED = [
@@ -62,7 +64,7 @@ REFUSED = [
 @pytest.mark.parametrize(("event", "message"), REFUSED, ids=[m for _, m in REFUSED])
 def test_parse_refuses_saying_what_is_wrong(event: Any, message: str) -> None:
     with pytest.raises(BadEvent) as caught:
-        events.parse(event)
+        protocol.parse(event)
     assert message in str(caught.value)
 
 
@@ -104,10 +106,10 @@ def test_wrong_settings_are_refused_not_replaced(env: dict[str, str], message: s
         Settings.from_env(env)
 
 
-def quiet_runner(env: dict[str, str]) -> tuple[events.Runner, io.StringIO]:
+def quiet_runner(env: dict[str, str]) -> tuple[Runner, io.StringIO]:
     stream = io.StringIO()
-    runner = events.Runner.from_environment(env)
-    runner.log = events.JsonLog(stream)
+    runner = Runner.from_environment(env)
+    runner.log = JsonLog(stream)
     return runner, stream
 
 

@@ -15,15 +15,15 @@ from sqlalchemy.engine import URL
 from alquimista_schema import command
 from alquimista_schema.connect.database import connect
 from alquimista_schema.runtime import probe
-from alquimista_schema.script import directory
+from alquimista_schema.script import manifest
 from tests.helpers import TLS, secret_for
 from tests.test_lint import BAD_REVISION
 
 
 def test_committed_manifest_matches_the_script_directory() -> None:
     """It can never go stale unnoticed: regenerate with command.write_manifest()."""
-    assert directory.manifest_path().read_text() == directory.manifest(command.heads()[0])
-    assert directory.known_head() == "021"
+    assert manifest.manifest_path().read_text() == manifest.manifest(command.heads()[0])
+    assert manifest.known_head() == "021"
 
 
 def test_noop_at_head_is_one_query_on_a_reused_connection(head_url: URL) -> None:
@@ -53,16 +53,16 @@ def test_not_at_head_or_unversioned_takes_the_full_path(empty_url: URL) -> None:
 def test_a_revision_added_by_hand_is_never_hidden(head_url: URL,
                                                   scratch_scripts: Path) -> None:
     (scratch_scripts / "022_email_index.py").write_text(BAD_REVISION)
-    manifest = scratch_scripts.parent / "manifest.json"
-    assert json.loads(manifest.read_text())["head"] == "021"  # stale
-    assert directory.known_head() is None
+    recorded = scratch_scripts.parent / "manifest.json"
+    assert json.loads(recorded.read_text())["head"] == "021"  # stale
+    assert manifest.known_head() is None
     assert [a.revision for a in command.upgrade(head_url, "head").applied] == ["022"]
     probe.drop()
 
 
 COLD = """
 import json, sys, time
-from alquimista_schema.aws.events import Runner
+from alquimista_schema.aws.runner import Runner
 answer = Runner.from_environment().handle({}, request_id="cold")
 print(json.dumps({"answer": answer, "alembic": "alembic" in sys.modules,
                   "orm": "sqlalchemy.orm" in sys.modules}))

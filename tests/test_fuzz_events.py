@@ -4,7 +4,7 @@ Three properties, over at least 2,000 generated events in all. Each test counts 
 it really exercised (examples ``assume`` rejected are not counted), prints the count and
 asserts its share; the shares add up to at least ``MIN_TOTAL`` (checked at import).
 
-1. ``events.parse``, pure (no database): for anything at all -- JSON values of every type,
+1. ``protocol.parse``, pure (no database): for anything at all -- JSON values of every type,
    Python objects no JSON decoder makes (bytes, sets, tuples, non-string keys, integers past
    the 4,300-digit limit), huge strings, unicode (RTL marks, emoji, combining marks, NUL;
    never surrogates), nesting deeper than the recursion limit, SQL in ``target``, unknown
@@ -67,11 +67,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from alquimista_schema import command
-from alquimista_schema.aws import events
+from alquimista_schema.aws import protocol
 from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import BadEvent
 from alquimista_schema.runtime import audit
 from alquimista_schema.schema import introspect
+from alquimista_schema.script import directory
 from tests.helpers import Invoke, secret_for
 
 # --- how many events ----------------------------------------------------------------
@@ -99,7 +100,7 @@ def _settings(examples: int) -> settings:
                     print_blob=True)
 
 
-# --- the protocol, as the README states it (an oracle independent of events._KEYS) ---
+# --- the protocol, as the README states it (an oracle independent of protocol._KEYS) ---
 
 ALLOWED_KEYS: dict[str, set[str]] = {
     "upgrade": {"target"}, "plan": {"target"}, "run-migration": {"target"},
@@ -107,7 +108,7 @@ ALLOWED_KEYS: dict[str, set[str]] = {
     "current": set(), "history": set(), "drift": set(), "list-migrations": set(),
     "adopt": {"dry_run"},
 }
-assert set(ALLOWED_KEYS) == set(events.ACTIONS)
+assert set(ALLOWED_KEYS) == set(protocol.ACTIONS)
 COMMON = {"status", "action", "from_revision", "to_revision", "applied", "duration_ms",
           "request_id"}
 CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
@@ -196,7 +197,7 @@ STRANGE_KEYS = st.one_of(
 
 
 @st.composite
-def valid_looking(draw: st.DrawFn, actions: tuple[str, ...] = events.ACTIONS) -> Any:
+def valid_looking(draw: st.DrawFn, actions: tuple[str, ...] = protocol.ACTIONS) -> Any:
     """An event with a real action, some of its own keys, and sometimes a stray key."""
     action = draw(st.sampled_from(actions))
     event: dict[str, Any] = {"action": action}
@@ -215,7 +216,7 @@ JSON_EVENTS: st.SearchStrategy[Any] = st.one_of(
     st.dictionaries(STRANGE_KEYS | st.sampled_from(["action", *sorted(FIELD)]), JSON,
                     max_size=6),
     st.dictionaries(st.text(max_size=3), HUGE, min_size=1, max_size=2),
-    st.fixed_dictionaries({"action": st.sampled_from(events.ACTIONS)},
+    st.fixed_dictionaries({"action": st.sampled_from(protocol.ACTIONS)},
                           optional={"target": DEEP, "confirm": DEEP, "blob": HUGE}),
     st.fixed_dictionaries({"action": DEEP | HUGE | JSON}),
     DEEP,
@@ -237,10 +238,10 @@ PYTHON_ONLY: st.SearchStrategy[Any] = st.one_of(
                               st.binary(max_size=4)),
                     JSON, min_size=1, max_size=3),
     st.builds(types.MappingProxyType, st.dictionaries(st.text(max_size=8), JSON, max_size=3)),
-    st.builds(dict, action=st.sampled_from(events.ACTIONS),
+    st.builds(dict, action=st.sampled_from(protocol.ACTIONS),
               target=st.one_of(st.just(10 ** 5000), st.binary(), st.tuples(st.text()),
                                st.sets(st.integers(), max_size=3))),
-    st.builds(dict, action=st.sampled_from(events.ACTIONS),
+    st.builds(dict, action=st.sampled_from(protocol.ACTIONS),
               **{"target": st.sampled_from(REVISION_LIKE)}, extra=st.just({(1, 2): "x"})),
 )
 ANY_EVENT: st.SearchStrategy[Any] = st.one_of(JSON_EVENTS, JSON_EVENTS, PYTHON_ONLY)
@@ -248,14 +249,14 @@ ANY_EVENT: st.SearchStrategy[Any] = st.one_of(JSON_EVENTS, JSON_EVENTS, PYTHON_O
 
 # --- oracles --------------------------------------------------------------------------
 
-def parsed(event: Any) -> events.Request | None:
+def parsed(event: Any) -> protocol.Request | None:
     try:
-        return events.parse(event)
+        return protocol.parse(event)
     except BadEvent:
         return None
 
 
-def changes_database(request: events.Request | None, event: Any) -> bool:
+def changes_database(request: protocol.Request | None, event: Any) -> bool:
     """Would this (accepted) event legitimately change a database at 017?"""
     if request is None:
         return False
@@ -264,7 +265,7 @@ def changes_database(request: events.Request | None, event: Any) -> bool:
     return request.action == "downgrade" and request.allow_downgrade
 
 
-def check_answer(event: Any, answer: Any) -> events.Request | None:
+def check_answer(event: Any, answer: Any) -> protocol.Request | None:
     """The contract every answer keeps; return the parsed request (None when refused)."""
     assert isinstance(answer, dict)
     json.dumps(answer)  # plain JSON, no default= needed
@@ -291,7 +292,7 @@ def check_answer(event: Any, answer: Any) -> events.Request | None:
         assert "error" not in answer
     if request is None:
         assert (answer["status"], answer["error_code"]) == ("error", "BAD_EVENT"), answer
-        assert answer["action"] in (*events.ACTIONS, "invalid")
+        assert answer["action"] in (*protocol.ACTIONS, "invalid")
         assert answer["applied"] == []
     else:
         assert answer.get("error_code") != "BAD_EVENT", answer
@@ -311,20 +312,20 @@ def test_parse_returns_a_request_or_raises_bad_event() -> None:
         nonlocal count
         refusal: BadEvent | None = None
         try:
-            request = events.parse(event)
+            request = protocol.parse(event)
         except BadEvent as exc:
             refusal = exc
         if refusal is not None:
             assert refusal.code == "BAD_EVENT"
             assert str(refusal)  # says what is wrong
         else:
-            assert isinstance(request, events.Request)
-            assert request.action in events.ACTIONS
+            assert isinstance(request, protocol.Request)
+            assert request.action in protocol.ACTIONS
             body: Mapping[Any, Any] = {} if event is None else event
             assert isinstance(body, Mapping)
             assert set(body) <= {"action"} | ALLOWED_KEYS[request.action]
             assert body.get("action", "upgrade") == request.action
-            assert len(json.dumps(body, default=str)) <= events.MAX_EVENT_BYTES
+            assert len(json.dumps(body, default=str)) <= protocol.MAX_EVENT_BYTES
             assert request.target is None or isinstance(request.target, str)
             if request.target is not None:
                 # (a trailing newline slips through: test_known_bug_trailing_newline...)
@@ -338,7 +339,7 @@ def test_parse_returns_a_request_or_raises_bad_event() -> None:
             assert isinstance(request.allow_downgrade, bool)
             assert isinstance(request.dry_run, bool)
             assert request.confirm is None or isinstance(request.confirm, str)
-            assert events.parse(event) == request  # deterministic
+            assert protocol.parse(event) == request  # deterministic
         count += 1
 
     check()
@@ -379,7 +380,7 @@ def fingerprint(url: URL) -> dict[str, Any]:
                 f"SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) "
                 f"FROM {name} t")).one())
         picture = {
-            "revision": command.current_heads(command.script_directory(), conn),
+            "revision": directory.current_heads(directory.script_directory(), conn),
             "tables": tables,
             "schema": introspect.snapshot(conn),
             "audit": conn.execute(text("SELECT to_regclass(:t)"), {"t": audit.TABLE}).scalar(),
@@ -510,7 +511,7 @@ def changing(draw: st.DrawFn) -> Any:
 
 def observe(conn: Any) -> tuple[str | None, int]:
     """The database's revision and the advisory locks held in it, read on ``conn``."""
-    heads = command.current_heads(command.script_directory(), conn)
+    heads = directory.current_heads(directory.script_directory(), conn)
     held = conn.execute(_ADVISORY).scalar()
     conn.commit()  # never sit in a transaction between events
     return (heads[0] if heads else None), int(held or 0)
@@ -584,7 +585,7 @@ def test_target_off_the_chain_is_answered_not_raised(
 @pytest.mark.parametrize("target", ["+1\n", "017\n", "head\n"])
 def test_trailing_newline_target_is_bad_event(target: str) -> None:
     with pytest.raises(BadEvent):
-        events.parse({"action": "upgrade", "target": target})
+        protocol.parse({"action": "upgrade", "target": target})
 
 
 def test_null_event_answer_names_its_action(invoke: Invoke,

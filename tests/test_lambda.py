@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL
 
 import lambda_entry.handler as entry
 from alquimista_schema import command
-from alquimista_schema.connect import secrets as credentials
+from alquimista_schema.connect import secretsmanager
 from alquimista_schema.connect.database import connect
 from alquimista_schema.runtime import audit, locking
 from tests.helpers import LEAK_WATCH, MIGRATOR_PASSWORD, TLS, Invoke, secret_for
@@ -273,8 +273,8 @@ def test_missing_secret_setting(invoke: Invoke, monkeypatch: pytest.MonkeyPatch)
 
 def test_silent_secrets_endpoint_fails_fast(invoke: Invoke, monkeypatch: pytest.MonkeyPatch,
                                             blackhole: tuple[str, int]) -> None:
-    monkeypatch.setattr(credentials, "SECRETS_READ_TIMEOUT", 1)
-    monkeypatch.setattr(credentials, "SECRETS_CONNECT_TIMEOUT", 1)
+    monkeypatch.setattr(secretsmanager, "READ_TIMEOUT", 1)
+    monkeypatch.setattr(secretsmanager, "CONNECT_TIMEOUT", 1)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", f"http://{blackhole[0]}:{blackhole[1]}")
     began = time.monotonic()
     answer = invoke({}, secret="alquimista/any")
@@ -465,7 +465,7 @@ def test_after_refused_credentials_the_secret_comes_from_secrets_manager(
 
 COLD_WITH_EXTENSION = """
 import json, sys
-from alquimista_schema.aws.events import Runner
+from alquimista_schema.aws.runner import Runner
 answer = Runner.from_environment().handle({}, request_id="cold-ext")
 print(json.dumps({"answer": answer, "heavy": [m for m in ("boto3", "botocore", "sqlalchemy",
                                                          "alembic") if m in sys.modules]}))

@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL
 
 from alquimista_schema import command
 from alquimista_schema.cli import main
+from alquimista_schema.errors import LintRefused
 from alquimista_schema.script import lint
 from tests.helpers import Invoke
 
@@ -62,7 +63,7 @@ def test_an_unsafe_revision_is_found_and_refused_under_enforce(with_bad_revision
     assert "require-concurrent-index-creation (NOT WAIVED)" in result.stdout
     plan = command.plan(head_url, "head")
     assert [f.rule for f in plan.findings] == ["require-concurrent-index-creation"]
-    with pytest.raises(lint.LintRefused, match="revision 022 has 1 unwaived squawk finding"):
+    with pytest.raises(LintRefused, match="revision 022 has 1 unwaived squawk finding"):
         command.upgrade(head_url, "head", run=command.Run(lint_policy="enforce"))
     assert command.current(head_url) == "021"
     applied = command.upgrade(head_url, "head", run=command.Run(lint_policy="warn"))
@@ -72,7 +73,7 @@ def test_an_unsafe_revision_is_found_and_refused_under_enforce(with_bad_revision
 def test_a_revision_missing_from_lint_json_is_refused_under_enforce(
         with_bad_revision: Path, head_url: URL) -> None:
     lint.manifest_path().write_text("{}")
-    with pytest.raises(lint.LintRefused, match="no lint result"):
+    with pytest.raises(LintRefused, match="no lint result"):
         command.upgrade(head_url, "head", run=command.Run(lint_policy="enforce"))
 
 

@@ -1,9 +1,8 @@
 """What each event action does: one small function per action, over the library's verbs.
 
-The table ``HANDLERS`` is the protocol's dispatch (``events`` parses, this acts).
-The verbs are imported when an action needs them, so a cold no-op never loads
-Alembic. The legacy actions (``run-migration``, ``list-migrations``) are adapters
-over the new ones.
+The table ``HANDLERS`` is the protocol's dispatch (``protocol`` parses, this acts).
+The verbs (command.py) are light to import: a cold no-op never loads Alembic. The
+legacy actions (``run-migration``, ``list-migrations``) are adapters over the new ones.
 """
 
 from __future__ import annotations
@@ -12,25 +11,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from alquimista_schema import command
+from alquimista_schema.aws.protocol import Request
 from alquimista_schema.errors import ConfigurationError, DowngradeRefused, DriftDetected
+from alquimista_schema.runtime.run import Run
 from alquimista_schema.settings import Settings
 
 if TYPE_CHECKING:  # for annotations only: importing it loads SQLAlchemy (~200 ms)
     from alquimista_schema.connect.secrets import SecretCache
-
-
-@dataclass(frozen=True)
-class Request:
-    """An event, validated and normalised by ``events.parse``."""
-
-    action: str
-    target: str | None = None
-    """Normalised (the legacy ``all`` is ``head``); None for actions without one."""
-    allow_downgrade: bool = False
-    confirm: str | None = None
-    dry_run: bool = False
-    named: str | None = None
-    """The target as the event wrote it (the legacy answer repeats it)."""
 
 
 class Host(Protocol):
@@ -54,19 +42,16 @@ class Call:
     def log(self, step: str, **fields: Any) -> None:
         self.runner.log(step, self.request_id, **fields)
 
-    def run(self, secret_version: str | None) -> Any:
-        """The bounds of this run (see command.Run)."""
-        from alquimista_schema import command  # deferred: a no-op never loads Alembic
-
+    def run(self, secret_version: str | None) -> Run:
+        """The bounds of this run."""
         s = self.runner.settings
         lock_wait = s.lock_wait if s.lock_wait is not None else (
             float("inf") if self.deadline is not None else 60.0)  # then bounded by the deadline
-        return command.Run(request_id=self.request_id, actor=self.runner.actor,
-                           action=self.request.action, deadline=self.deadline,
-                           margin=s.margin, secret_version=secret_version,
-                           connect_timeout=s.connect_timeout, connect_budget=s.connect_budget,
-                           lint_policy=s.lint_policy, lock_wait=lock_wait,
-                           environment=s.environment)
+        return Run(request_id=self.request_id, actor=self.runner.actor,
+                   action=self.request.action, deadline=self.deadline, margin=s.margin,
+                   secret_version=secret_version, connect_timeout=s.connect_timeout,
+                   connect_budget=s.connect_budget, lint_policy=s.lint_policy,
+                   lock_wait=lock_wait, environment=s.environment)
 
     def on_database(self, fn: Callable[[Any, Any], dict[str, Any]]) -> dict[str, Any]:
         """Call ``fn(url, run)``; fetch the secret again once if the credentials are refused."""
@@ -102,7 +87,6 @@ def moved(result: Any) -> dict[str, Any]:
 # --- the actions ----------------------------------------------------------------------
 
 def _upgrade(call: Call) -> dict[str, Any]:
-    from alquimista_schema import command
 
     target = call.request.target or "head"
     return call.on_database(lambda url, run: moved(
@@ -120,7 +104,6 @@ def _run_migration(call: Call) -> dict[str, Any]:
 
 
 def _downgrade(call: Call) -> dict[str, Any]:
-    from alquimista_schema import command
 
     request = call.request
     if not request.allow_downgrade:
@@ -132,7 +115,6 @@ def _downgrade(call: Call) -> dict[str, Any]:
 
 
 def _current(call: Call) -> dict[str, Any]:
-    from alquimista_schema import command
 
     def read(url: Any, run: Any) -> dict[str, Any]:
         at = command.current(url, run=run)
@@ -142,13 +124,11 @@ def _current(call: Call) -> dict[str, Any]:
 
 
 def _history(call: Call) -> dict[str, Any]:
-    from alquimista_schema import command
 
     return {"status": "success", "revisions": [asdict(r) for r in command.history()]}
 
 
 def _plan(call: Call) -> dict[str, Any]:
-    from alquimista_schema import command
 
     target = call.request.target or "head"
 
@@ -162,7 +142,6 @@ def _plan(call: Call) -> dict[str, Any]:
 
 
 def _drift(call: Call) -> dict[str, Any]:
-    from alquimista_schema import command
 
     def read(url: Any, run: Any) -> dict[str, Any]:
         at = command.current(url, run=run)
@@ -177,11 +156,10 @@ def _drift(call: Call) -> dict[str, Any]:
 
 
 def _adopt(call: Call) -> dict[str, Any]:
-    from alquimista_schema.autogenerate.adoption import adopt
 
     def act(url: Any, run: Any) -> dict[str, Any]:
         try:
-            result = adopt(url, dry_run=call.request.dry_run, run=run)
+            result = command.adopt(url, dry_run=call.request.dry_run, run=run)
         except DriftDetected as exc:
             exc.args = (f"{exc}: " + "; ".join(exc.differences),)
             exc.progress = None
@@ -195,11 +173,10 @@ def _adopt(call: Call) -> dict[str, Any]:
 
 def _list_migrations(call: Call) -> dict[str, Any]:
     """Legacy: what the bundle carries, and what the database has applied."""
-    from alquimista_schema import command
 
     def read(url: Any, run: Any) -> dict[str, Any]:
         at = command.current(url, run=run)
-        applied = command.applied_revisions(command.script_directory(), at)
+        applied = command.applied(at)
         carried = command.history()
         return {"status": "success", "from_revision": at, "to_revision": at,
                 "message": f"{len(carried)} migrations in the bundle, {len(applied)} applied",

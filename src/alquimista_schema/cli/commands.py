@@ -277,9 +277,9 @@ def adopt(dry_run: bool, url: str | None, secret_arn: str | None) -> None:
     types, nullability, defaults, indexes, constraints, views, functions, triggers)
     and stamps it; on any difference changes nothing, lists each one, and exits 1.
     """
-    from alquimista_schema.autogenerate.adoption import adopt as adopt_database
+    from alquimista_schema import command
 
-    result = on_database(url, secret_arn, lambda db: adopt_database(db, dry_run=dry_run))
+    result = on_database(url, secret_arn, lambda db: command.adopt(db, dry_run=dry_run))
     say(result.message)
 
 

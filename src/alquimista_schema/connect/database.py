@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 
 from alquimista_schema.connect import dsn
-from alquimista_schema.connect.dsn import Dsn
+from alquimista_schema.connect.dsn import Dsn, UrlLike
 from alquimista_schema.errors import (
     AuthenticationFailed,
     ConfigurationError,
@@ -24,15 +24,17 @@ APPLICATION_NAME = "alquimista-schema"
 DEFAULT_CONNECT_TIMEOUT = 10
 
 
-def parse_url(url: str | URL | Dsn) -> URL:
+def parse_url(url: str | UrlLike) -> URL:
     """Return ``url`` as a SQLAlchemy URL for psycopg2, or raise ConfigurationError.
 
-    Parsed by :func:`dsn.parse`, the one URL grammar (the fast and express paths use it
-    without SQLAlchemy). No message quotes the URL: it holds a password.
+    Parsed by :func:`dsn.parse`, the one URL grammar (the no-op probe uses it without
+    SQLAlchemy). No message quotes the URL: it holds a password.
     """
-    if isinstance(url, URL):
-        url = url.render_as_string(hide_password=False)
-    return (url if isinstance(url, Dsn) else dsn.parse(url)).to_url()
+    found = url if isinstance(url, Dsn) else dsn.parse(
+        url if isinstance(url, str) else url.render_as_string(hide_password=False))
+    return URL.create(dsn.DRIVERNAME, username=found.username, password=found.password,
+                      host=found.host, port=found.port, database=found.database,
+                      query=dict(found.query))
 
 
 def describe_connect_error(url: URL, exc: DBAPIError) -> SchemaError:
@@ -70,7 +72,7 @@ def describe_connect_error(url: URL, exc: DBAPIError) -> SchemaError:
 
 
 @contextmanager
-def connect(url: str | URL | Dsn, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+def connect(url: str | UrlLike, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
             application_name: str = APPLICATION_NAME, budget: float = 0.0,
             deadline: float | None = None, adopt: Any = None) -> Iterator[Connection]:
     """Open one connection (no pool) to ``url``; close it on exit.

@@ -1,12 +1,10 @@
 """Connection parameters without SQLAlchemy, and the one grammar of database URLs.
 
-Importing SQLAlchemy costs about 200 ms: most of a cold no-op, and a third of a full
-upgrade through compiled revisions (express.py). A URL is parsed here, by
-:func:`parse`, into a ``Dsn``; the fast and express paths read its fields as a
-SQLAlchemy ``URL``'s (host, port, username, password, database, query), and the full
-path converts it with :meth:`Dsn.to_url` (database.parse_url) when it loads
-SQLAlchemy anyway. No message here quotes the URL: it holds a password. Imports only
-the exception tree.
+Importing SQLAlchemy costs about 200 ms, most of a cold no-op. A URL is parsed here,
+by :func:`parse`, into a ``Dsn``; the no-op probe reads its fields as a SQLAlchemy
+``URL``'s (host, port, username, password, database, query: ``UrlLike``), and a run
+converts it with ``database.parse_url`` when it loads SQLAlchemy anyway. No message
+here quotes the URL: it holds a password. Imports only the exception tree.
 """
 
 from __future__ import annotations
@@ -14,17 +12,33 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import parse_qsl, quote, unquote
 
 from alquimista_schema.errors import ConfigurationError
 
-if TYPE_CHECKING:
-    from sqlalchemy.engine import URL
-
 DRIVERNAME = "postgresql+psycopg2"
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 MALFORMED = "the database URL is not valid; expected postgresql://user:password@host:port/dbname"
+
+
+class UrlLike(Protocol):
+    """What the package reads of a URL: a ``Dsn``, or a SQLAlchemy ``URL``, alike."""
+
+    @property
+    def host(self) -> str | None: ...
+    @property
+    def port(self) -> int | None: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def password(self) -> str | None: ...
+    @property
+    def database(self) -> str | None: ...
+    @property
+    def query(self) -> Mapping[str, str | tuple[str, ...]]: ...
+
+    def render_as_string(self, hide_password: bool = True) -> str: ...
 
 
 @dataclass(frozen=True, repr=False)
@@ -50,14 +64,6 @@ class Dsn:
         params = "&".join(f"{k}={quote(str(v), safe='/')}" for k, v in self.query.items())
         return (f"{DRIVERNAME}://{user}{'@' if user else ''}{host}{port}/"
                 f"{quote(self.database or '', safe='')}" + (f"?{params}" if params else ""))
-
-    def to_url(self) -> URL:
-        """The same connection as a SQLAlchemy URL (imports SQLAlchemy)."""
-        from sqlalchemy.engine import URL
-
-        return URL.create(DRIVERNAME, username=self.username, password=self.password,
-                          host=self.host, port=self.port, database=self.database,
-                          query=dict(self.query))
 
     def __repr__(self) -> str:
         return f"Dsn({self.render_as_string(hide_password=True)!r})"

@@ -1,4 +1,4 @@
-"""From a Secrets Manager secret (RDS format) to a database URL.
+"""From a Secrets Manager secret (RDS format) to a database URL, cached per container.
 
 The secret is ``{"username", "password", "host", "port", "dbname", "engine"}``.
 RDS-managed master secrets carry only ``username`` and ``password``; then
@@ -7,13 +7,14 @@ both name a value (it is managed with the cluster); the environment only fills g
 
 TLS is always on: ``sslmode=verify-full`` against ``DB_SSLROOTCERT`` when that CA
 bundle is configured, ``require`` otherwise. Nothing here logs or raises with the
-password in it.
+password in it. The secret comes from AWS's Parameters and Secrets extension when its
+layer is there (over localhost, no boto3), else from Secrets Manager through boto3
+(secretsmanager.py, imported only then).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import time
@@ -24,7 +25,6 @@ from typing import Any, TypeVar
 from alquimista_schema.connect.dsn import Dsn
 from alquimista_schema.errors import (
     AuthenticationFailed,
-    ConfigurationError,
     DeadlineExceeded,
     SecretUnavailable,
 )
@@ -32,10 +32,6 @@ from alquimista_schema.errors import (
 T = TypeVar("T")
 
 SECRET_ENV = "DB_SECRET_ARN"  # noqa: S105 (the name of a variable, not a secret)
-# Bounded so an unreachable endpoint fails well inside a Lambda's time, not at its kill.
-SECRETS_CONNECT_TIMEOUT = 3
-SECRETS_READ_TIMEOUT = 5
-SECRETS_MAX_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -77,97 +73,6 @@ def fetch_from_extension(secret_id: str, port: int, token: str | None,
     if not isinstance(body, dict):
         raise _ExtensionUnavailable("not a JSON object")
     return body
-
-
-def secrets_client(session: Any = None, region: str | None = None,
-                   within: float | None = None) -> Any:
-    """Return a Secrets Manager client with short timeouts and few retries.
-
-    The region comes from the runtime's environment (``AWS_REGION`` on Lambda), else
-    from the secret's ARN; the endpoint may be overridden the way boto3 reads it
-    (``AWS_ENDPOINT_URL_SECRETS_MANAGER``, for a local endpoint).
-    """
-    import boto3  # deferred: the CLI without --secret-arn never needs it
-    from botocore.config import Config
-    from botocore.exceptions import NoRegionError
-
-    connect: float = SECRETS_CONNECT_TIMEOUT
-    read: float = SECRETS_READ_TIMEOUT
-    attempts = SECRETS_MAX_ATTEMPTS
-    if within is not None:  # one attempt that ends within ``within`` seconds
-        connect = read = max(within / 2 - 0.25, 0.5)
-        attempts = 1
-    # total_max_attempts counts the first try too (max_attempts would add a retry).
-    config = Config(connect_timeout=connect, read_timeout=read,
-                    retries={"total_max_attempts": attempts, "mode": "standard"})
-    session = session or boto3.session.Session()
-    # boto3 reads AWS_DEFAULT_REGION; the Lambda runtime (and many shells) set AWS_REGION.
-    fallback = os.environ.get("AWS_REGION") or region
-    try:
-        return session.client("secretsmanager", config=config,
-                              region_name=None if session.region_name else fallback)
-    except NoRegionError:
-        raise ConfigurationError(
-            "no AWS region: set AWS_REGION (the Lambda runtime sets it), or give the secret's "
-            "full ARN, which names its region") from None
-
-
-def arn_region(secret_id: str) -> str | None:
-    """Return the region named in a secret ARN (arn:aws:secretsmanager:REGION:...)."""
-    parts = secret_id.split(":")
-    return parts[3] if len(parts) > 4 and parts[0] == "arn" and parts[3] else None
-
-
-class _NoSecretBodies(logging.Filter):
-    """Drop log records that carry a secret's value (botocore logs bodies at DEBUG)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a record that cannot render is not ours to judge
-            return True
-        return "SecretString" not in message and "SecretBinary" not in message
-
-
-_FILTER = _NoSecretBodies()
-
-
-def silence_secret_bodies() -> None:
-    """Attach the filter to every botocore/urllib3 logger (a Lambda at DEBUG logs bodies).
-
-    Filters act only on records made by the logger they are attached to, so each
-    existing logger of those libraries gets one; botocore makes its loggers at import.
-    """
-    names = [n for n in list(logging.Logger.manager.loggerDict)
-             if n.split(".")[0] in ("botocore", "boto3", "urllib3")]
-    for name in ["botocore", *names]:
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
-
-
-def fetch_secret(secret_id: str, client: Any) -> tuple[dict[str, Any], str | None]:
-    """Return the secret's JSON and its version id, from Secrets Manager through boto3."""
-    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
-
-    silence_secret_bodies()
-    try:
-        response = client.get_secret_value(SecretId=secret_id)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        hint = {
-            "ResourceNotFoundException": "no such secret: check its name or ARN and the region",
-            "AccessDeniedException": "the function's role may not read it (secretsmanager:"
-                                     "GetSecretValue, and kms:Decrypt for its key)",
-            "DecryptionFailure": "its KMS key cannot be used by the function's role",
-        }.get(code, code or "request refused")
-        raise SecretUnavailable(f"cannot read secret {secret_id!r}: {hint}") from exc
-    except (EndpointConnectionError, BotoCoreError) as exc:
-        raise SecretUnavailable(
-            f"cannot reach Secrets Manager for secret {secret_id!r} ({type(exc).__name__}): "
-            "functions in isolated subnets need a Secrets Manager VPC endpoint whose security "
-            "group admits HTTPS (443) from the function's security group") from exc
-    return parse_secret(secret_id, response)
 
 
 def parse_secret(secret_id: str, response: Mapping[str, Any]) -> tuple[dict[str, Any],
@@ -231,16 +136,15 @@ def url_from_secret(secret: Mapping[str, Any], env: Mapping[str, str] | None = N
                password=str(password), database=str(dbname), query=query)
 
 
-# A fetch may take up to connect + read timeout, twice (one retry); with less time left,
-# one shorter attempt is made, and none at all below MIN_FETCH_SECONDS.
-SECRETS_WORST_CASE = SECRETS_MAX_ATTEMPTS * (SECRETS_CONNECT_TIMEOUT + SECRETS_READ_TIMEOUT)
+# With less time left than a slow Secrets Manager could take, one shorter attempt is
+# made (see secretsmanager.WORST_CASE), and none at all below MIN_FETCH_SECONDS.
 MIN_FETCH_SECONDS = 2.0
 
 
 class SecretCache:
     """Fetch the secret once per warm container; fetch again after refused credentials."""
 
-    def __init__(self, secret_id: str, client_factory: Any = secrets_client,
+    def __init__(self, secret_id: str, client_factory: Callable[..., Any] | None = None,
                  env: Mapping[str, str] | None = None) -> None:
         self.secret_id = secret_id
         self._client_factory = client_factory
@@ -265,7 +169,7 @@ class SecretCache:
             # the password from before a rotation, so ask Secrets Manager itself.
             found = None if refresh else self._from_extension(deadline)
             source = "extension" if found is not None else "secretsmanager"
-            secret, version = found or fetch_secret(self.secret_id, self._client_for(deadline))
+            secret, version = found or self._from_secrets_manager(deadline)
             self.fetches += 1
             self._cached = Credentials(
                 url_from_secret(secret, self._env, name=f"secret {self.secret_id!r}"), version,
@@ -288,17 +192,28 @@ class SecretCache:
             return None
         return parse_secret(self.secret_id, response)
 
-    def _client_for(self, deadline: float | None) -> Any:
+    def _from_secrets_manager(self, deadline: float | None) -> tuple[dict[str, Any],
+                                                                      str | None]:
+        """The secret from Secrets Manager itself, through boto3 (imported only now)."""
+        from alquimista_schema.connect import secretsmanager
+
+        response = secretsmanager.get_secret_value(self.secret_id,
+                                                   self._client_for(deadline, secretsmanager))
+        return parse_secret(self.secret_id, response)
+
+    def _client_for(self, deadline: float | None, secretsmanager: Any) -> Any:
         """The cached client, or a one-attempt client that ends before ``deadline``."""
+        factory = self._client_factory or secretsmanager.client
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left < MIN_FETCH_SECONDS:
             raise DeadlineExceeded(
                 f"too little time left to fetch secret {self.secret_id!r} ({max(left, 0):.1f}s "
                 "before the deadline's margin); raise the function's timeout")
-        if left is not None and left < SECRETS_WORST_CASE:
-            return self._client_factory(region=arn_region(self.secret_id), within=left)
+        region = secretsmanager.arn_region(self.secret_id)
+        if left is not None and left < secretsmanager.WORST_CASE:
+            return factory(region=region, within=left)
         if self._client is None:
-            self._client = self._client_factory(region=arn_region(self.secret_id))
+            self._client = factory(region=region)
         return self._client
 
     def call(self, fn: Callable[[Credentials], T], *, deadline: float | None = None,

@@ -1,7 +1,7 @@
-"""psycopg2 connections without SQLAlchemy: the fast path, the express path, the lock.
+"""psycopg2 connections without SQLAlchemy: the no-op probe, the lock, the audit row.
 
-Light on purpose: the no-op and the express upgrade never import SQLAlchemy, and
-the lock and audit connection is a driver connection on every path.
+Light on purpose: the no-op never imports SQLAlchemy, and the lock and audit
+connection is a driver connection.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import psycopg2
 def connect(url: Any, *, connect_timeout: float, application_name: str) -> Any:
     """Open an autocommit psycopg2 connection to ``url`` (a Dsn, or a URL's fields).
 
-    Errors are the driver's: the callers fall back to the full path, which reports them.
+    Errors are the driver's: the no-op probe then lets the run skeleton answer, which reports them.
     """
     # The URL's options first, ours over them (as SQLAlchemy's connect_args win). libpq
     # reads a connect_timeout of 0 as "wait forever" and rounds 1 up to 2: a real bound.

@@ -3,8 +3,7 @@
 Like ``alembic_version``, the table belongs to the runner, not to the models, so
 autogenerate and ``check`` never see it. Rows are written on the lock connection,
 outside the migration transactions, so a rolled-back revision still leaves its
-failure on record. Written through psycopg2 (the lock connection is a driver
-connection), so the express path records its runs without SQLAlchemy.
+failure on record. Written through psycopg2: the lock connection is a driver connection.
 """
 
 from __future__ import annotations
@@ -93,7 +92,7 @@ def entry_for(run: Run, target: str | None, progress: Progress,
     elif outcome is not None:  # never audit an unexpected failure as a success
         entry.outcome, entry.error_code = "error", "INTERNAL_ERROR"
         entry.error = f"{type(outcome).__name__}: {outcome}"[:500]
-    failed = entry.outcome == "error" and progress.audit_errors
+    failed = entry.outcome == "error" and progress.traced
     return entry if failed or entry.applied or progress.changed else None
 
 

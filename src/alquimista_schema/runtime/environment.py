@@ -1,36 +1,36 @@
-"""The body of ``env.py``: run migrations online or offline for a given context.
+"""The body of ``env.py``: run migrations online or offline, for every door.
 
-Both ``alembic/env.py`` (the repository's, used by the ``alembic`` command) and
-the package's own ``migrations/env.py`` call :func:`run` in one line, so the
-Alembic CLI, the package's CLI and the Lambda behave the same. A plain ``alembic
-upgrade/downgrade/stamp`` runs inside ``skeleton.alembic_command``: the verbs' lock,
-standby guard, unadopted-database refusal, downgrade guard and audit.
+Both ``alembic/env.py`` (the repository's, for the ``alembic`` command) and the
+package's own ``migrations/env.py`` call :func:`run` in one line. Inside a run of the
+package's own (the CLI, the Lambda) the context comes with its connection and its
+steps. A plain ``alembic upgrade/downgrade/stamp`` is handed to the run skeleton with
+its own context (``within``): the same lock, guards, audit, pacing and record.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 from logging.config import fileConfig
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic.runtime.environment import EnvironmentContext
-from alembic.script import ScriptDirectory, write_hooks
+from alembic.script import write_hooks
 from alembic.util import CommandError
-from sqlalchemy import MetaData, create_engine, pool
+from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import Connection
 
-from alquimista_schema import durations, settings
-from alquimista_schema.autogenerate import compare
-from alquimista_schema.durations import session_timeouts
-from alquimista_schema.errors import ConfigurationError, MissingURL, SchemaError
-from alquimista_schema.runtime import skeleton
-from alquimista_schema.schema import models
+from alquimista_schema import settings, targets
+from alquimista_schema.errors import MissingURL, SchemaError
+from alquimista_schema.runtime import configure, skeleton
+from alquimista_schema.runtime.run import Change, Run
 from alquimista_schema.script import authoring
+
+if TYPE_CHECKING:
+    from alembic.runtime.environment import EnvironmentContext
 
 __all__ = ["run"]
 _GUARDED = ("upgrade", "downgrade", "stamp")
+_DIRECTION: dict[str, targets.Direction] = {"upgrade": "up", "downgrade": "down"}
 
 
 @write_hooks.register("alquimista_manifest")
@@ -56,32 +56,6 @@ def run(context: EnvironmentContext) -> None:
             raise
         # The alembic CLI prints a CommandError as one "FAILED: ..." line, no traceback.
         raise CommandError(str(exc)) from exc
-
-
-def target_metadata(context: EnvironmentContext) -> MetaData:
-    md: MetaData | None = context.config.attributes.get("target_metadata")
-    return md if md is not None else models.metadata
-
-
-def configure_kwargs(context: EnvironmentContext) -> dict[str, Any]:
-    metadata = target_metadata(context)
-    include_name, include_object = compare.make_filters(metadata)
-    kwargs: dict[str, Any] = {
-        "target_metadata": metadata,
-        "compare_type": True,
-        "compare_server_default": True,
-        "include_name": include_name,
-        "include_object": include_object,
-        "include_schemas": False,
-        # One transaction per revision: a failing revision rolls back to the one
-        # before it, and NOT VALID / VALIDATE can live in separate revisions.
-        "transaction_per_migration": True,
-        "process_revision_directives": number_revisions,
-    }
-    callbacks = context.config.attributes.get("on_version_apply")
-    if callbacks:
-        kwargs["on_version_apply"] = callbacks
-    return kwargs
 
 
 def configured_url(context: EnvironmentContext) -> str | None:
@@ -111,27 +85,19 @@ def resolve_url(context: EnvironmentContext) -> str:
 
 def local_database_url() -> str:
     """The local database (started if needed), announced in one line on stderr."""
-    from alquimista_schema.connect import local as devdb
+    from alquimista_schema.connect import local
 
-    url = devdb.local_url(lambda line: print(line, file=sys.stderr))
+    url = local.local_url(lambda line: print(line, file=sys.stderr))
     return url.render_as_string(hide_password=False)
 
 
-def timeouts(context: EnvironmentContext) -> dict[str, str]:
-    """Return lock_timeout and statement_timeout for the migration transactions."""
-    x_args = context.get_x_argument(as_dictionary=True)
-    return {name: durations.setting(name, context.config.attributes.get(name), x_args.get(name),
-                           configured=context.config.get_main_option(name))
-            for name in durations.DEFAULTS}
-
-
 def run_offline(context: EnvironmentContext) -> None:
-    """Emit SQL to the output instead of running it."""
+    """Emit SQL to the output instead of running it (for review: never replayed)."""
     url = configured_url(context) or "postgresql://"  # offline needs only the dialect
     context.configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"},
-                      **configure_kwargs(context))
+                      **configure.configure_kwargs(context))
     with context.begin_transaction():
-        for name, value in timeouts(context).items():
+        for name, value in configure.timeouts(context).items():
             context.execute(f"SET {name} = '{value}'")
         context.run_migrations()
 
@@ -142,74 +108,46 @@ def run_online(context: EnvironmentContext) -> None:
     if connection is not None and not isinstance(connection, Connection):
         # An engine or engine-like connectable (pytest-alembic hands one in).
         with connection.connect() as conn:
-            _run_on(context, conn)
+            configure.run_on(context, conn)
         return
     if connection is not None:
-        _run_on(context, connection)
+        configure.run_on(context, connection)
         return
     url = resolve_url(context)
+    command = _alembic_cli_command(context)
+    if command in _GUARDED:
+        skeleton.change(url, _cli_change(context, command), _cli_run(context, command),
+                        within=context)
+        return
     engine = create_engine(url, poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
-            command = _alembic_cli_command(context)
-            if command not in _GUARDED:
-                _run_on(context, conn)
-                return
-            with skeleton.alembic_command(url, conn, context.script,
-                                         **_cli_request(context, command)) as progress:
-                context.config.attributes["on_version_apply"] = [skeleton.recorder(progress)]
-                _run_on(context, conn)
+            configure.run_on(context, conn)
     finally:
         engine.dispose()
 
 
-def _cli_request(context: EnvironmentContext, command: str) -> dict[str, Any]:
-    """What the alembic command asks for: action, target, -x confirm, ENVIRONMENT."""
+def _cli_change(context: EnvironmentContext, command: str) -> Change:
+    """What the alembic command asks for: its target, ``--purge``, ``-x confirm=REV``."""
     opts = context.config.cmd_opts
     target = getattr(opts, "revision", None) or " ".join(getattr(opts, "revisions", None) or [])
-    return {"action": command, "target": target,
-            "confirm": context.get_x_argument(as_dictionary=True).get("confirm"),
-            "purge": bool(getattr(opts, "purge", False)),
-            "environment": settings.environment_name(os.environ.get("ENVIRONMENT"))}
+    return Change(command, targets.parse(target, _DIRECTION.get(command)),
+                  confirm=context.get_x_argument(as_dictionary=True).get("confirm"),
+                  purge=bool(getattr(opts, "purge", False)))
 
 
-def _run_on(context: EnvironmentContext, connection: Connection) -> None:
-    context.configure(connection=connection, **configure_kwargs(context))
-    if context.config.attributes.get("session_configured"):
-        # The caller (migrate) set the timeouts once for all its steps.
-        with context.begin_transaction():
-            context.run_migrations()
-        return
-    with session_timeouts(connection, timeouts(context)), context.begin_transaction():
-        context.run_migrations()
+def _cli_run(context: EnvironmentContext, command: str) -> Run:
+    """The run's bounds: ENVIRONMENT and LINT_POLICY as the Lambda reads them, the timeouts
+    from ``-x``, the environment or the ini."""
+    read = settings.Settings.from_env({k: v for k, v in os.environ.items()
+                                       if k in ("ENVIRONMENT", "LINT_POLICY")})
+    times = configure.timeouts(context)
+    return Run(action=command, environment=read.environment, lint_policy=read.lint_policy,
+               lock_timeout=times["lock_timeout"],
+               statement_timeout=times["statement_timeout"])
 
 
 def _alembic_cli_command(context: EnvironmentContext) -> str | None:
     """Return the alembic CLI command being run (``upgrade``...), or None when embedded."""
     cmd = getattr(context.config.cmd_opts, "cmd", None)
     return getattr(cmd[0], "__name__", None) if cmd else None
-
-
-def number_revisions(context: Any, revision: Any, directives: list[Any]) -> None:
-    """Number new revisions after the legacy files (018, 019, ...) unless given an id.
-
-    Alembic's generated ids are 12 random hex digits; an explicit ``--rev-id`` is kept.
-    """
-    if not directives:
-        return
-    script = directives[0]
-    cmd_opts = getattr(context.config, "cmd_opts", None)
-    autogenerate = context.config.attributes.get("autogenerate") or getattr(
-        cmd_opts, "autogenerate", False)
-    if autogenerate and script.upgrade_ops.is_empty():
-        directives[:] = []  # nothing changed: write no empty revision
-        context.config.attributes["nothing_to_write"] = True
-        return
-    if not re.fullmatch(r"[0-9a-f]{12}", script.rev_id or ""):
-        if not authoring.REV_ID.fullmatch(script.rev_id or ""):
-            raise ConfigurationError(  # it becomes a file name: never outside versions/
-                f"--rev-id must be 1 to 40 letters, digits or underscores, not {script.rev_id!r}")
-        return
-    scripts = ScriptDirectory.from_config(context.config)
-    numbers = [int(r.revision) for r in scripts.walk_revisions() if r.revision.isdigit()]
-    script.rev_id = f"{max(numbers, default=0) + 1:03d}"

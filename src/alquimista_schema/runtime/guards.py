@@ -1,42 +1,27 @@
-"""Refusals made before anything changes: a standby, an unconfirmed destructive downgrade.
+"""The refusals a run makes before it changes anything.
 
-A downgrade's dropped tables are read from its offline SQL, before the lock; their
-rows are counted under it, on the run's own connection.
+Each guard raises the package's error and changes nothing: a standby, a destructive
+verb in prod without its confirmation, an unadopted database, a downgrade that drops
+tables holding rows, a revision with unwaived lint findings under the enforce policy.
 """
 
 from __future__ import annotations
 
-import io
 import re
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from alquimista_schema.errors import DowngradeRefused, ReadOnlyReplica
+from alquimista_schema.errors import DowngradeRefused, LintRefused, NotAdopted, ReadOnlyReplica
+from alquimista_schema.runtime import stepping
+from alquimista_schema.schema import introspect
+from alquimista_schema.script import lint
 
 if TYPE_CHECKING:
-    from alembic.script import ScriptDirectory
+    from alembic.script import Script, ScriptDirectory
 
 _DROP_TABLE = re.compile(r"^\s*DROP TABLE (?:IF EXISTS )?([\w.\"]+)", re.IGNORECASE | re.MULTILINE)
-
-
-def dropped_tables(script: ScriptDirectory, start: str | None, dest: str) -> list[str]:
-    """Return the tables the downgrade from ``start`` to ``dest`` drops, from its offline SQL.
-
-    Rendered with a bare MigrationContext (not an EnvironmentContext), so it also works
-    from inside env.py, where Alembic's ``context`` proxy is in use.
-    """
-    from alembic.operations import Operations
-    from alembic.runtime.migration import MigrationContext
-
-    buffer = io.StringIO()
-    context = MigrationContext.configure(dialect_name="postgresql", opts={
-        "as_sql": True, "output_buffer": buffer, "literal_binds": True})
-    with Operations.context(context):
-        for step in script._downgrade_revs(dest, start):
-            step.revision.module.downgrade()
-    return list(dict.fromkeys(m.strip('"') for m in _DROP_TABLE.findall(buffer.getvalue())))
 
 
 def confirmation(target: str) -> str:
@@ -45,12 +30,20 @@ def confirmation(target: str) -> str:
             f'"confirm": "{target}" (event)')
 
 
-def refuse_in_prod(environment: str, what: str, target: str, confirm: str | None) -> None:
-    """Refuse (changing nothing) a destructive verb in prod unless ``confirm`` repeats it."""
-    if environment == "prod" and confirm != target:
+def refuse_in_prod(environment: str, what: str | None, target: str,
+                   confirm: str | None) -> None:
+    """Refuse (changing nothing) a destructive verb ``what`` in prod unless ``confirm``
+    repeats its target (None: the verb destroys nothing)."""
+    if what is not None and environment == "prod" and confirm != target:
         raise DowngradeRefused(
             f"{what} refused in prod: it can destroy data; nothing was changed. Repeat the "
             f"target as confirmation: {confirmation(target)}")
+
+
+def dropped_tables(script: ScriptDirectory, start: str | None, dest: str) -> list[str]:
+    """Return the tables the downgrade from ``start`` to ``dest`` drops, from its offline SQL."""
+    sql = stepping.render_downgrade(script, start, dest)
+    return list(dict.fromkeys(m.strip('"') for m in _DROP_TABLE.findall(sql)))
 
 
 def authorise_downgrade(conn: Connection, dropped: list[str], target: str,
@@ -81,3 +74,40 @@ def guard_replica(conn: Connection) -> None:
         raise ReadOnlyReplica(
             "connected to a read-only replica (pg_is_in_recovery() is true): point the URL "
             "or the secret's host at the cluster's writer endpoint")
+
+
+def refuse_unadopted(conn: Connection) -> None:
+    """Raise NotAdopted when an unversioned database already holds the package's objects.
+
+    Call it only for a database without a version: such objects were made by the
+    legacy files (or by hand), and applying the first revision over them would fail
+    halfway; ``adopt`` verifies them and records the revision they match.
+    """
+    present = introspect.owned_objects_present(conn)
+    if conn.in_transaction():
+        conn.commit()
+    if present:
+        raise NotAdopted(
+            f"the database holds the package's objects ({', '.join(present[:4])}"
+            f"{', ...' if len(present) > 4 else ''}) but no alembic_version: it was built by "
+            "the legacy files or by hand. Run `alquimista-schema adopt` (the Lambda: "
+            '{"action": "adopt"}) to verify it and record its revision, then upgrade. '
+            "Nothing was changed")
+
+
+def refuse_unlinted(revisions: list[Script], policy: str) -> None:
+    """Under the enforce policy, refuse the first revision that is not lint-clean."""
+    if policy != "enforce":
+        return
+    results = lint.load_manifest()
+    for rev in revisions:
+        if rev.revision not in results:
+            raise LintRefused(
+                f"revision {rev.revision} has no lint result in this bundle (migrations/"
+                "lint.json is stale): refusing under the enforce policy")
+        bad = [f for f in results[rev.revision] if not f.waived]
+        if bad:
+            rules = ", ".join(sorted({f.rule for f in bad}))
+            raise LintRefused(
+                f"revision {rev.revision} has {len(bad)} unwaived squawk finding(s) ({rules}): "
+                "fix them or waive each in the revision's SQUAWK_WAIVERS with a reason")

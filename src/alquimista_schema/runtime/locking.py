@@ -5,9 +5,8 @@ rollbacks of the migration transactions, and PostgreSQL releases it by itself wh
 that connection dies (a killed Lambda never leaves it behind). Waiting is bounded,
 and a timeout names the holder.
 
-The lock connection is a plain psycopg2 connection (the full path hands over the
-driver connection under its SQLAlchemy one), so the express path (express.py) takes
-the same lock without loading SQLAlchemy.
+The lock connection is the psycopg2 connection under a SQLAlchemy one (the run
+skeleton hands it over), used for nothing else.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 """Between two revisions: the deadline check, the statement_timeout cap, and what a
-revision's database error means. Shared by the Alembic path (running.py) and the
-express path (express.py); light (no SQLAlchemy, no Alembic).
+revision's database error means (for the run skeleton); light (no SQLAlchemy, no Alembic).
 """
 
 from __future__ import annotations

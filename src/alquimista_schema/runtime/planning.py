@@ -1,8 +1,7 @@
-"""Where the database is, and where a target leads: the plan of a move, computed once.
+"""Where a target leads from where the database is: the route of a move, computed once.
 
-The steps are Alembic's own ``RevisionStep`` objects, handed to a single Alembic run as
-they are (running.py); relative targets are checked against the history here, before
-any lock is taken.
+The steps are Alembic's own (see stepping.py), handed to a single Alembic run as they
+are; relative targets are checked against the history here, before any lock is taken.
 """
 
 from __future__ import annotations
@@ -10,39 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from alquimista_schema.errors import UnknownDatabaseRevision, UnknownRevision
-from alquimista_schema.runtime import guards
+from alquimista_schema.errors import UnknownRevision
+from alquimista_schema.runtime import guards, stepping
 from alquimista_schema.script import directory
 from alquimista_schema.targets import Target
 
 if TYPE_CHECKING:
+    from alembic.runtime.migration import RevisionStep
     from alembic.script import Script, ScriptDirectory
-    from sqlalchemy.engine import Connection
 
-
-def current_heads(script: ScriptDirectory, conn: Connection) -> tuple[str, ...]:
-    """Return the database's revisions; raise if one is unknown to this release."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script.revision import RevisionError
-    from alembic.util import CommandError
-
-    heads = MigrationContext.configure(conn).get_current_heads()
-    if conn.in_transaction():
-        conn.commit()
-    for head in heads:
-        try:
-            script.get_revision(head)
-        except (CommandError, RevisionError) as exc:
-            raise UnknownDatabaseRevision(
-                f"the database is at revision {head!r}, which this release of "
-                f"alquimista-schema does not know (its head is {script.get_current_head()!r}): "
-                "it was probably migrated by a newer release; use that release (or, to "
-                "overwrite the version table, `stamp <revision> --purge`)") from exc
-    return heads
-
-
-def one(heads: tuple[str, ...]) -> str | None:
-    return heads[0] if heads else None
+    from alquimista_schema.runtime.run import Run
 
 
 def destination(script: ScriptDirectory, target: Target, start: str | None, *,
@@ -70,33 +46,23 @@ def destination(script: ScriptDirectory, target: Target, start: str | None, *,
 
 
 def steps(script: ScriptDirectory, start: str | None, dest: str, *,
-          upgrade: bool) -> list[Any]:
-    """Return Alembic's migration steps (``RevisionStep``), in the order they run."""
+          upgrade: bool) -> list[RevisionStep]:
+    """Return Alembic's steps from ``start`` to ``dest``, in the order they run."""
     from alembic.script.revision import RevisionError
     from alembic.util import CommandError
 
     try:
-        if upgrade:
-            return list(script._upgrade_revs(dest, start))  # type: ignore[arg-type]
-        return list(script._downgrade_revs(dest, start))
+        return stepping.steps(script, start, dest, upgrade=upgrade)
     except (CommandError, RevisionError, AssertionError) as exc:
         verb = "upgrade" if upgrade else "downgrade"
         raise UnknownRevision(f"cannot {verb} from {start or 'base'} to {dest!r}: "
                               f"{str(exc) or 'past the end of the history'}") from exc
 
 
-def landing(step: Any) -> str | None:
-    """Where the database is once ``step`` has committed (None: base)."""
-    if step.is_upgrade:
-        return str(step.revision.revision)
-    down = step.revision.down_revision
-    return down if isinstance(down, str) else None
-
-
 @dataclass
-class Plan:
-    """What a move will do from ``start``: computed once before the lock (again only if
-    the database moved meanwhile), then handed to Alembic as it is."""
+class Route:
+    """What a move does from ``start``: computed once before the lock (again only if the
+    database moved meanwhile), then handed to Alembic as it is."""
 
     start: str | None
     steps: list[Any]
@@ -108,10 +74,24 @@ class Plan:
     def scripts(self) -> list[Script]:
         return [step.revision for step in self.steps]
 
+    @property
+    def end(self) -> str | None:
+        """Where the database is once every step has committed."""
+        return stepping.landing(self.steps[-1]) if self.steps else self.start
 
-def plan(script: ScriptDirectory, target: Target, start: str | None, *, upgrade: bool) -> Plan:
+
+def route(script: ScriptDirectory, target: Target, start: str | None, *,
+          upgrade: bool) -> Route:
     found = steps(script, start, destination(script, target, start, upgrade=upgrade),
                   upgrade=upgrade)
     dropped = [] if upgrade or not found else guards.dropped_tables(
-        script, start, landing(found[-1]) or "base")
-    return Plan(start, found, dropped)
+        script, start, stepping.landing(found[-1]) or "base")
+    return Route(start, found, dropped)
+
+
+def current(url: Any, run: Run) -> str | None:
+    """Return the database's current revision (None when unversioned)."""
+    from alquimista_schema.connect.database import connect
+
+    with connect(url, **run.connect_options()) as conn:
+        return directory.one(directory.current_heads(directory.script_directory(), conn))

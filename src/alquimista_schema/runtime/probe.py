@@ -3,8 +3,8 @@
 A deployment pipeline invokes the runner on every deploy, and almost always the
 database is already at head. The head comes from the manifest (no revision module
 is loaded) and one round trip reads the version table and the replica flag; only
-when the answer is not a plain "at head" does the full path run, on the very
-connection that asked (see :func:`probe`). The connection is kept for warm
+when the answer is not a plain "at head" does the run skeleton take over, on the
+very connection that asked (see :func:`probe`). The connection is kept for warm
 invocations and dropped on any error.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alquimista_schema.connect import sessions
-from alquimista_schema.script import directory
+from alquimista_schema.script import manifest
 
 _QUERY = "SELECT pg_is_in_recovery(), (SELECT array_agg(version_num) FROM alembic_version)"
 _cached: dict[str, Any] = {}
@@ -26,9 +26,14 @@ class Answer:
     """What the fast path found."""
 
     head: str | None
-    """The head revision when the database is plainly at it; None: take the full path."""
+    """The head revision when the database is plainly at it; None: let the run skeleton answer."""
     connection: Any = None
-    """An open psycopg2 connection now owned by the caller (the full path adopts it)."""
+    """An open psycopg2 connection now owned by the caller (the run skeleton adopts it)."""
+
+    def open_connection(self) -> Any:
+        """The connection handed over, if it is still open (else None)."""
+        return self.connection if self.connection is not None \
+            and not self.connection.closed else None
 
 
 def _key(url: Any) -> str:
@@ -50,9 +55,9 @@ def probe(url: Any, *, connect_timeout: float = 10, statement_timeout: float = 1
           application_name: str = "alquimista-schema") -> Answer:
     """Ask "at head?" once, within the given seconds; hand over the connection if not.
 
-    Any error means "take the full path" (which reports errors properly).
+    Any error means "let the run skeleton answer" (it reports errors properly).
     """
-    head = directory.known_head()
+    head = manifest.known_head()
     if head is None:
         return Answer(None)
     import psycopg2

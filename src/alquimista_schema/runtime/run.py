@@ -1,7 +1,7 @@
 """What a run is: who runs it, within which bounds, and how far it got.
 
-Light on purpose (no SQLAlchemy, no Alembic): the verbs module imports it at
-module level, and the cold no-op of the Lambda must stay cheap.
+Values only (no SQLAlchemy, no Alembic, no connection): the verbs import it at
+module level, and the Lambda's cold no-op must stay cheap.
 """
 
 from __future__ import annotations
@@ -10,13 +10,17 @@ import getpass
 import socket
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from alquimista_schema import durations
 from alquimista_schema.errors import ConfigurationError
+from alquimista_schema.targets import Target
 
-DEFAULT_CONNECT_TIMEOUT = 10  # seconds, as database.DEFAULT_CONNECT_TIMEOUT
+DEFAULT_CONNECT_TIMEOUT = 10  # seconds, as connect.database.DEFAULT_CONNECT_TIMEOUT
+LINT_POLICIES = ("enforce", "warn", "off")
 
 
 def default_actor() -> str:
@@ -47,12 +51,12 @@ class Run:
     connect_budget: float = 0.0
     action: str = "upgrade"
     lint_policy: str = "warn"
-    """enforce: refuse revisions with unwaived squawk findings (see lint.py)."""
+    """enforce: refuse revisions with unwaived squawk findings (see script/lint.py)."""
     environment: str = "dev"
     """dev, staging or prod (see settings.environment_name); prod guards destructive verbs."""
 
     def __post_init__(self) -> None:
-        if self.lint_policy not in ("enforce", "warn", "off"):
+        if self.lint_policy not in LINT_POLICIES:
             raise ConfigurationError(
                 f"lint policy must be enforce, warn or off, not {self.lint_policy!r}")
         for name in ("lock_timeout", "statement_timeout"):
@@ -63,6 +67,16 @@ class Run:
     @property
     def application_name(self) -> str:
         return f"alquimista-schema/{self.request_id}"[:63]
+
+    @property
+    def connect_deadline(self) -> float | None:
+        """The ``time.monotonic()`` by which a connection must be open (the margin kept)."""
+        return None if self.deadline is None else self.deadline - self.margin
+
+    def connect_options(self) -> dict[str, Any]:
+        """The bounds of this run's connections (``connect.database.connect``'s options)."""
+        return {"connect_timeout": self.connect_timeout, "budget": self.connect_budget,
+                "application_name": self.application_name, "deadline": self.connect_deadline}
 
     def remaining(self) -> float | None:
         """Seconds left before the margin, or None without a deadline."""
@@ -75,14 +89,26 @@ class Run:
         remaining = self.remaining()
         return seconds if remaining is None else max(min(seconds, remaining), 0.0)
 
-    def connection(self, url: Any, *, adopt: Any = None) -> Any:
-        """Open a connection for this run (or adopt the fast path's open one)."""
-        from alquimista_schema.connect.database import connect  # deferred: pulls in SQLAlchemy
 
-        return connect(url, connect_timeout=self.connect_timeout,
-                       application_name=self.application_name, budget=self.connect_budget,
-                       deadline=None if self.deadline is None else self.deadline - self.margin,
-                       adopt=adopt)
+@dataclass(frozen=True)
+class Change:
+    """One change of revision, as a door asks for it (see runtime/skeleton.py)."""
+
+    action: str
+    """upgrade, downgrade or stamp."""
+    target: Target
+    confirm: str | None = None
+    """The target repeated: what a destructive change needs in prod."""
+    purge: bool = False
+    """stamp only: replace whatever the version table holds."""
+    on_applied: Callable[[Applied], None] | None = None
+
+    @property
+    def destructive(self) -> str | None:
+        """What a prod refusal calls this change; None when it destroys nothing."""
+        if self.action == "downgrade":
+            return "downgrade"
+        return "stamp --purge" if self.action == "stamp" and self.purge else None
 
 
 @dataclass(frozen=True)
@@ -117,13 +143,31 @@ class Progress:
     applied: list[Applied] = field(default_factory=list)
     changed: bool = False
     """Something was written besides applied revisions (a stamp, an adoption)."""
-    audit_errors: bool = True
-    """False while a refusal must leave no trace at all, not even an audit row."""
+    traced: bool = True
+    """False inside :meth:`untraced`: a refusal there leaves no trace, not even an audit row."""
     warnings: list[str] = field(default_factory=list)
+    on_applied: Callable[[Applied], None] | None = None
 
     def at(self, revision: str | None) -> None:
         """Record where the database starts (and, so far, ends)."""
         self.from_revision = self.to_revision = revision
+
+    def record(self, applied: Applied, landed: str | None) -> None:
+        """Record one revision committed, the database now at ``landed`` (None: base)."""
+        self.applied.append(applied)
+        self.to_revision = landed
+        if self.on_applied is not None:
+            self.on_applied(applied)
+
+    @contextmanager
+    def untraced(self) -> Iterator[None]:
+        """Refusals raised inside leave no trace at all: nothing was changed, nothing audited.
+
+        Not reset when one propagates: the audit, which runs after, must see it.
+        """
+        self.traced = False
+        yield
+        self.traced = True
 
     def result(self) -> Result:
         return Result(self.from_revision, self.to_revision, list(self.applied),

@@ -1,18 +1,18 @@
-"""The run machinery: connect, refuse a standby, lock, audit, and step through revisions.
+"""The run skeleton: every change of revision, from every door, runs through it.
 
-The verbs (migrate.py) and the plain ``alembic`` command (environment.py) run every
-change through :func:`locked`: one connection holds the migration lock and writes the
-audit row whatever happens, while the work runs on a second connection, one
-revision per transaction, watching the deadline. Steps are computed (and relative
-targets checked against the history) before the lock is taken.
+plan (before the lock) -> lock -> guards -> audit -> per revision: pace, apply, record
+-> release. The verbs (command.py, for the CLI and the Lambda) and the plain ``alembic``
+command (environment.py) call :func:`change`; :func:`adopt` is the same skeleton around
+a verification and a stamp. One connection holds the lock and writes the audit row
+whatever happens; the work runs on a second one, one revision per transaction, in one
+Alembic run: the run's own, or the plain ``alembic`` command's (``within``).
 """
 
 from __future__ import annotations
 
 import io
-import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,27 +20,21 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from alquimista_schema import durations
-from alquimista_schema.durations import session_timeouts
-from alquimista_schema.errors import (
-    MigrationFailed,
-    SchemaError,
-)
-from alquimista_schema.runtime import audit, guards
+from alquimista_schema import targets
+from alquimista_schema.autogenerate import adoption
+from alquimista_schema.connect.database import connect
+from alquimista_schema.errors import MigrationFailed, SchemaError
+from alquimista_schema.runtime import audit, configure, guards, planning, stepping
 from alquimista_schema.runtime.locking import migration_lock
 from alquimista_schema.runtime.pacing import Pacer, failure
-from alquimista_schema.runtime.planning import current_heads, landing, one, plan
-from alquimista_schema.runtime.run import Applied, Progress, Run
+from alquimista_schema.runtime.run import Applied, Change, Progress, Result, Run
+from alquimista_schema.runtime.timeouts import default_timeouts, session_timeouts
 from alquimista_schema.script import directory
-from alquimista_schema.targets import Target
 
 if TYPE_CHECKING:
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.runtime.migration import RevisionStep
     from alembic.script import ScriptDirectory
-
-log = logging.getLogger(__name__)
-
-
-# --- the lock and the audit around a run ---------------------------------------------
 
 
 @contextmanager
@@ -52,42 +46,106 @@ def locked(url: Any, run: Run, target: str | None) -> Iterator[Progress]:
     ``Progress.warnings`` (so in the Result, or in the error's ``progress``) and the log.
     """
     started = time.monotonic()
-    with run.connection(url) as opened:
+    with connect(url, **run.connect_options()) as opened:
         guards.guard_replica(opened)
-        # The lock, the holder's description and the audit run on the driver connection
-        # (locking.py, audit.py), as on the express path.
+        # The lock and the audit row are written through the driver connection.
         lock_conn = opened.connection.driver_connection
         with migration_lock(lock_conn, wait_seconds=run.bounded(run.lock_wait)), \
                 audit.audited(lock_conn, run, target, started) as progress:
             yield progress
 
 
-# --- stepping through revisions -------------------------------------------------------
+def change(url: Any, request: Change, run: Run, *, adopt: Any = None,
+           within: EnvironmentContext | None = None) -> Result:
+    """Make ``request``'s change under the lock; return what was done.
+
+    ``adopt``: an open driver connection to the same database (the no-op probe's).
+    ``within``: the plain ``alembic`` command's environment, which then runs the steps.
+    """
+    guards.refuse_in_prod(run.environment, request.destructive, request.target.text,
+                          request.confirm)
+    script = within.script if within is not None else directory.script_directory()
+    directory.resolve(script, request.target.name)
+    timeouts = default_timeouts(run.lock_timeout, run.statement_timeout)
+    with connect(url, adopt=adopt, **run.connect_options()) as conn:
+        moving = request.action != "stamp"
+        route = _route(script, request, conn) if moving else None
+        with locked(url, run, request.target.text) as progress, \
+                session_timeouts(conn, timeouts, restore=False):
+            progress.on_applied = request.on_applied
+            with progress.untraced():
+                route = _guard(conn, script, request, route, progress)
+            if route is None:
+                _stamp(conn, script, request, progress, within)
+            else:
+                if request.action == "upgrade":
+                    guards.refuse_unlinted(route.scripts, run.lint_policy)
+                _apply(conn, script, route, run, progress, within)
+    return progress.result()
+
+
+def _route(script: ScriptDirectory, request: Change, conn: Connection) -> planning.Route:
+    start = directory.one(directory.current_heads(script, conn))
+    return planning.route(script, request.target, start, upgrade=request.action == "upgrade")
+
+
+def _guard(conn: Connection, script: ScriptDirectory, request: Change,
+           route: planning.Route | None, progress: Progress) -> planning.Route | None:
+    """Under the lock: where the database is now, and the refusals that leave no trace."""
+    if request.action == "stamp":
+        # --purge replaces whatever is there, even a revision this release does not know
+        progress.at(directory.one(directory.current_heads(script, conn,
+                                                          known=not request.purge)))
+        return None
+    assert route is not None
+    progress.at(directory.one(directory.current_heads(script, conn)))
+    if request.action == "upgrade" and progress.from_revision is None:
+        guards.refuse_unadopted(conn)
+    if progress.from_revision != route.start:  # another run moved it meanwhile
+        route = planning.route(script, request.target, progress.from_revision,
+                               upgrade=request.action == "upgrade")
+    if request.action == "downgrade":
+        guards.authorise_downgrade(conn, route.dropped, request.target.text, request.confirm)
+    return route
+
+
+def _stamp(conn: Connection, script: ScriptDirectory, request: Change, progress: Progress,
+           within: EnvironmentContext | None) -> None:
+    """Alembic's own stamp: through its command, or the plain command's environment."""
+    from alembic import command as alembic_command
+
+    if within is None:
+        config = directory.make_config(connection=conn, stdout=io.StringIO())
+        alembic_command.stamp(config, request.target.text, purge=request.purge)
+    else:
+        configure.run_on(within, conn)
+    progress.to_revision = directory.one(directory.current_heads(script, conn))
+    progress.changed = True
 
 
 @dataclass
-class _Stepping:
+class _Steps:
     """One Alembic run's steps, handed out one at a time.
 
     Alembic asks for the next step only after the previous one's transaction has
-    closed, so the generator is where the work between revisions happens: record the
-    one that committed, check the deadline, shrink ``statement_timeout`` to the time
-    left. A revision the deadline stops is never started.
+    closed, so this is where the work between revisions happens: record the one that
+    committed, check the deadline, shrink ``statement_timeout`` to the time left. A
+    revision the deadline stops is never started.
     """
 
     conn: Connection
     run: Run
     progress: Progress
-    on_applied: Callable[[Applied], None] | None
-    current: Any = None
+    todo: list[RevisionStep]
+    current: RevisionStep | None = None
     began: float = 0.0
     pacer: Pacer = field(init=False)
 
     def __post_init__(self) -> None:
         self.pacer = Pacer(self.run)
 
-    def __call__(self, todo: list[Any]) -> Iterator[Any]:
-        for step in todo:
+    def __call__(self, heads: Any, context: Any) -> Iterator[RevisionStep]:
+        for step in self.todo:
             self._committed()
             cap = self.pacer.before(step.revision.revision, self.progress)
             if cap is not None:
@@ -100,135 +158,60 @@ class _Stepping:
 
     def _committed(self) -> None:
         step, self.current = self.current, None
-        if step is None:
-            return
-        item = Applied(step.revision.revision, directory.describe(step.revision),
-                       round((time.perf_counter() - self.began) * 1000, 1))
-        self.progress.applied.append(item)
-        self.progress.to_revision = landing(step)
-        if self.on_applied is not None:
-            self.on_applied(item)
+        if step is not None:
+            took = round((time.perf_counter() - self.began) * 1000, 1)
+            self.progress.record(Applied(step.revision.revision,
+                                         directory.describe(step.revision), took),
+                                 stepping.landing(step))
 
 
-def apply(conn: Connection, script: ScriptDirectory, todo: list[Any], run: Run,
-          progress: Progress, on_applied: Callable[[Applied], None] | None) -> None:
-    """Apply ``todo`` in one Alembic run: env.py once, one transaction per revision.
+def _apply(conn: Connection, script: ScriptDirectory, route: planning.Route, run: Run,
+           progress: Progress, within: EnvironmentContext | None) -> None:
+    """Apply the route in one Alembic run: env.py once, one transaction per revision.
 
     A failing revision is rolled back and the ones before it stay committed.
     """
-    if not todo:
+    if not route.steps:
         return
-    from alembic.runtime.environment import EnvironmentContext
-
-    stepping = _Stepping(conn, run, progress, on_applied)
-    config = directory.make_config(connection=conn, stdout=io.StringIO(), session_configured=True)
+    steps = _Steps(conn, run, progress, route.steps)
     try:
-        with EnvironmentContext(config, script, fn=lambda rev, context: stepping(todo),
-                                as_sql=False, destination_rev=landing(todo[-1]) or "base"):
-            script.run_env()
+        if within is not None:
+            within.config.attributes["session_configured"] = True
+            configure.run_on(within, conn, steps=steps)
+        else:
+            config = directory.make_config(connection=conn, stdout=io.StringIO(),
+                                           session_configured=True)
+            with stepping.environment(config, script, steps, route.end):
+                script.run_env()
     except SchemaError:
         raise
     except Exception as exc:
-        failing = (stepping.current or todo[0]).revision.revision
+        failing = (steps.current or route.steps[0]).revision.revision
         if isinstance(exc, DBAPIError):
-            raise failure(exc, failing, deadline_bound=stepping.pacer.bound) from exc
+            raise failure(exc, failing, deadline_bound=steps.pacer.bound) from exc
         # a revision's own code may raise anything
         raise MigrationFailed(f"revision {failing} failed and was rolled back: "
                               f"{type(exc).__name__}: {exc}", revision=failing) from exc
 
 
-@dataclass
-class Move:
-    """One upgrade or downgrade request, as the verbs hand it over."""
+def adopt(url: Any, run: Run, *, dry_run: bool = False) -> adoption.Adoption:
+    """Stamp the newest revision the live schema matches exactly; else raise DriftDetected.
 
-    target: Target
-    upgrade: bool
-    confirm: str | None = None
-    on_applied: Callable[[Applied], None] | None = None
-
-
-def move(url: Any, request: Move, run: Run, *, script: ScriptDirectory,
-         adopt: Any = None) -> Progress:
-    """Plan (before the lock), then lock, re-plan if the database moved, and apply."""
-    from alquimista_schema.schema import introspect
-    from alquimista_schema.script import lint
-
-    upgrade = request.upgrade
-    manifest = lint.load_manifest() if upgrade and run.lint_policy == "enforce" else {}
-    settings = durations.default_timeouts(run.lock_timeout, run.statement_timeout)
-    with (run.connection(url) if adopt is None else run.connection(url, adopt=adopt)) as conn:
-        planned = plan(script, request.target, one(current_heads(script, conn)),
-                       upgrade=upgrade)
-        with locked(url, run, request.target.text) as progress, \
-                session_timeouts(conn, settings, restore=False):
-            progress.at(one(current_heads(script, conn)))
-            progress.audit_errors = False  # a refusal here leaves no trace at all
-            if upgrade and progress.from_revision is None:
-                introspect.refuse_unadopted(conn)
-            if progress.from_revision != planned.start:
-                planned = plan(script, request.target, progress.from_revision, upgrade=upgrade)
-            if not upgrade:
-                guards.authorise_downgrade(conn, planned.dropped, request.target.text,
-                                          request.confirm)
-            progress.audit_errors = True
-            for rev in planned.scripts if upgrade else ():  # refuse before applying anything
-                lint.check_revision(rev.revision, run.lint_policy, manifest)
-            apply(conn, script, planned.steps, run, progress, request.on_applied)
-    return progress
-
-
-@contextmanager
-def alembic_command(url: str, conn: Connection, script: ScriptDirectory, *, action: str,
-                    target: str, confirm: str | None = None, purge: bool = False,
-                    environment: str = "dev") -> Iterator[Progress]:
-    """Run a plain ``alembic upgrade/downgrade/stamp`` as the verbs run: same lock, same
-    standby guard, same downgrade guard, same audit (``conn`` is Alembic's connection)."""
-    from alquimista_schema import targets
-    from alquimista_schema.schema import introspect
-
-    run = Run(action=action, environment=environment)
-    parsed = targets.parse(target, {"upgrade": "up", "downgrade": "down"}.get(action))  # type: ignore[arg-type]
-    if action == "downgrade" or (action == "stamp" and purge):
-        what = "stamp --purge" if action == "stamp" else action
-        guards.refuse_in_prod(environment, what, target, confirm)
-    with locked(url, run, target) as progress:
-        progress.at(one(current_heads(script, conn)))
-        progress.audit_errors = False  # a refusal here leaves no trace at all
-        if action == "upgrade" and progress.from_revision is None:
-            introspect.refuse_unadopted(conn)
-            conn.commit()  # Alembic gives each revision its own transaction
-        todo = plan(script, parsed, progress.from_revision,
-                    upgrade=action == "upgrade") if action != "stamp" else None
-        if todo is not None and action == "downgrade":
-            guards.authorise_downgrade(conn, todo.dropped, target, confirm)
-        progress.audit_errors = True
-        try:
-            yield progress
-        except SchemaError:
-            raise
-        except Exception as exc:  # say which revision, in one line, as the verbs do
-            if todo is None or len(progress.applied) >= len(todo.steps):
-                raise
-            failing = todo.steps[len(progress.applied)].revision.revision
-            if isinstance(exc, DBAPIError):
-                raise failure(exc, failing, deadline_bound=False) from exc
-            raise MigrationFailed(f"revision {failing} failed and was rolled back: "
-                                  f"{type(exc).__name__}: {exc}", revision=failing) from exc
-        progress.to_revision = one(current_heads(script, conn))
-        progress.changed = progress.to_revision != progress.from_revision
-
-
-def recorder(progress: Progress) -> Callable[..., None]:
-    """Return an ``on_version_apply`` callback timing each revision applied (or undone)."""
-    last = [time.perf_counter()]
-
-    def record(*, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
-        if not step.is_migration:
-            return
-        now = time.perf_counter()
-        rev = step.up_revision
-        progress.applied.append(Applied(rev.revision, directory.describe(rev),
-                                        round((now - last[0]) * 1000, 1)))
-        last[0] = now
-
-    return record
+    Verification and stamp happen under the migration lock, so nothing can change the
+    schema in between. A refusal changes nothing, not even the audit table.
+    """
+    script = directory.script_directory()
+    with locked(url, run, None) as progress, connect(url, **run.connect_options()) as conn:
+        with progress.untraced():
+            found = adoption.verify(conn, script)
+        if found.status != "matches":
+            return found
+        if dry_run:
+            return adoption.Adoption("would_adopt", found.revision,
+                                     f"the schema matches revision {found.revision} exactly; "
+                                     "would stamp it")
+        stamp = Change("stamp", targets.parse(found.revision or "base"))
+        _stamp(conn, script, stamp, progress, None)
+        return adoption.Adoption("adopted", found.revision,
+                                 f"the schema matches revision {found.revision} exactly; "
+                                 "stamped it")

@@ -4,8 +4,8 @@ Everything is read from the catalogs in PostgreSQL's own canonical text
 (``format_type``, ``pg_get_indexdef``, ``pg_get_viewdef``, ``pg_get_functiondef``...),
 comments included, so two databases built by different routes (the legacy SQL
 files, the revisions) compare equal exactly when their owned objects are the same.
-Objects the package does not own are never read. A leaf: it imports nothing of the
-package but the models, the schema-object declarations and the errors.
+Objects the package does not own are never read. It imports nothing of the package
+but the models and the schema-object declarations.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
-from alquimista_schema.errors import NotAdopted
 from alquimista_schema.schema import models
 from alquimista_schema.schema.objects import SchemaObject
 
@@ -194,22 +193,3 @@ def owned_objects_present(conn: Connection, metadata: MetaData | None = None) ->
     present += [obj.label for obj in declared
                 if obj.kind != "trigger" and object_state(conn, obj) is not None]
     return present
-
-
-def refuse_unadopted(conn: Connection) -> None:
-    """Raise NotAdopted when an unversioned database already holds the package's objects.
-
-    Call it only for a database without a version: such objects were made by the
-    legacy files (or by hand), and applying the first revision over them would fail
-    halfway; ``adopt`` verifies them and records the revision they match.
-    """
-    present = owned_objects_present(conn)
-    if conn.in_transaction():
-        conn.commit()
-    if present:
-        raise NotAdopted(
-            f"the database holds the package's objects ({', '.join(present[:4])}"
-            f"{', ...' if len(present) > 4 else ''}) but no alembic_version: it was built by "
-            "the legacy files or by hand. Run `alquimista-schema adopt` (the Lambda: "
-            '{"action": "adopt"}) to verify it and record its revision, then upgrade. '
-            "Nothing was changed")

@@ -7,16 +7,17 @@ relative to the current directory or to the repository.
 
 from __future__ import annotations
 
-import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from alquimista_schema.errors import UnknownRevision
+from alquimista_schema.errors import UnknownDatabaseRevision, UnknownRevision
 
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import Script, ScriptDirectory
+    from sqlalchemy.engine import Connection
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent.parent / "migrations"
 VERSIONS_LOCATION = SCRIPT_LOCATION / "versions"
@@ -90,40 +91,62 @@ def resolve(script: ScriptDirectory, name: str | None) -> None:
         raise UnknownRevision(f"unknown revision {name!r}")
 
 
-# --- the manifest: the head without loading every revision module ------------------
+@dataclass(frozen=True)
+class RevisionInfo:
+    revision: str
+    down_revision: str | None
+    description: str
+    is_head: bool
 
 
-def manifest_path() -> Path:
-    return SCRIPT_LOCATION / "manifest.json"
+def info(script: ScriptDirectory, rev: Script) -> RevisionInfo:
+    down = rev.down_revision if isinstance(rev.down_revision, str) else None
+    return RevisionInfo(rev.revision, down, describe(rev), rev.revision in script.get_heads())
 
 
-def revision_files() -> list[str]:
-    return sorted(n for n in os.listdir(SCRIPT_LOCATION / "versions") if n.endswith(".py"))
+def history() -> list[RevisionInfo]:
+    """List the revisions this release carries, oldest first."""
+    script = script_directory()
+    return [info(script, r) for r in chain(script)]
 
 
-def manifest(head: str, *, built: bool = False) -> str:
-    """Render the manifest for the current script directory (``head`` from Alembic)."""
-    files = revision_files()
-    # A built manifest is trusted as is: no file list to read (the no-op stays O(1)).
-    data: dict[str, Any] = ({"head": head, "revisions": len(files), "built": True} if built
-                            else {"head": head, "files": files, "built": False})
-    return json.dumps(data, indent=2) + "\n"
+def heads() -> list[str]:
+    """Return the head revisions of this release (one, unless branches were merged badly)."""
+    return list(script_directory().get_heads())
 
 
-def known_head() -> str | None:
-    """Return the head recorded in the manifest, or None when it cannot be trusted.
+def applied(script: ScriptDirectory, at: str | None) -> list[str]:
+    """Return the revisions applied in a database at ``at``, oldest first."""
+    if at is None:
+        return []
+    return [r.revision for r in reversed(list(script.iterate_revisions(at, "base")))]
 
-    A bundle's manifest is written when the bundle is built, so it is trusted as is. In
-    a checkout, the revision files are listed and compared, so a revision added by
-    hand never hides behind a stale manifest.
-    """
-    try:
-        data = json.loads(manifest_path().read_text())
-    except (OSError, ValueError):
-        return None
-    head = data.get("head")
-    if not isinstance(head, str):
-        return None
-    if not data.get("built") and data.get("files") != revision_files():
-        return None
-    return head
+
+# --- where a database is in the history -----------------------------------------------
+
+
+def current_heads(script: ScriptDirectory, conn: Connection, *,
+                  known: bool = True) -> tuple[str, ...]:
+    """Return the database's revisions; unless ``known`` is False, raise if one is unknown
+    to this release (``stamp --purge`` reads what it replaces, whatever it is)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
+    found = MigrationContext.configure(conn).get_current_heads()
+    if conn.in_transaction():
+        conn.commit()
+    for head in found if known else ():
+        try:
+            script.get_revision(head)
+        except (CommandError, RevisionError) as exc:
+            raise UnknownDatabaseRevision(
+                f"the database is at revision {head!r}, which this release of "
+                f"alquimista-schema does not know (its head is {script.get_current_head()!r}): "
+                "it was probably migrated by a newer release; use that release (or, to "
+                "overwrite the version table, `stamp <revision> --purge`)") from exc
+    return found
+
+
+def one(found: tuple[str, ...]) -> str | None:
+    return found[0] if found else None

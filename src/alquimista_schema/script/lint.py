@@ -8,7 +8,8 @@ in the revision file with a reason::
 The results are written to ``migrations/lint.json`` (package data, so the Lambda
 bundle carries them without carrying squawk); a test keeps that file equal to a
 fresh run. With the ``enforce`` policy (the default when ``ENVIRONMENT=prod``) the
-runner refuses a revision with unwaived findings, or one the file does not cover.
+runner refuses a revision with unwaived findings, or one the file does not cover
+(runtime/guards.py).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from alquimista_schema.errors import ConfigurationError, LintRefused, SchemaError
+from alquimista_schema.errors import ConfigurationError, SchemaError
 from alquimista_schema.script import authoring, directory
 
-__all__ = ["Finding", "LintRefused", "check_revision", "lint", "load_manifest", "unwaived"]
+__all__ = ["Finding", "lint", "load_manifest", "unwaived"]
 
 PG_VERSION = "15.0"  # Aurora PostgreSQL 15
 POLICIES = ("enforce", "warn", "off")
@@ -99,18 +100,3 @@ def load_manifest() -> dict[str, list[Finding]]:
     except FileNotFoundError:
         return {}
     return {rev: [Finding(rev, **f) for f in findings] for rev, findings in data.items()}
-
-
-def check_revision(revision: str, policy: str, manifest: dict[str, list[Finding]]) -> None:
-    """Raise LintRefused when ``policy`` is enforce and ``revision`` is not clean."""
-    if policy != "enforce":
-        return
-    if revision not in manifest:
-        raise LintRefused(f"revision {revision} has no lint result in this bundle "
-                          "(migrations/lint.json is stale): refusing under the enforce policy")
-    bad = [f for f in manifest[revision] if not f.waived]
-    if bad:
-        rules = ", ".join(sorted({f.rule for f in bad}))
-        raise LintRefused(
-            f"revision {revision} has {len(bad)} unwaived squawk finding(s) ({rules}): fix "
-            "them or waive each in the revision's SQUAWK_WAIVERS with a reason")

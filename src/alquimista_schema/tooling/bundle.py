@@ -301,14 +301,13 @@ def build(output: Path, *, python: str = "3.12", arch: str = "x86_64",
 _MANIFEST = """\
 import sys
 sys.path.insert(0, sys.argv[1])
-from alquimista_schema import command
-from alquimista_schema.script import directory
+from alquimista_schema.script import directory, manifest
 if not str(directory.SCRIPT_LOCATION).startswith(sys.argv[1]):
     sys.exit(f"imported {directory.__file__}, not the bundled package")
-heads = command.heads()
+heads = directory.heads()
 if len(heads) != 1:
     sys.exit(f"the revisions have {len(heads)} heads ({', '.join(heads)}): merge them")
-sys.stdout.write(directory.manifest(heads[0], built=True))
+sys.stdout.write(manifest.manifest(heads[0], built=True))
 """
 
 

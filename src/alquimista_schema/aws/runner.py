@@ -1,14 +1,9 @@
-"""Turn a Lambda event into an answer: the runner's protocol, new and legacy.
+"""The Lambda door's runner: an event in, a plain dict out, never an exception.
 
-See the README's "Event protocol" table. Every answer is a JSON-serialisable dict
-with ``status`` (success, noop or error), ``action``, ``from_revision``,
-``to_revision``, ``applied``, ``duration_ms`` and ``request_id``; errors add
-``error`` (what happened and what to do) and ``error_code``. Malformed events are
-answered ``BAD_EVENT`` before anything is fetched or connected.
-
-This module is the protocol only: :func:`parse` normalises an event once, and
-``actions.HANDLERS`` maps each action to one small function over the library's
-verbs (the legacy actions are adapters over the new ones).
+Every answer is a JSON-serialisable dict with ``status`` (success, noop or error),
+``action``, ``from_revision``, ``to_revision``, ``applied``, ``duration_ms`` and
+``request_id``; errors add ``error`` (what happened and what to do) and ``error_code``.
+The protocol is protocol.py; each action is one function of actions.py's table.
 """
 
 from __future__ import annotations
@@ -22,84 +17,13 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from alquimista_schema import targets
-from alquimista_schema.aws.actions import HANDLERS, Call, Request, moved
-from alquimista_schema.errors import BadEvent, ConfigurationError, DriftDetected, SchemaError
+from alquimista_schema.aws.actions import HANDLERS, Call, moved
+from alquimista_schema.aws.protocol import ACTIONS, LEGACY, action_name, parse
+from alquimista_schema.errors import ConfigurationError, DriftDetected, SchemaError
 from alquimista_schema.settings import Settings
 
-__all__ = ["ACTIONS", "LEGACY", "MAX_EVENT_BYTES", "JsonLog", "Request", "Runner", "Settings",
-           "action_name", "parse"]
-
-_KEYS: dict[str, set[str]] = {
-    "upgrade": {"target"}, "plan": {"target"}, "run-migration": {"target"},
-    "downgrade": {"target", "allow_downgrade", "confirm"},
-    "current": set(), "history": set(), "drift": set(), "list-migrations": set(),
-    "adopt": {"dry_run"},
-}
-ACTIONS = tuple(_KEYS)
-LEGACY = ("run-migration", "list-migrations")
-_DIRECTION: dict[str, targets.Direction] = {
-    "upgrade": "up", "plan": "up", "run-migration": "up", "downgrade": "down"}
-MAX_EVENT_BYTES = 4096
+__all__ = ["JsonLog", "Runner"]
 assert set(HANDLERS) == set(ACTIONS)  # every action answered, no handler orphaned
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _flag(event: Mapping[Any, Any], key: str) -> bool:
-    value = event.get(key, False)
-    if not isinstance(value, bool):
-        raise BadEvent(f"{key} must be true or false")
-    return value
-
-
-def _body(event: object) -> Mapping[Any, Any]:
-    """Return the event as a small plain-JSON mapping, or raise BadEvent."""
-    if event is None:
-        return {}  # the null event means {}: upgrade to head
-    if not isinstance(event, Mapping):
-        raise BadEvent(f"the event must be a JSON object, not {type(event).__name__}")
-    try:
-        size = len(json.dumps(event, default=str))
-    except (TypeError, ValueError, RecursionError):
-        raise BadEvent("the event is not plain JSON") from None
-    if size > MAX_EVENT_BYTES:
-        raise BadEvent(f"the event is {size} bytes; at most {MAX_EVENT_BYTES} are accepted")
-    return event
-
-
-def parse(event: object) -> Request:
-    """Validate ``event`` strictly and normalise it; raise BadEvent saying what is wrong."""
-    body = _body(event)
-    action = body.get("action", "upgrade")
-    if not isinstance(action, str) or action not in _KEYS:
-        raise BadEvent(f"unknown action {_short(action)}; expected one of {', '.join(ACTIONS)}")
-    unknown = sorted(_short(k) for k in body if k != "action" and k not in _KEYS[action])
-    if unknown:
-        allowed = ", ".join(sorted(_KEYS[action])) or "none"
-        raise BadEvent(f"unexpected key(s) for {action}: {', '.join(unknown)} "
-                       f"(allowed: {allowed})")
-    named = body.get("target")
-    if named is None and action in ("run-migration", "downgrade"):
-        raise BadEvent(f"{action} needs a target")
-    target = None
-    if named is not None or action in ("upgrade", "plan"):
-        target = targets.parse("head" if named is None else named, _DIRECTION[action]).text
-    confirm = body.get("confirm")
-    if confirm is not None and not isinstance(confirm, str):
-        raise BadEvent("confirm must be a string repeating the target revision")
-    return Request(action, target, _flag(body, "allow_downgrade"), confirm,
-                   _flag(body, "dry_run"), named if isinstance(named, str) else None)
-
-
-def action_name(event: object) -> str:
-    """The action an event asked for, for the answer (``invalid`` when it is none)."""
-    action = event.get("action", "upgrade") if isinstance(event, Mapping) else (
-        "upgrade" if event is None else None)
-    return action if isinstance(action, str) and action in _KEYS else "invalid"
 
 
 class JsonLog:
@@ -125,14 +49,14 @@ class Runner:
                  env: Mapping[str, str] | None = None,
                  client_factory: Callable[..., Any] | None = None,
                  log: Callable[..., None] | None = None, actor: str = "lambda") -> None:
-        from alquimista_schema.connect.secrets import SecretCache, secrets_client
+        from alquimista_schema.connect.secrets import SecretCache
 
         self.config_error = settings_ if isinstance(settings_, ConfigurationError) else None
         self.settings = settings_ if isinstance(settings_, Settings) else Settings(None)
         self.log = log or JsonLog()
         self.actor = actor
-        self.secrets = (SecretCache(self.settings.secret_id, client_factory or secrets_client,
-                                    env) if self.settings.secret_id else None)
+        self.secrets = (SecretCache(self.settings.secret_id, client_factory, env)
+                        if self.settings.secret_id else None)
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Runner:

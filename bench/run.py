@@ -139,7 +139,7 @@ assert answer["status"] == "noop", answer
 def bench_cold_noop(env: Environment, rounds: int) -> dict[str, Any]:
     """Cold no-op, secret through boto3 and through the extension, / the alembic CLI."""
     from alquimista_schema import command
-    from tests import extension_standin  # written from AWS's interface; forwards to moto
+    from tests.support import extension_standin  # written from AWS's interface; forwards to moto
 
     url = env.database()
     command.upgrade(url, "head")

@@ -219,7 +219,7 @@ def _cli_secret(env: Any, folder: Path, base_env: dict[str, str]) -> tuple[float
 def _handler(env: Any, folder: Path, base_env: dict[str, str], *,
              extension: bool = False) -> tuple[float, int]:
     """The handler's full upgrade; the secret through boto3, or the extension (stand-in)."""
-    from tests import extension_standin
+    from tests.support import extension_standin
 
     url = env.database()
     handler_env = {**base_env, **env.aws_env, "DB_SECRET_ARN": env.secret_for(url),

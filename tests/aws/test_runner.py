@@ -16,7 +16,7 @@ from alquimista_schema import command
 from alquimista_schema.connect import secretsmanager
 from alquimista_schema.connect.database import connect
 from alquimista_schema.runtime import audit, locking
-from tests.helpers import LEAK_WATCH, MIGRATOR_PASSWORD, TLS, Invoke, secret_for
+from tests.support.helpers import LEAK_WATCH, MIGRATOR_PASSWORD, TLS, Invoke, secret_for
 
 
 @pytest.fixture
@@ -410,7 +410,7 @@ def test_a_server_without_tls_is_refused(invoke: Invoke,
 def test_the_extension_serves_the_secret_when_configured(
         invoke: Invoke, db: tuple[URL, str], moto_endpoint: str,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from tests import extension_standin
+    from tests.support import extension_standin
 
     _, arn = db
     with extension_standin.serve(moto_endpoint, token="session-token-1") as ext:
@@ -448,7 +448,7 @@ def test_after_refused_credentials_the_secret_comes_from_secrets_manager(
         invoke: Invoke, migrator_url: URL, make_secret: Callable[..., str],
         moto_endpoint: str) -> None:
     """The extension caches for minutes: after a rotation its copy is the old password."""
-    from tests import extension_standin
+    from tests.support import extension_standin
 
     arn = make_secret(secret_for(migrator_url, password="before-" + "rotation"))
     with extension_standin.serve(moto_endpoint, token="t") as ext:
@@ -478,7 +478,7 @@ def test_a_cold_noop_with_the_extension_imports_nothing_heavy(
     import subprocess
     import sys
 
-    from tests import extension_standin
+    from tests.support import extension_standin
 
     arn = make_secret(secret_for(head_url))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
@@ -499,7 +499,7 @@ def test_a_failed_audit_write_shows_in_the_answer(invoke: Invoke, head_url: URL,
                                                   make_secret: Callable[..., str]) -> None:
     """A role without CREATE on public (PostgreSQL 15's default): the outcome stands, and
     the answer says the audit row is missing."""
-    from tests.fixtures_run import role
+    from tests.support.helpers import role
 
     grants = ("GRANT SELECT, INSERT, UPDATE, DELETE ON alembic_version TO {role}",)
     with role(head_url, "no_audit", "no-audit-pw-1", *grants) as url:

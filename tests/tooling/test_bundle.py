@@ -18,10 +18,9 @@ from sqlalchemy.engine import URL
 from alquimista_schema import command
 from alquimista_schema.cli import main
 from alquimista_schema.tooling import bundle
-from tests.helpers import TLS, secret_for
-from tests.helpers_runtime import missing
+from tests.support.helpers import TLS, missing, secret_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TARGET = "3.12"
 slow = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from alquimista_schema.connect.database import connect
 from alquimista_schema.connect.local import DevDatabase
 from alquimista_schema.errors import ConfigurationError
 from alquimista_schema.runtime import audit
-from tests.fixtures_run import alembic
+from tests.support.helpers import alembic
 
 CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CDK_APP = ROOT / "deploy" / "cdk"
 # `cdk synth` runs app.py from deploy/cdk, which puts that folder first on the path.
 sys.path.insert(0, str(CDK_APP))
@@ -328,7 +328,8 @@ def test_tags_have_one_spelling_per_key(each: Synthesis) -> None:
 
 
 def test_handler_is_the_bundles_entry_point(each: Synthesis) -> None:
-    """Old failures 6 and 7 live in the bundle (tests/test_bundle.py); here, its entry point."""
+    """Old failures 6 and 7 live in the bundle (tests/tooling/test_bundle.py); here, its
+    entry point."""
     from alquimista_schema.tooling import bundle as bundle_module
 
     assert spec.HANDLER == bundle_module.HANDLER

@@ -26,11 +26,10 @@ import pytest
 from sqlalchemy.engine import URL
 
 from alquimista_schema.tooling import bundle
-from tests.helpers import TLS, leaks, secret_for
-from tests.helpers_runtime import missing
-from tests.runtime_api import RuntimeAPI
+from tests.support.helpers import TLS, leaks, missing, secret_for
+from tests.support.runtime_api import RuntimeAPI
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SPEC: dict[str, Any] = runpy.run_path(str(ROOT / "deploy/cdk/alquimista_deploy/spec.py"))
 VERSION, ARCH = str(SPEC["PYTHON_VERSION"]), str(SPEC["ARCHITECTURE"])
 NAME, REGION = "aurora-migrations-runner-test", "sa-east-1"

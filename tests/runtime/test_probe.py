@@ -16,8 +16,8 @@ from alquimista_schema import command
 from alquimista_schema.connect.database import connect
 from alquimista_schema.runtime import probe
 from alquimista_schema.script import manifest
-from tests.helpers import TLS, secret_for
-from tests.test_lint import BAD_REVISION
+from tests.script.test_lint import BAD_REVISION
+from tests.support.helpers import TLS, secret_for
 
 
 def test_committed_manifest_matches_the_script_directory() -> None:

@@ -217,7 +217,7 @@ def test_the_alembic_cli_from_the_repository_root(empty_url: URL) -> None:
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     alembic = [sys.executable, "-c", "from alembic.config import main; main()"]
     env = {**os.environ, "DATABASE_URL": full(empty_url)}
     up = subprocess.run([*alembic, "upgrade", "017"], cwd=root, env=env, capture_output=True,

@@ -73,7 +73,7 @@ from alquimista_schema.errors import BadEvent
 from alquimista_schema.runtime import audit
 from alquimista_schema.schema import introspect
 from alquimista_schema.script import directory
-from tests.helpers import Invoke, secret_for
+from tests.support.helpers import Invoke, secret_for
 
 # --- how many events ----------------------------------------------------------------
 

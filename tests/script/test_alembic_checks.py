@@ -52,7 +52,7 @@ def test_up_down_consistency(alembic_runner: Any) -> None:
     "pytest-alembic 0.13.1's experimental check fails inside MetaData.reflect on this stack "
     "(SQLAlchemy 2.0.58 and 2.1.9: NoSuchModuleError 'sqlalchemy.dialects:dialect') before it "
     "compares anything; the guarantee is checked, more strictly (views, functions, triggers, "
-    "constraints too), by test_migrate.py::test_each_revision_down_and_up_restores_the_schema_"
+    "constraints too), by test_command.py::test_each_revision_down_and_up_restores_the_schema_"
     "exactly. strict=True: when pytest-alembic fixes it, this starts passing and must be "
     "unmarked."))
 def test_downgrade_leaves_no_trace(alembic_runner: Any) -> None:

@@ -44,7 +44,7 @@ from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import LockTimeout
 from alquimista_schema.runtime import audit, locking
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
 PROCESS_TIMEOUT = 120  # seconds: a hang fails the test instead of blocking the suite
 

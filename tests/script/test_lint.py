@@ -12,7 +12,7 @@ from alquimista_schema import command
 from alquimista_schema.cli import main
 from alquimista_schema.errors import LintRefused
 from alquimista_schema.script import lint
-from tests.helpers import Invoke
+from tests.support.helpers import Invoke
 
 BAD_REVISION = '''"""Index the lead e-mail (the unsafe way)."""
 
@@ -80,7 +80,7 @@ def test_a_revision_missing_from_lint_json_is_refused_under_enforce(
 def test_prod_lambda_enforces_and_plan_shows_findings(with_bad_revision: Path, invoke: Invoke,
                                                       head_url: URL, migrator_url: URL,
                                                       make_secret: object) -> None:
-    from tests.helpers import secret_for
+    from tests.support.helpers import secret_for
 
     command.upgrade(migrator_url, "021")
     arn = make_secret(secret_for(migrator_url))  # type: ignore[operator]

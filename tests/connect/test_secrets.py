@@ -17,7 +17,7 @@ from alquimista_schema.connect import secrets as credentials
 from alquimista_schema.connect import secretsmanager
 from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import DeadlineExceeded, SecretUnavailable
-from tests.helpers import MIGRATOR, MIGRATOR_PASSWORD, TLS, leaks
+from tests.support.helpers import MIGRATOR, MIGRATOR_PASSWORD, TLS, leaks
 
 
 def rds(url: URL, **extra: Any) -> dict[str, Any]:

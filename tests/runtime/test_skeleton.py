@@ -27,7 +27,7 @@ from alquimista_schema.errors import (
     UnknownRevision,
 )
 from alquimista_schema.runtime import audit, locking, probe
-from tests.fixtures_run import role
+from tests.support.helpers import role
 
 NOWHERE = "postgresql://nobody@127.0.0.1:1/none"
 

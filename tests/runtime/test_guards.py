@@ -21,7 +21,7 @@ from alquimista_schema.cli import main
 from alquimista_schema.connect.database import connect
 from alquimista_schema.connect.local import DevDatabase, server_account
 from alquimista_schema.errors import ReadOnlyReplica
-from tests.helpers import Invoke
+from tests.support.helpers import Invoke
 
 pytestmark = pytest.mark.slow
 

@@ -21,9 +21,9 @@ from sqlalchemy.engine import URL
 from alquimista_schema import command
 from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import DeadlineExceeded, MigrationFailed
-from tests.helpers import Invoke, secret_for
+from tests.support.helpers import Invoke, secret_for
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 REVISION = '''"""{doc}"""
 import time

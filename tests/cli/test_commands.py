@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL
 
 from alquimista_schema.cli import main
 from alquimista_schema.connect.database import connect
+from tests.support.helpers import alembic
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -89,7 +90,9 @@ def test_check_passes_at_head_and_lists_drift(head_url: URL) -> None:
     result = run("check", "--url", full(head_url))
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        "error: 2 difference(s) between the models and the revisions:",
+        "error: the database (at head 021) does not match the models: 2 difference(s), each "
+        "what a new revision would change in the database (models changed without a "
+        "revision, or the database changed by hand):",
         "  - change type of dry_run_log.lead_nome: VARCHAR(600) -> VARCHAR(500)",
         "  - add index idx_dry_run_canal on dry_run_log",
     ]
@@ -104,7 +107,9 @@ def test_check_passes_at_head_and_lists_drift(head_url: URL) -> None:
 def test_unknown_revisions(args: list[str], expected: str, head_url: URL) -> None:
     result = run(*args, "--url", full(head_url)) if args[0] != "sql" else run(*args)
     assert result.exit_code == 1
-    assert one_error_line(result).startswith(expected)
+    line = one_error_line(result)
+    assert line.startswith(expected + ". Known revisions: lead_ingestion, 017")
+    assert "Can't locate" not in line  # said once, in our words
 
 
 def test_unreachable_host_fails_fast_and_names_it() -> None:
@@ -131,9 +136,12 @@ def test_database_at_an_unknown_revision(head_url: URL) -> None:
     for command in ("current", "upgrade", "check"):
         result = run(command, "--url", full(head_url))
         assert result.exit_code == 1
-        assert "at revision 'f00dcafe', which this release" in one_error_line(result)
+        line = one_error_line(result)
+        assert "at revision 'f00dcafe', which these revision files do not have" in line
+        assert "a newer release, or from another branch" in line
     fixed = run("stamp", "019", "--purge", "--url", full(head_url))
     assert fixed.exit_code == 0, fixed.output
+    assert fixed.stdout.strip() == "stamped 019 (was f00dcafe)"  # what it replaced, truly
 
 
 def test_missing_url_when_the_local_database_is_off() -> None:
@@ -212,28 +220,18 @@ def test_without_a_url_the_local_database_is_started_and_upgraded(
 
 def test_the_alembic_cli_from_the_repository_root(empty_url: URL) -> None:
     """`alembic upgrade head` and `alembic check` use the same environment as the package."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    alembic = [sys.executable, "-c", "from alembic.config import main; main()"]
-    env = {**os.environ, "DATABASE_URL": full(empty_url)}
-    up = subprocess.run([*alembic, "upgrade", "017"], cwd=root, env=env, capture_output=True,
-                        text=True)
+    up = alembic("upgrade", "017", url=empty_url)
     assert up.returncode == 0, up.stderr
-    assert "Running upgrade lead_ingestion -> 017" in up.stderr
-    subprocess.run([*alembic, "upgrade", "head"], cwd=root, env=env, check=True,
-                   capture_output=True)
-    done = subprocess.run([*alembic, "check"], cwd=root, env=env, capture_output=True, text=True)
+    assert up.stdout.splitlines()[-1] == "applied 2 revision(s): base -> 017"
+    assert alembic("upgrade", "head", url=empty_url).returncode == 0
+    done = alembic("check", url=empty_url)
     assert done.returncode == 0, done.stderr
     assert "No new upgrade operations detected." in done.stdout
-    env.pop("DATABASE_URL")
-    missing = subprocess.run([*alembic, "current"], cwd=root, env=env, capture_output=True,
-                             text=True)
+    missing = alembic("current", ALQUIMISTA_DEVDB="off")
     assert missing.returncode != 0
-    assert "FAILED: no database URL" in missing.stdout
+    assert missing.stdout.strip() == (
+        "FAILED: no database URL: set DATABASE_URL or pass -x url=postgresql://... (the local "
+        "database is switched off by ALQUIMISTA_DEVDB)")
     assert "Traceback" not in missing.stdout + missing.stderr
 
 
@@ -359,3 +357,63 @@ def test_prod_downgrade_needs_confirm_and_changes_nothing_without_it(head_url: U
                env={"ENVIRONMENT": "prod"})
     assert done.exit_code == 0, done.output
     assert run("current", "--url", full(head_url)).stdout.strip() == "base (no revision applied)"
+
+
+# --- the newcomer's first hour (issue 21) ---------------------------------------------
+
+
+def test_a_local_database_ahead_of_the_code_gets_advice_for_a_local_database(
+        local_database: URL, scratch_scripts: Path) -> None:
+    """A revision file removed (or another branch): say so, suggest dev-db remove."""
+    (scratch_scripts / "022_extra.py").write_text(REVISION_022)
+    assert run("upgrade").exit_code == 0
+    (scratch_scripts / "022_extra.py").unlink()
+    for verb in ("current", "upgrade", "check"):
+        said = run(verb)
+        assert said.exit_code == 1
+        notice, line = said.stderr.splitlines()
+        assert notice.startswith("using the local database")
+        assert line.startswith("error: the local database is at revision '022', which these "
+                               "revision files do not have (their head is '021')"), line
+        assert "`alquimista-schema dev-db remove --yes`, then `upgrade`" in line
+        assert "newer release" not in line
+    stamped = run("stamp", "021", "--purge")
+    assert stamped.stdout.strip() == "stamped 021 (was 022)"
+    drift = run("check")
+    assert drift.exit_code == 1
+    assert drift.stderr.splitlines()[1].startswith(
+        "error: the database (at head 021) does not match the models: 1 difference(s)")
+    assert drift.stderr.splitlines()[2] == "  - drop column dry_run_log.extra (TEXT)"
+
+
+REVISION_022 = '''"""An extra column."""
+from alembic import op
+
+revision = "022"
+down_revision = "021"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("ALTER TABLE dry_run_log ADD COLUMN extra text")
+
+
+def downgrade() -> None:
+    op.execute("ALTER TABLE dry_run_log DROP COLUMN extra")
+'''
+
+
+def test_revision_says_one_line(scratch_scripts: Path) -> None:
+    written = run("revision", "-m", "an empty one")
+    assert written.exit_code == 0, written.output
+    assert written.stdout.splitlines() == [f"wrote {scratch_scripts / '022_an_empty_one.py'}"]
+    assert "one above the newest numbered revision" in " ".join(
+        run("revision", "--help").stdout.split())
+
+
+def test_downgrade_without_a_revision_says_what_it_may_be() -> None:
+    result = run("downgrade")
+    assert result.exit_code == 2
+    assert ("downgrade needs a REVISION to go back to: a revision id (e.g. 017), base, or a "
+            "relative step such as -1") in result.stderr

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +19,7 @@ from alquimista_schema.connect.database import connect
 from alquimista_schema.connect.local import DevDatabase
 from alquimista_schema.errors import ConfigurationError
 from alquimista_schema.runtime import audit
-from tests.support.helpers import alembic
+from tests.support.helpers import MIGRATOR_PASSWORD, ROOT, alembic, leaks
 
 CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
 
@@ -34,7 +38,8 @@ def test_four_parallel_alembic_upgrades_take_the_lock(migrator_url: URL) -> None
     for proc in done:
         assert proc.returncode == 0, proc.stderr
         assert "UniqueViolation" not in proc.stderr + proc.stdout
-    assert sum("Running upgrade 020 -> 021" in p.stderr for p in done) == 1
+    assert sum("applied 6 revision(s): base -> 021" in p.stdout for p in done) == 1
+    assert sum("nothing to do: the database is already at 021" in p.stdout for p in done) == 3
     assert command.current(migrator_url) == "021"
     with connect(migrator_url) as conn:
         [row] = audit.entries(conn)  # the run that changed something, recorded like ours
@@ -94,7 +99,7 @@ def test_alembic_upgrade_without_a_url_uses_the_local_database() -> None:
         notices = [line for line in done.stderr.splitlines() if "using the local database" in line]
         assert len(notices) == 1, done.stderr
         assert "postgresql+psycopg2://postgres:***@127.0.0.1:" in notices[0]
-        assert "Running upgrade 020 -> 021" in done.stderr
+        assert "applied 6 revision(s): base -> 021" in done.stdout
     finally:
         DevDatabase(root).remove()
 
@@ -111,3 +116,100 @@ def test_environment_names(value: str | None, name: str) -> None:
 def test_other_environment_names_are_bad_config(value: str) -> None:
     with pytest.raises(ConfigurationError, match="ENVIRONMENT must be one of"):
         settings.environment_name(value)
+
+
+# --- every alembic command, with nothing set (issue 21) ---------------------------------
+
+CHATTER = ("Context impl", "Will assume transactional DDL", "Running upgrade",
+           "Generating static SQL", "Traceback")
+NOTICE = "using the local database postgresql+psycopg2://postgres:***@127.0.0.1:"
+
+
+def _lines(done: subprocess.CompletedProcess[str]) -> list[str]:
+    """What a user sees: the notice (stderr) comes before the results (stdout)."""
+    said = done.stderr + done.stdout
+    for noise in CHATTER:
+        assert noise not in said, said
+    return said.splitlines()
+
+
+def test_every_alembic_command_works_from_the_root_with_nothing_set(
+        local_database: URL) -> None:
+    """The local database when a command needs one (one notice line), none otherwise."""
+    history = alembic("history")
+    assert history.returncode == 0, history.stderr
+    assert _lines(history)[0].startswith("020 -> 021 (head), ")
+    assert len(_lines(history)) == 6  # no notice: history reads only the revision files
+    assert _lines(alembic("heads")) == ["021 (head)"]
+    assert _lines(alembic("current")) == [_lines(alembic("current"))[0]]
+    assert _lines(alembic("current"))[0].startswith(NOTICE)
+    up = _lines(alembic("upgrade", "head"))
+    assert up[0].startswith(NOTICE)
+    assert [line.split()[0] for line in up[1:-1]] == CHAIN
+    assert up[-1] == "applied 6 revision(s): base -> 021"
+    assert _lines(alembic("upgrade", "head"))[1:] == [
+        "nothing to do: the database is already at 021"]
+    assert _lines(alembic("current"))[1:] == ["021 (head)"]
+    assert _lines(alembic("check"))[1:] == ["No new upgrade operations detected."]
+    down = _lines(alembic("downgrade", "-1"))
+    assert down[-1] == "reverted 1 revision(s): 021 -> 020"
+    assert len(down) == 3
+    assert command.current(local_database) == "020"
+
+
+def test_history_needs_no_database_at_all() -> None:
+    done = alembic("history", ALQUIMISTA_DEVDB="off")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(_lines(done)) == 6
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://migrator:{password}@127.0.0.1:1/x",  # nothing listens
+    "postgresql://postgres:{password}@{host}:{port}/alquimista",  # refused credentials
+])
+def test_a_wrong_url_is_one_line_without_the_password(url: str, local_database: URL) -> None:
+    from urllib.parse import quote
+
+    written = url.format(password=quote(MIGRATOR_PASSWORD, safe=""),
+                         host=local_database.host, port=local_database.port)
+    for args in (["current"], ["upgrade", "head"], ["check"]):
+        done = alembic("-x", f"url={written}", *args)
+        assert done.returncode != 0
+        [line] = _lines(done)
+        assert line.startswith(("FAILED: cannot reach PostgreSQL at 127.0.0.1:1",
+                                "FAILED: PostgreSQL at 127.0.0.1")), line
+        assert not leaks(done.stdout + done.stderr)
+
+
+def test_alembic_revision_autogenerate_writes_exactly_the_model_change(
+        local_database: URL, tmp_path: Path) -> None:
+    """The README's example, in a copy of the checkout whose model gained a column."""
+    tree = tmp_path / "checkout"
+    shutil.copytree(ROOT / "src", tree / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "alembic", tree / "alembic")
+    shutil.copy(ROOT / "alembic.ini", tree / "alembic.ini")
+    path = f"{tree / 'src'}{os.pathsep}{ROOT}"
+    assert alembic("upgrade", "head", cwd=tree, PYTHONPATH=path).returncode == 0
+    models = tree / "src" / "alquimista_schema" / "schema" / "models.py"
+    models.write_text(models.read_text().replace(
+        "    created_at: Mapped[datetime | None] = mapped_column(Timestamp, server_default=NOW)\n"
+        "\n    __table_args__ = (\n        CheckConstraint(_in_list(\"canal_decidido\"",
+        "    created_at: Mapped[datetime | None] = mapped_column(Timestamp, server_default=NOW)\n"
+        "    canal_detalhe: Mapped[str | None] = mapped_column(Text)\n"
+        "\n    __table_args__ = (\n        CheckConstraint(_in_list(\"canal_decidido\"", 1))
+    made = alembic("revision", "--autogenerate", "-m", "add canal_detalhe", cwd=tree,
+                   PYTHONPATH=path)
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert len(_lines(made)) <= 4, made.stdout + made.stderr
+    written = tree / "src" / "alquimista_schema" / "migrations" / "versions"
+    new = (written / "022_add_canal_detalhe.py").read_text()
+    body = new.split("def upgrade() -> None:")[1].split("def downgrade")[0]
+    ops = [line.strip() for line in body.splitlines() if line.strip().startswith("op.")]
+    assert ops == ["op.add_column('dry_run_log', sa.Column('canal_detalhe', sa.Text(), "
+                   "nullable=True))"]
+    manifest = json.loads((written.parent / "manifest.json").read_text())
+    assert manifest["head"] == "022"
+    assert _lines(alembic("upgrade", "head", cwd=tree, PYTHONPATH=path))[-1] == \
+        "applied 1 revision(s): 021 -> 022"
+    assert _lines(alembic("check", cwd=tree, PYTHONPATH=path))[-1] == \
+        "No new upgrade operations detected."

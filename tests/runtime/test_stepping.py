@@ -91,3 +91,20 @@ def test_a_downgrade_renders_offline_even_inside_a_running_environment(
     [sql] = rendered
     assert "DROP TABLE dry_run_log" in sql
     assert "DROP TABLE leads" not in sql  # lead_ingestion itself is not undone
+
+
+def test_a_context_runs_without_any_database() -> None:
+    """The as_sql option turns a context offline: its function runs, nothing connects."""
+    script = directory.script_directory()
+    seen: list[tuple[str, ...]] = []
+
+    def look(heads: Any, context: Any) -> Iterator[Any]:
+        seen.append(tuple(heads))
+        return iter(())
+
+    config = directory.make_config()
+    config.attributes.pop("embedded")
+    with EnvironmentContext(config, script, fn=look, as_sql=False) as context:
+        assert not context.is_offline_mode()
+        configure.run_without_database(context)
+    assert seen == [()]

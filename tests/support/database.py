@@ -155,3 +155,19 @@ def scratch_scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(directory, "SCRIPT_LOCATION", target)
     monkeypatch.setattr(directory, "VERSIONS_LOCATION", target / "versions")
     return target / "versions"
+
+
+@pytest.fixture
+def local_database(pg_cluster: DevDatabase, pg_server: URL,
+                   monkeypatch: pytest.MonkeyPatch) -> URL:
+    """What a door uses when given no URL: the local database (``connect/local.py``).
+
+    Here the test server itself is that local database (ALQUIMISTA_DEVDB_DIR points at
+    it), with a fresh ``alquimista`` database, so nothing set means this one.
+    """
+    with psycopg.connect(plain(pg_server), autocommit=True) as conn:
+        conn.execute(b"DROP DATABASE IF EXISTS alquimista WITH (FORCE)")
+    monkeypatch.setenv("ALQUIMISTA_DEVDB_DIR", str(pg_cluster.root))
+    for name in ("ALQUIMISTA_DEVDB", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return DevDatabase(pg_cluster.root).start()

@@ -96,13 +96,14 @@ def role(admin: URL, name: str, password: str, *grants: str) -> Iterator[URL]:
             conn.commit()
 
 
-def alembic(*args: str, url: URL | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the plain ``alembic`` command from the repository root."""
+def alembic(*args: str, url: URL | None = None, cwd: Path = ROOT,
+            **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the plain ``alembic`` command from the repository root (or ``cwd``)."""
     environ = {**os.environ, **env}
     environ.pop("DATABASE_URL", None)
     if url is not None:
         environ["DATABASE_URL"] = full(url)
-    return subprocess.run([*ALEMBIC, *args], cwd=ROOT, env=environ, capture_output=True,
+    return subprocess.run([*ALEMBIC, *args], cwd=cwd, env=environ, capture_output=True,
                           text=True, timeout=180)
 
 

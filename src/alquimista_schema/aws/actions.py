@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from alquimista_schema import command
 from alquimista_schema.aws.protocol import Request
@@ -17,15 +17,30 @@ from alquimista_schema.errors import ConfigurationError, DowngradeRefused, Drift
 from alquimista_schema.runtime.run import Run
 from alquimista_schema.settings import Settings
 
-if TYPE_CHECKING:  # for annotations only: importing it loads SQLAlchemy (~200 ms)
-    from alquimista_schema.connect.secrets import SecretCache
+if TYPE_CHECKING:
+    from alquimista_schema.connect.secrets import Credentials
+
+T = TypeVar("T")
+
+
+class CredentialSource(Protocol):
+    """Where an action's database credentials come from: a secret (SecretCache), or
+    outside Lambda DATABASE_URL (runner.LocalUrl)."""
+
+    fetches: int
+
+    @property
+    def cached(self) -> Credentials | None: ...
+
+    def call(self, fn: Callable[[Credentials], T], *, deadline: float | None = None,
+             on_refetch: Callable[[], None] | None = None) -> T: ...
 
 
 class Host(Protocol):
     """What an action needs of the runner that answers the event."""
 
     settings: Settings
-    secrets: SecretCache | None
+    secrets: CredentialSource | None
     actor: str
     log: Callable[..., None]
 
@@ -57,7 +72,9 @@ class Call:
         """Call ``fn(url, run)``; fetch the secret again once if the credentials are refused."""
         secrets = self.runner.secrets
         if secrets is None:
-            raise ConfigurationError("DB_SECRET_ARN is not set in the function's environment")
+            raise ConfigurationError(
+                "DB_SECRET_ARN is not set in the function's environment (outside Lambda, "
+                "DATABASE_URL may name the database instead)")
 
         def attempt(creds: Any) -> dict[str, Any]:
             self.log("secret.ready", database=creds.url.render_as_string(hide_password=True),

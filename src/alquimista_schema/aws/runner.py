@@ -15,14 +15,17 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
-from alquimista_schema.aws.actions import HANDLERS, Call, moved
+from alquimista_schema.aws.actions import HANDLERS, Call, CredentialSource, moved
 from alquimista_schema.aws.protocol import ACTIONS, LEGACY, action_name, parse
+from alquimista_schema.connect import dsn
+from alquimista_schema.connect.secrets import Credentials, SecretCache
 from alquimista_schema.errors import ConfigurationError, DriftDetected, SchemaError
 from alquimista_schema.settings import Settings
 
-__all__ = ["JsonLog", "Runner"]
+__all__ = ["JsonLog", "LocalUrl", "Runner"]
+T = TypeVar("T")
 assert set(HANDLERS) == set(ACTIONS)  # every action answered, no handler orphaned
 
 
@@ -42,6 +45,23 @@ class JsonLog:
         stream.flush()
 
 
+class LocalUrl:
+    """Outside Lambda only: the database named by DATABASE_URL, in place of a secret.
+
+    So the real handler runs on a developer's machine (``python -m lambda_entry``). On
+    Lambda (AWS_LAMBDA_FUNCTION_NAME is set) DATABASE_URL is never read.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.fetches = 0
+        self.cached: Credentials | None = Credentials(dsn.parse(url), None, "DATABASE_URL")
+
+    def call(self, fn: Callable[[Credentials], T], *, deadline: float | None = None,
+             on_refetch: Callable[[], None] | None = None) -> T:
+        assert self.cached is not None
+        return fn(self.cached)
+
+
 class Runner:
     """Answers events; keeps the secret (and its client) across warm invocations."""
 
@@ -49,14 +69,13 @@ class Runner:
                  env: Mapping[str, str] | None = None,
                  client_factory: Callable[..., Any] | None = None,
                  log: Callable[..., None] | None = None, actor: str = "lambda") -> None:
-        from alquimista_schema.connect.secrets import SecretCache
-
         self.config_error = settings_ if isinstance(settings_, ConfigurationError) else None
         self.settings = settings_ if isinstance(settings_, Settings) else Settings(None)
         self.log = log or JsonLog()
         self.actor = actor
-        self.secrets = (SecretCache(self.settings.secret_id, client_factory, env)
-                        if self.settings.secret_id else None)
+        self.secrets: CredentialSource | None = (
+            SecretCache(self.settings.secret_id, client_factory, env)
+            if self.settings.secret_id else None)
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Runner:
@@ -67,7 +86,15 @@ class Runner:
             read: Settings | ConfigurationError = Settings.from_env(env)
         except ConfigurationError as exc:
             read = exc
-        return cls(read, env=env, actor=f"lambda:{name}" if name else "lambda")
+        runner = cls(read, env=env, actor=f"lambda:{name}" if name else "lambda")
+        local = env.get("DATABASE_URL")
+        if runner.secrets is None and local and not name:
+            try:
+                runner.secrets = LocalUrl(local)
+            except ConfigurationError as exc:
+                runner.config_error = exc
+            runner.actor = "local"
+        return runner
 
     def handle(self, event: object, *, request_id: str,
                remaining_ms: Callable[[], int] | None = None) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from alquimista_schema.cli.common import (
     url_option,
 )
 from alquimista_schema.errors import SchemaError
+from alquimista_schema.runtime.run import Applied, Result
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -72,24 +73,14 @@ for _command in tools.COMMANDS:
     main.add_command(_command)
 
 
-def _print_applied(item: Any) -> None:
-    say(f"  {item.revision:<16} {item.duration_ms:>9.1f} ms  {item.description}")
+def _print_applied(item: Applied) -> None:
+    say(item.line())
 
 
-def _print_result(result: Any, verb: str, target: str | None = None) -> None:
-    for warning in getattr(result, "warnings", []):
+def _print_result(result: Result, verb: str, target: str | None = None) -> None:
+    for warning in result.warnings:
         say(f"warning: {warning}", err=True)
-    if not result.applied:
-        at = result.to_revision or "base"
-        if verb == "applied" and target not in (None, "head", "heads", at) and \
-                not target.startswith(("+", "-")):
-            say(f"nothing to do: the database is at {at}, already past {target} "
-                "(use downgrade to go back)")
-        else:
-            say(f"nothing to do: the database is already at {at}")
-    else:
-        say(f"{verb} {len(result.applied)} revision(s): "
-            f"{result.from_revision or 'base'} -> {result.to_revision or 'base'}")
+    say(result.summary(verb, target))
 
 
 class RelativeStepCommand(click.Command):
@@ -131,19 +122,24 @@ _confirm = click.option(
 
 
 @main.command(cls=RelativeStepCommand)
-@click.argument("revision")
+@click.argument("revision", required=False)
 @url_option
 @with_timeouts
 @_confirm
 @handle_errors
-def downgrade(revision: str, url: str | None, secret_arn: str | None, lock_timeout: str | None,
-              statement_timeout: str | None, lock_wait: float, confirm: str | None) -> None:
+def downgrade(revision: str | None, url: str | None, secret_arn: str | None,
+              lock_timeout: str | None, statement_timeout: str | None, lock_wait: float,
+              confirm: str | None) -> None:
     """Revert the database to REVISION (an id, base, or a relative step such as -1).
 
     A downgrade drops what later revisions added, data included: in prod, and
     wherever it would drop a table that holds rows, it needs --confirm REVISION.
     """
     from alquimista_schema import command
+
+    if revision is None:
+        raise click.UsageError("downgrade needs a REVISION to go back to: a revision id "
+                               "(e.g. 017), base, or a relative step such as -1")
 
     run = command.Run(action="downgrade", lock_timeout=lock_timeout, environment=environment(),
                       statement_timeout=statement_timeout, lock_wait=lock_wait)
@@ -248,7 +244,8 @@ def stamp(revision: str, url: str | None, secret_arn: str | None, purge: bool,
 @click.option("--autogenerate", is_flag=True,
               help="Fill the revision from the difference between the models and a database "
                    "at head.")
-@click.option("--rev-id", help="Revision id (default: the next number, e.g. 020).")
+@click.option("--rev-id", help="Revision id (default: one above the newest numbered revision, "
+                               "e.g. 022 after 021).")
 @url_option
 @handle_errors
 def revision(message: str, autogenerate: bool, rev_id: str | None, url: str | None,

@@ -14,7 +14,12 @@ from typing import IO, Any, TypeVar
 
 import click
 
-from alquimista_schema.errors import DriftDetected, InvalidTarget, SchemaError
+from alquimista_schema.errors import (
+    DriftDetected,
+    InvalidTarget,
+    SchemaError,
+    UnknownDatabaseRevision,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -89,9 +94,12 @@ def on_database(url: str | None, secret_arn: str | None, fn: Callable[[Any], T])
         return SecretCache(secret_arn).call(lambda creds: fn(creds.url))
     if url:
         return fn(url)
-    from alquimista_schema.connect import local as devdb
+    from alquimista_schema.connect import local
 
-    return fn(devdb.local_url(lambda line: say(line, err=True)))
+    try:
+        return fn(local.local_url(lambda line: say(line, err=True)))
+    except UnknownDatabaseRevision as exc:
+        raise exc.on_local_database() from exc
 
 
 _url = click.option(

@@ -76,6 +76,13 @@ def run_on(context: EnvironmentContext, connection: Connection, *,
         context.run_migrations()
 
 
+def run_without_database(context: EnvironmentContext) -> None:
+    """Run ``context``'s command with no database: it reads only the revision files."""
+    context.configure(**{**configure_kwargs(context), **stepping.without_database()})
+    with context.begin_transaction():
+        context.run_migrations()
+
+
 def number_revisions(context: Any, revision: Any, directives: list[Any]) -> None:
     """Number new revisions after the legacy files (018, 019, ...) unless given an id.
 

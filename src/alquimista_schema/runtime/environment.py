@@ -3,34 +3,46 @@
 Both ``alembic/env.py`` (the repository's, for the ``alembic`` command) and the
 package's own ``migrations/env.py`` call :func:`run` in one line. Inside a run of the
 package's own (the CLI, the Lambda) the context comes with its connection and its
-steps. A plain ``alembic upgrade/downgrade/stamp`` is handed to the run skeleton with
-its own context (``within``): the same lock, guards, audit, pacing and record.
+steps. A plain ``alembic`` command is served here as ``alquimista-schema`` serves it:
+the same URL rules (the local database when none is given, announced in one line),
+the same one-line errors, and ``upgrade``/``downgrade``/``stamp`` handed to the run
+skeleton with Alembic's own context (``within``): the same lock, guards, audit, pacing
+and record. Commands that only read the revision files need no database at all.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from logging.config import fileConfig
 from typing import TYPE_CHECKING, Any
 
 from alembic.script import write_hooks
 from alembic.util import CommandError
-from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import Connection
 
 from alquimista_schema import settings, targets
-from alquimista_schema.errors import MissingURL, SchemaError
+from alquimista_schema.errors import MissingURL, SchemaError, UnknownDatabaseRevision
 from alquimista_schema.runtime import configure, skeleton
 from alquimista_schema.runtime.run import Change, Run
-from alquimista_schema.script import authoring
+from alquimista_schema.script import authoring, directory
 
 if TYPE_CHECKING:
     from alembic.runtime.environment import EnvironmentContext
 
 __all__ = ["run"]
-_GUARDED = ("upgrade", "downgrade", "stamp")
+_GUARDED = {"upgrade": "applied", "downgrade": "reverted", "stamp": "stamped"}
 _DIRECTION: dict[str, targets.Direction] = {"upgrade": "up", "downgrade": "down"}
+# Which alembic commands need a database, by their options; the others (history, heads,
+# show, branches, revision without --autogenerate...) read only the revision files.
+_NEEDS_DATABASE: dict[str, Callable[[Any], bool]] = {
+    "upgrade": lambda opts: True, "downgrade": lambda opts: True,
+    "stamp": lambda opts: True, "current": lambda opts: True, "check": lambda opts: True,
+    "ensure_version": lambda opts: True,
+    "revision": lambda opts: bool(getattr(opts, "autogenerate", False)),
+    "history": lambda opts: bool(getattr(opts, "indicate_current", False)),
+}
 
 
 @write_hooks.register("alquimista_manifest")
@@ -71,15 +83,11 @@ def configured_url(context: EnvironmentContext) -> str | None:
 
 
 def resolve_url(context: EnvironmentContext) -> str:
-    """Return the database URL for an online run: the configured one, else (for
-    ``alembic upgrade/downgrade/stamp``) the local database, as `alquimista-schema` does."""
-    url = configured_url(context)
-    if not url and _alembic_cli_command(context) in _GUARDED:
-        url = local_database_url()
-    if not url:
-        raise MissingURL("no database URL: set DATABASE_URL or pass -x url=postgresql://...")
+    """The configured URL, else the local database (started if needed, announced in one
+    line on stderr), as `alquimista-schema` does; a wrong URL is a one-line error."""
     from alquimista_schema.connect.database import parse_url
 
+    url = configured_url(context) or local_database_url()
     return parse_url(url).render_as_string(hide_password=False)
 
 
@@ -87,7 +95,11 @@ def local_database_url() -> str:
     """The local database (started if needed), announced in one line on stderr."""
     from alquimista_schema.connect import local
 
-    url = local.local_url(lambda line: print(line, file=sys.stderr))
+    try:
+        url = local.local_url(lambda line: print(line, file=sys.stderr))
+    except MissingURL:
+        raise MissingURL("no database URL: set DATABASE_URL or pass -x url=postgresql://... "
+                         "(the local database is switched off by ALQUIMISTA_DEVDB)") from None
     return url.render_as_string(hide_password=False)
 
 
@@ -113,27 +125,47 @@ def run_online(context: EnvironmentContext) -> None:
     if connection is not None:
         configure.run_on(context, connection)
         return
-    url = resolve_url(context)
     command = _alembic_cli_command(context)
-    if command in _GUARDED:
-        skeleton.change(url, _cli_change(context, command), _cli_run(context, command),
-                        within=context)
+    if not _NEEDS_DATABASE.get(command or "", lambda opts: False)(context.config.cmd_opts):
+        configure.run_without_database(context)
         return
-    engine = create_engine(url, poolclass=pool.NullPool)
+    local = configured_url(context) is None
+    url = resolve_url(context)
     try:
-        with engine.connect() as conn:
+        if command in _GUARDED:
+            _run_guarded(context, command, url)
+            return
+        from alquimista_schema.connect.database import connect
+
+        with connect(url) as conn:
+            directory.current_heads(context.script, conn)  # one that we know, or say so
             configure.run_on(context, conn)
-    finally:
-        engine.dispose()
+    except UnknownDatabaseRevision as exc:
+        if not local:
+            raise
+        raise exc.on_local_database() from exc
 
 
-def _cli_change(context: EnvironmentContext, command: str) -> Change:
+def _run_guarded(context: EnvironmentContext, command: str, url: str) -> None:
+    """upgrade, downgrade, stamp: the run skeleton, saying what it did as the CLI does."""
+    say = context.config.print_stdout
+    request = _cli_change(context, command, on_applied=lambda item: say(item.line()))
+    result = skeleton.change(url, request, _cli_run(context, command), within=context)
+    for warning in result.warnings:
+        say(f"warning: {warning}")
+    if command == "stamp":
+        say(f"stamped {result.to_revision or 'base'} (was {result.from_revision or 'base'})")
+    else:
+        say(result.summary(_GUARDED[command], request.target.text))
+
+
+def _cli_change(context: EnvironmentContext, command: str, **extra: Any) -> Change:
     """What the alembic command asks for: its target, ``--purge``, ``-x confirm=REV``."""
     opts = context.config.cmd_opts
     target = getattr(opts, "revision", None) or " ".join(getattr(opts, "revisions", None) or [])
     return Change(command, targets.parse(target, _DIRECTION.get(command)),
                   confirm=context.get_x_argument(as_dictionary=True).get("confirm"),
-                  purge=bool(getattr(opts, "purge", False)))
+                  purge=bool(getattr(opts, "purge", False)), **extra)
 
 
 def _cli_run(context: EnvironmentContext, command: str) -> Run:

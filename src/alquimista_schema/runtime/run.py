@@ -119,6 +119,10 @@ class Applied:
     description: str
     duration_ms: float
 
+    def line(self) -> str:
+        """How every door shows it: id, duration, description."""
+        return f"  {self.revision:<16} {self.duration_ms:>9.1f} ms  {self.description}"
+
 
 @dataclass(frozen=True)
 class Result:
@@ -132,6 +136,18 @@ class Result:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def summary(self, verb: str, target: str | None = None) -> str:
+        """Say in one line what was done (``verb``: applied, reverted), or why nothing was."""
+        if self.applied:
+            return (f"{verb} {len(self.applied)} revision(s): {self.from_revision or 'base'} "
+                    f"-> {self.to_revision or 'base'}")
+        at = self.to_revision or "base"
+        if verb == "applied" and target not in (None, "head", "heads", at) and \
+                not target.startswith(("+", "-")):
+            return (f"nothing to do: the database is at {at}, already past {target} "
+                    "(use downgrade to go back)")
+        return f"nothing to do: the database is already at {at}"
 
 
 @dataclass

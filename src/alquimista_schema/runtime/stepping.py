@@ -63,6 +63,18 @@ def steps_option(fn: StepsFn) -> dict[str, Any]:
     return {"fn": fn}
 
 
+def without_database() -> dict[str, Any]:
+    """The ``configure()`` options that run a context with no database at all.
+
+    Non-public: ``as_sql`` (normally given by the command that makes the context) turns
+    the context into an offline one, whose output is thrown away. For the commands that
+    read only the revision files (``history``, ``heads``, ``revision`` without
+    ``--autogenerate``) but still run env.py (``revision_environment``).
+    """
+    return {"as_sql": True, "output_buffer": io.StringIO(), "url": "postgresql://",
+            "dialect_opts": {"paramstyle": "named"}}
+
+
 def render_downgrade(script: ScriptDirectory, start: str | None, dest: str) -> str:
     """Return the SQL of the downgrade from ``start`` to ``dest``, rendered offline.
 

@@ -58,7 +58,7 @@ def revision(message: str, *, url: str | UrlLike | None = None, autogenerate: bo
             if config.attributes.get("nothing_to_write"):
                 return []
     else:
-        config = directory.make_config(**extra)
+        config = directory.make_config(stdout=io.StringIO(), **extra)
         made = alembic_command.revision(config, message=message, rev_id=rev_id)
     found = made if isinstance(made, list) else [made]
     write_manifest()

@@ -30,11 +30,17 @@ def make_config(*, stdout: TextIO | None = None, **attributes: Any) -> Config:
     ``attributes`` land in ``config.attributes`` (``connection``, ``url``,
     ``target_metadata``...), the channel Alembic offers to hand objects to env.py.
     """
+    from argparse import Namespace
+
     from alembic.config import Config  # deferred: the no-op fast path never needs Alembic
 
-    config = Config(stdout=stdout) if stdout is not None else Config()
+    # quiet: Alembic's own status lines ("Generating ... done"); the doors say what happened.
+    config = Config(stdout=stdout, cmd_opts=Namespace(quiet=True, x=None)) if stdout is not None \
+        else Config(cmd_opts=Namespace(quiet=True, x=None))
     config.set_main_option("script_location", str(SCRIPT_LOCATION))
     config.set_main_option("file_template", FILE_TEMPLATE)
+    # env.py runs for `revision` too: it numbers new revisions (018, 019, ...).
+    config.set_main_option("revision_environment", "true")
     config.attributes["embedded"] = True
     config.attributes.update(attributes)
     return config
@@ -84,8 +90,10 @@ def resolve(script: ScriptDirectory, name: str | None) -> None:
         found = script.get_revisions(name)
     except (CommandError, RevisionError) as exc:
         known = ", ".join(r.revision for r in chain(script))
+        detail = str(exc)  # Alembic's words, when they add something (an ambiguous prefix)
+        extra = "" if "Can't locate revision" in detail else f" ({detail})"
         raise UnknownRevision(
-            f"unknown revision {name!r}: {exc}. Known revisions: {known} "
+            f"unknown revision {name!r}{extra}. Known revisions: {known} "
             "(or head, base, +N, -N)") from exc
     if not found:
         raise UnknownRevision(f"unknown revision {name!r}")
@@ -140,11 +148,7 @@ def current_heads(script: ScriptDirectory, conn: Connection, *,
         try:
             script.get_revision(head)
         except (CommandError, RevisionError) as exc:
-            raise UnknownDatabaseRevision(
-                f"the database is at revision {head!r}, which this release of "
-                f"alquimista-schema does not know (its head is {script.get_current_head()!r}): "
-                "it was probably migrated by a newer release; use that release (or, to "
-                "overwrite the version table, `stamp <revision> --purge`)") from exc
+            raise UnknownDatabaseRevision(head, script.get_current_head()) from exc
     return found
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL
 from alembic import command as alembic_command
 from alquimista_schema.connect.database import connect
 from alquimista_schema.connect.local import find_bindir
-from alquimista_schema.runtime import audit, locking
+from alquimista_schema.runtime import audit, ledger, locking
 from alquimista_schema.script import directory
 from tests.corpus.rows import ROW_QUERIES
 from tests.support.doors import Door
@@ -51,6 +51,7 @@ def snapshot(url: URL, *, rows: bool = True) -> dict[str, Any]:
     dump = subprocess.run(
         [str(find_bindir() / "pg_dump"), "--schema-only", "--no-owner", "--no-privileges",
          f"--exclude-table={audit.TABLE}", f"--exclude-table={audit.TABLE}_id_seq",
+         f"--exclude-table={ledger.TABLE}",
          plain(url)], capture_output=True, text=True, check=True).stdout
     # pg_dump 15.14+ writes a random \restrict key; the database name is not the schema
     schema = [line for line in dump.splitlines()
@@ -152,3 +153,19 @@ def test_two_runners_over_a_concurrently_revision_both_finish(
 def test_the_doors_read_the_scratch_corpus(corpus_scripts: Path) -> None:
     assert [p.name[:3] for p in sorted((corpus_scripts / "versions").glob("c*.py"))] == [
         f"c{n:02d}" for n in range(1, 14)]
+
+
+def test_every_door_records_each_revisions_checksum_and_removes_it_going_down(
+        door: Door, empty_url: URL) -> None:
+    assert door.run("upgrade", empty_url, "c06").ok
+    carried = ledger.carried(directory.script_directory())
+    chain = list(carried)
+    with connect(empty_url) as conn:
+        recorded = {r.revision: (r.checksum, r.how) for r in conn.execute(
+            text(f"SELECT revision, checksum, how FROM {ledger.TABLE}"))}
+    assert recorded == {rev: (carried[rev], "applied")
+                        for rev in chain[:chain.index("c06") + 1]}
+    assert door.run("downgrade", empty_url, "021", confirm="021").ok
+    with connect(empty_url) as conn:
+        left = {r[0] for r in conn.execute(text(f"SELECT revision FROM {ledger.TABLE}"))}
+    assert left == set(chain[:chain.index("021") + 1])

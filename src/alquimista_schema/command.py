@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from alquimista_schema import targets
 from alquimista_schema.connect import dsn
 from alquimista_schema.connect.dsn import UrlLike
+from alquimista_schema.errors import ChecksumMismatch
 from alquimista_schema.runtime import probe
 from alquimista_schema.runtime.run import Applied, Change, Result, Run
 
@@ -23,12 +24,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from alquimista_schema.autogenerate.adoption import Adoption
+    from alquimista_schema.runtime.ledger import Verification
     from alquimista_schema.script.directory import RevisionInfo
     from alquimista_schema.script.lint import Finding
 
 
 __all__ = ["Applied", "Plan", "Result", "Run", "adopt", "applied", "check", "current", "downgrade",
-           "heads", "history", "plan", "revision", "sql", "stamp", "upgrade"]
+           "heads", "history", "plan", "revision", "sql", "stamp", "upgrade", "verify"]
 
 
 @dataclass(frozen=True)
@@ -53,25 +55,28 @@ def _probe(url: UrlLike, run: Run) -> probe.Answer:
 
 
 def upgrade(url: str | UrlLike, revision: str = "head", *, run: Run | None = None,
-            on_applied: Callable[[Applied], None] | None = None) -> Result:
+            on_applied: Callable[[Applied], None] | None = None,
+            accept_checksums: bool = False) -> Result:
     """Upgrade to a later version, one transaction per revision, under the lock.
 
     "Already at head" is answered by one query, without loading the revisions; else
-    the run skeleton takes over, on the connection that asked.
+    the run skeleton takes over, on the connection that asked. ``accept_checksums``
+    records the new checksums of applied revisions edited since (see ``verify``).
     """
     run = run or Run(action="upgrade")
     target = targets.parse(revision, "up")
     # Read as fields (a Dsn): parsing into a SQLAlchemy URL would load SQLAlchemy (~200 ms).
     light = dsn.parse(url) if isinstance(url, str) else url
     answer = probe.Answer(None)
-    if target.name in ("head", "heads") and not target.relative:
+    if target.name in ("head", "heads") and not target.relative and not accept_checksums:
         answer = _probe(light, run)
         if answer.head is not None:
             return Result(answer.head, answer.head, [])
     from alquimista_schema.runtime import skeleton  # loads SQLAlchemy and Alembic
 
-    return skeleton.change(light, Change("upgrade", target, on_applied=on_applied), run,
-                           adopt=answer.open_connection())
+    request = Change("upgrade", target, on_applied=on_applied,
+                     accept_checksums=accept_checksums)
+    return skeleton.change(light, request, run, adopt=answer.open_connection())
 
 
 def downgrade(url: str | UrlLike, revision: str, *, run: Run | None = None,
@@ -115,6 +120,22 @@ def current(url: str | UrlLike, *, run: Run | None = None) -> str | None:
     from alquimista_schema.runtime import planning
 
     return planning.current(url, run or Run())
+
+
+def verify(url: str | UrlLike, *, run: Run | None = None) -> Verification:
+    """Compare the checksums recorded for the applied revisions with the files carried;
+    raise ChecksumMismatch naming each revision edited since it was applied."""
+    from alquimista_schema.connect.database import connect
+    from alquimista_schema.runtime import ledger
+    from alquimista_schema.script import directory
+
+    with connect(url, **(run or Run()).connect_options()) as conn:
+        found = ledger.verify(conn, directory.script_directory())
+    if found.problems:
+        raise ChecksumMismatch(
+            f"{len(found.problems)} applied revision(s) differ from these revision files",
+            [check.describe() for check in found.problems])
+    return found
 
 
 def history() -> list[RevisionInfo]:

@@ -12,7 +12,12 @@ class SchemaError(Exception):
 
     code = "ERROR"
     progress: object = None
-    """What was done before the error (a ``migrate.Result``), when anything was."""
+    """What was done before the error (a ``runtime.run.Result``), when anything was."""
+
+    @property
+    def details(self) -> list[str]:
+        """The items the message sums up (each difference, each revision), one line each."""
+        return []
 
 
 class ConfigurationError(SchemaError):
@@ -92,6 +97,24 @@ class DriftDetected(SchemaError):
     def __init__(self, message: str, differences: list[str]) -> None:
         super().__init__(message)
         self.differences = differences
+
+    @property
+    def details(self) -> list[str]:
+        return self.differences
+
+
+class ChecksumMismatch(SchemaError):
+    """An applied revision was edited after it was applied, or is not carried here."""
+
+    code = "CHECKSUM_MISMATCH"
+
+    def __init__(self, message: str, mismatches: list[str]) -> None:
+        super().__init__(message)
+        self.mismatches = mismatches
+
+    @property
+    def details(self) -> list[str]:
+        return self.mismatches
 
 
 class NotAdopted(SchemaError):

@@ -96,22 +96,26 @@ class RelativeStepCommand(click.Command):
 @click.argument("revision", default="head")
 @url_option
 @with_timeouts
+@click.option("--accept-checksums", is_flag=True,
+              help="Record the new checksums of applied revisions edited since they were "
+                   "applied (an audited step; see `verify`).")
 @handle_errors
 def upgrade(revision: str, url: str | None, secret_arn: str | None, lock_timeout: str | None,
-            statement_timeout: str | None, lock_wait: float) -> None:
+            statement_timeout: str | None, lock_wait: float, accept_checksums: bool) -> None:
     """Upgrade the database to REVISION (default: head).
 
     REVISION may be a revision id (e.g. 017), head, or a relative step such as +1.
     Each revision runs in its own transaction; a failing one is rolled back and
     leaves the database at the revision before it. Revisions always run through
-    Alembic, online, in one Alembic run.
+    Alembic, online, in one Alembic run. An applied revision edited since (see
+    `verify`) is refused in prod and warned about elsewhere.
     """
     from alquimista_schema import command
 
     run = command.Run(action="upgrade", lock_timeout=lock_timeout, environment=environment(),
                       statement_timeout=statement_timeout, lock_wait=lock_wait)
     result = on_database(url, secret_arn, lambda db: command.upgrade(
-        db, revision, on_applied=_print_applied, run=run))
+        db, revision, on_applied=_print_applied, run=run, accept_checksums=accept_checksums))
     _print_result(result, "applied", revision)
 
 
@@ -200,6 +204,24 @@ def check(url: str | None, secret_arn: str | None) -> None:
 
     on_database(url, secret_arn, command.check)
     say("no differences: the models match the revisions")
+
+
+@main.command()
+@url_option
+@handle_errors
+def verify(url: str | None, secret_arn: str | None) -> None:
+    """Check that no applied revision was edited since it was applied (checksums).
+
+    Exit 1 naming each revision whose file differs from the checksum recorded when it
+    was applied, and each applied revision these files do not carry. Revisions applied
+    before checksums were kept say so, and pass.
+    """
+    from alquimista_schema import command
+
+    found = on_database(url, secret_arn, lambda db: command.verify(db))
+    for check in found.checks:
+        say(check.describe())
+    say(f"verified {len(found.checks)} applied revision(s): none edited since applied")
 
 
 @main.command(name="sql")

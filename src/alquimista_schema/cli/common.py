@@ -15,7 +15,6 @@ from typing import IO, Any, TypeVar
 import click
 
 from alquimista_schema.errors import (
-    DriftDetected,
     InvalidTarget,
     SchemaError,
     UnknownDatabaseRevision,
@@ -71,10 +70,8 @@ def handle_errors(fn: F) -> F:
 def _translate(exc: Exception) -> click.ClickException:
     if isinstance(exc, InvalidTarget):
         return click.UsageError(str(exc))
-    if isinstance(exc, DriftDetected):
-        return Failure(str(exc), exc.differences)
     if isinstance(exc, SchemaError):
-        return Failure(str(exc))
+        return Failure(str(exc), exc.details)
     first = str(exc).splitlines()[0] if str(exc) else ""
     return Failure(f"unexpected {type(exc).__name__}: {first} (a bug: run with --traceback "
                    "for details, and report it)")

@@ -160,12 +160,15 @@ def _run_guarded(context: EnvironmentContext, command: str, url: str) -> None:
 
 
 def _cli_change(context: EnvironmentContext, command: str, **extra: Any) -> Change:
-    """What the alembic command asks for: its target, ``--purge``, ``-x confirm=REV``."""
+    """What the alembic command asks for: its target, ``--purge``, ``-x confirm=REV``,
+    ``-x accept_checksums=true``."""
     opts = context.config.cmd_opts
     target = getattr(opts, "revision", None) or " ".join(getattr(opts, "revisions", None) or [])
+    x_args = context.get_x_argument(as_dictionary=True)
     return Change(command, targets.parse(target, _DIRECTION.get(command)),
-                  confirm=context.get_x_argument(as_dictionary=True).get("confirm"),
-                  purge=bool(getattr(opts, "purge", False)), **extra)
+                  confirm=x_args.get("confirm"), purge=bool(getattr(opts, "purge", False)),
+                  accept_checksums=x_args.get("accept_checksums", "").lower() == "true",
+                  **extra)
 
 
 def _cli_run(context: EnvironmentContext, command: str) -> Run:

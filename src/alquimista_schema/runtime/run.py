@@ -101,6 +101,8 @@ class Change:
     """The target repeated: what a destructive change needs in prod."""
     purge: bool = False
     """stamp only: replace whatever the version table holds."""
+    accept_checksums: bool = False
+    """upgrade only: record the new checksums of revisions edited since they were applied."""
     on_applied: Callable[[Applied], None] | None = None
 
     @property

@@ -23,8 +23,8 @@ from sqlalchemy.exc import DBAPIError
 from alquimista_schema import targets
 from alquimista_schema.autogenerate import adoption
 from alquimista_schema.connect.database import connect
-from alquimista_schema.errors import MigrationFailed, SchemaError
-from alquimista_schema.runtime import audit, configure, guards, planning, stepping
+from alquimista_schema.errors import ChecksumMismatch, MigrationFailed, SchemaError
+from alquimista_schema.runtime import audit, configure, guards, ledger, planning, stepping
 from alquimista_schema.runtime.locking import migration_lock
 from alquimista_schema.runtime.pacing import Pacer, failure
 from alquimista_schema.runtime.run import Applied, Change, Progress, Result, Run
@@ -75,11 +75,13 @@ def change(url: Any, request: Change, run: Run, *, adopt: Any = None,
             progress.on_applied = request.on_applied
             with progress.untraced():
                 route = _guard(conn, script, request, route, progress)
+            ledger.ensure_table(conn)
             if route is None:
-                _stamp(conn, script, request, progress, within)
+                _stamp(conn, script, request, run, progress, within)
             else:
                 if request.action == "upgrade":
                     guards.refuse_unlinted(route.scripts, run.lint_policy)
+                    _check_ledger(conn, script, request, run, progress)
                 _apply(conn, script, route, run, progress, within)
     return progress.result()
 
@@ -109,9 +111,11 @@ def _guard(conn: Connection, script: ScriptDirectory, request: Change,
     return route
 
 
-def _stamp(conn: Connection, script: ScriptDirectory, request: Change, progress: Progress,
-           within: EnvironmentContext | None) -> None:
-    """Alembic's own stamp: through its command, or the plain command's environment."""
+def _stamp(conn: Connection, script: ScriptDirectory, request: Change, run: Run,
+           progress: Progress, within: EnvironmentContext | None, *, how: str = "stamped"
+           ) -> None:
+    """Alembic's own stamp (through its command, or the plain command's environment);
+    the revisions it marks applied get their checksums recorded."""
     from alembic import command as alembic_command
 
     if within is None:
@@ -121,6 +125,27 @@ def _stamp(conn: Connection, script: ScriptDirectory, request: Change, progress:
         configure.run_on(within, conn)
     progress.to_revision = directory.one(directory.current_heads(script, conn))
     progress.changed = True
+    ledger.record_applied(conn, script, progress.to_revision, how, run.request_id)
+
+
+def _check_ledger(conn: Connection, script: ScriptDirectory, request: Change, run: Run,
+                  progress: Progress) -> None:
+    """Applied revisions edited since: accepted when asked, refused in prod, else a warning."""
+    problems = ledger.verify(conn, script).problems
+    if not problems:
+        return
+    lines = [check.describe() for check in problems]
+    if request.accept_checksums:
+        accepted = ledger.accept(conn, script, problems, run.request_id)
+        progress.changed = progress.changed or bool(accepted)
+        progress.warnings.append("accepted the new checksums of " + ", ".join(accepted))
+    elif run.environment == "prod":
+        raise ChecksumMismatch(
+            f"upgrade refused in prod: {len(lines)} applied revision(s) differ from these "
+            "files (run `verify`); nothing was changed. If the edits are intended, upgrade "
+            'with --accept-checksums ("accept_checksums": true)', lines)
+    else:
+        progress.warnings.extend(f"checksum: {line}" for line in lines)
 
 
 @dataclass
@@ -174,13 +199,14 @@ def _apply(conn: Connection, script: ScriptDirectory, route: planning.Route, run
     if not route.steps:
         return
     steps = _Steps(conn, run, progress, route.steps)
+    record = [ledger.recorder(script, run.request_id)]
     try:
         if within is not None:
-            within.config.attributes["session_configured"] = True
+            within.config.attributes.update(session_configured=True, on_version_apply=record)
             configure.run_on(within, conn, steps=steps)
         else:
             config = directory.make_config(connection=conn, stdout=io.StringIO(),
-                                           session_configured=True)
+                                           session_configured=True, on_version_apply=record)
             with stepping.environment(config, script, steps, route.end):
                 script.run_env()
     except SchemaError:
@@ -211,7 +237,8 @@ def adopt(url: Any, run: Run, *, dry_run: bool = False) -> adoption.Adoption:
                                      f"the schema matches revision {found.revision} exactly; "
                                      "would stamp it")
         stamp = Change("stamp", targets.parse(found.revision or "base"))
-        _stamp(conn, script, stamp, progress, None)
+        ledger.ensure_table(conn)
+        _stamp(conn, script, stamp, run, progress, None, how="adopted")
         return adoption.Adoption("adopted", found.revision,
                                  f"the schema matches revision {found.revision} exactly; "
                                  "stamped it")

@@ -1,0 +1,139 @@
+"""Checksums of applied revisions: recorded when applied, adopted or stamped; verified."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from alquimista_schema import command
+from alquimista_schema.cli import main
+from alquimista_schema.connect.database import connect
+from alquimista_schema.errors import ChecksumMismatch
+from alquimista_schema.runtime import audit, ledger
+from alquimista_schema.runtime.run import Run
+from alquimista_schema.script import directory
+
+CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
+REVISION = '''"""An extra column."""
+from alembic import op
+
+revision = "022"
+down_revision = "021"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("ALTER TABLE dry_run_log ADD COLUMN extra text")
+
+
+def downgrade() -> None:
+    op.execute("ALTER TABLE dry_run_log DROP COLUMN extra")
+'''
+
+
+def rows(url: URL) -> dict[str, tuple[str, str]]:
+    with connect(url) as conn:
+        return {r.revision: (r.checksum, r.how) for r in conn.execute(
+            text(f"SELECT revision, checksum, how FROM {ledger.TABLE}"))}
+
+
+def carried() -> dict[str, str]:
+    return ledger.carried(directory.script_directory())
+
+
+def test_an_upgrade_records_each_revision_and_a_downgrade_removes_it(empty_url: URL) -> None:
+    command.upgrade(empty_url, "head")
+    assert rows(empty_url) == {rev: (carried()[rev], "applied") for rev in CHAIN}
+    assert [c.status for c in command.verify(empty_url).checks] == ["ok"] * 6
+    command.downgrade(empty_url, "019")
+    assert sorted(rows(empty_url)) == sorted(CHAIN[:4])
+
+
+@pytest.fixture
+def at_022(head_url: URL, scratch_scripts: Path) -> Path:
+    path = scratch_scripts / "022_extra.py"
+    path.write_text(REVISION)
+    command.upgrade(head_url, "head")
+    return path
+
+
+def test_an_edited_statement_is_named_a_reworded_docstring_is_not(head_url: URL,
+                                                                   at_022: Path) -> None:
+    recorded = rows(head_url)["022"][0]
+    at_022.write_text(REVISION.replace('"""An extra column."""', '"""Reworded, no code."""'))
+    assert command.verify(head_url).checks[-1].status == "ok"
+    at_022.write_text(REVISION.replace("extra text", "extra varchar(10)"))
+    with pytest.raises(ChecksumMismatch) as caught:
+        command.verify(head_url)
+    assert caught.value.code == "CHECKSUM_MISMATCH"
+    [line] = caught.value.mismatches
+    assert line.startswith(f"022: edited after it was applied: recorded {recorded}, the file "
+                           f"now {carried()['022']} (recorded ")
+    assert line.endswith(", applied)")
+    cli = CliRunner().invoke(main, ["verify", "--url",
+                                    head_url.render_as_string(hide_password=False)])
+    assert cli.exit_code == 1
+    assert cli.stderr.splitlines()[1].startswith("  - 022: edited after it was applied")
+
+
+def test_upgrade_refuses_in_prod_warns_elsewhere_and_accepts_when_asked(
+        head_url: URL, at_022: Path) -> None:
+    at_022.write_text(REVISION.replace("extra text", "extra varchar(10)"))
+    with pytest.raises(ChecksumMismatch, match="upgrade refused in prod"):
+        command.upgrade(head_url, "head", run=Run(environment="prod"))
+    elsewhere = command.upgrade(head_url, "head")
+    assert [w.split(": recorded")[0] for w in elsewhere.warnings] == [
+        "checksum: 022: edited after it was applied"]
+    accepted = command.upgrade(head_url, "head", run=Run(environment="prod",
+                                                        request_id="accept-1"),
+                               accept_checksums=True)
+    assert accepted.warnings == ["accepted the new checksums of 022"]
+    assert rows(head_url)["022"] == (carried()["022"], "accepted")
+    command.verify(head_url)
+    with connect(head_url) as conn:
+        [row] = [r for r in audit.entries(conn) if r["request_id"] == "accept-1"]
+    assert (row["outcome"], row["action"]) == ("success", "upgrade")
+
+
+def test_a_database_from_before_checksums_reports_none_recorded(head_url: URL) -> None:
+    with connect(head_url) as conn:
+        conn.execute(text(f"DROP TABLE {ledger.TABLE}"))
+        conn.commit()
+    found = command.verify(head_url)
+    assert [c.status for c in found.checks] == ["unrecorded"] * 6
+    assert found.checks[0].describe() == ("lead_ingestion: no checksum recorded (applied "
+                                          "before checksums were kept)")
+
+
+def test_stamp_and_adopt_record_what_they_mark_applied(empty_url: URL,
+                                                        legacy_url: URL) -> None:
+    command.stamp(empty_url, "018")
+    assert {r: how for r, (_, how) in rows(empty_url).items()} == {
+        "lead_ingestion": "stamped", "017": "stamped", "018": "stamped"}
+    command.stamp(empty_url, "017")
+    assert sorted(rows(empty_url)) == ["017", "lead_ingestion"]
+    command.adopt(legacy_url)
+    assert {r: how for r, (_, how) in rows(legacy_url).items()} == {
+        "lead_ingestion": "adopted", "017": "adopted"}
+    command.verify(legacy_url)
+
+
+def test_a_refused_upgrade_in_prod_changed_nothing(head_url: URL, at_022: Path,
+                                                   scratch_scripts: Path) -> None:
+    """Pending revisions too: the mismatch is checked before anything is applied."""
+    at_022.write_text(REVISION.replace("extra text", "extra varchar(10)"))
+    (scratch_scripts / "023_more.py").write_text(
+        REVISION.replace('"022"', '"023"').replace('"021"', '"022"')
+        .replace("extra", "more"))
+    with pytest.raises(ChecksumMismatch):
+        command.upgrade(head_url, "head", run=Run(environment="prod"))
+    assert command.current(head_url) == "022"
+    warned = command.upgrade(head_url, "head")  # elsewhere: a warning, and it runs
+    assert [a.revision for a in warned.applied] == ["023"]
+    assert any(w.startswith("checksum: 022: edited after it was applied")
+               for w in warned.warnings)

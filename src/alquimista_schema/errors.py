@@ -165,6 +165,12 @@ class DeadlineExceeded(SchemaError):
     code = "DEADLINE"
 
 
+class SnapshotFailed(SchemaError):
+    """The cluster snapshot taken before an upgrade could not be made in time."""
+
+    code = "SNAPSHOT_FAILED"
+
+
 class DowngradeRefused(SchemaError):
     """A downgrade was asked for without the required confirmation."""
 

@@ -42,8 +42,15 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     error text,
     secret_version text,
     duration_ms double precision,
-    recorded_at timestamptz NOT NULL DEFAULT now()
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    snapshot text
 )
+"""
+# Tables made by a release before snapshots existed gain the column on first use.
+_SHAPE = """
+    SELECT to_regclass(%(t)s) IS NOT NULL, EXISTS (
+           SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%(t)s)
+              AND attname = 'snapshot' AND NOT attisdropped)
 """
 
 
@@ -61,6 +68,7 @@ class Entry:
     error: str | None = None
     secret_version: str | None = None
     duration_ms: float | None = None
+    snapshot: str | None = None
 
 
 @contextmanager
@@ -86,7 +94,8 @@ def entry_for(run: Run, target: str | None, progress: Progress,
     entry = Entry(run.request_id, run.actor, run.action, target, progress.from_revision,
                   progress.to_revision, "success", secret_version=run.secret_version,
                   applied=[asdict(a) for a in progress.applied],
-                  duration_ms=round((time.monotonic() - started) * 1000, 1))
+                  duration_ms=round((time.monotonic() - started) * 1000, 1),
+                  snapshot=progress.snapshot)
     if isinstance(outcome, SchemaError):
         entry.outcome, entry.error_code, entry.error = "error", outcome.code, str(outcome)
     elif outcome is not None:  # never audit an unexpected failure as a success
@@ -102,15 +111,19 @@ def record(conn: Any, entry: Entry) -> None:
     The table is created only when missing: CREATE TABLE IF NOT EXISTS needs CREATE
     on the schema even when the table exists (PostgreSQL 15 grants it to owners only).
     """
-    if fetch(conn, "SELECT to_regclass(%(t)s)", {"t": TABLE}) == [(None,)]:
+    [(exists, has_snapshot)] = fetch(conn, _SHAPE, {"t": TABLE})
+    if not exists:
         fetch(conn, _DDL)
+    elif not has_snapshot:
+        fetch(conn, f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS snapshot text")
     values = {**entry.__dict__, "applied": json.dumps(entry.applied)}
     fetch(conn,
           f"INSERT INTO {TABLE} (request_id, actor, action, target, from_revision, "
-          "to_revision, applied, outcome, error_code, error, secret_version, duration_ms) "
-          "VALUES (%(request_id)s, %(actor)s, %(action)s, %(target)s, %(from_revision)s, "
-          "%(to_revision)s, CAST(%(applied)s AS jsonb), %(outcome)s, %(error_code)s, "
-          "%(error)s, %(secret_version)s, %(duration_ms)s)", values)
+          "to_revision, applied, outcome, error_code, error, secret_version, duration_ms, "
+          "snapshot) VALUES (%(request_id)s, %(actor)s, %(action)s, %(target)s, "
+          "%(from_revision)s, %(to_revision)s, CAST(%(applied)s AS jsonb), %(outcome)s, "
+          "%(error_code)s, %(error)s, %(secret_version)s, %(duration_ms)s, %(snapshot)s)",
+          values)
 
 
 def record_safely(conn: Any, entry: Entry | None, progress: Progress) -> None:

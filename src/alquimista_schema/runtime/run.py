@@ -54,6 +54,10 @@ class Run:
     """enforce: refuse revisions with unwaived squawk findings (see script/lint.py)."""
     environment: str = "dev"
     """dev, staging or prod (see settings.environment_name); prod guards destructive verbs."""
+    snapshot_cluster: str | None = None
+    """Snapshot this Aurora cluster before an upgrade applies anything (None: no snapshot)."""
+    snapshot_wait: float = 600.0
+    """Seconds to wait for the snapshot to become available (never past the deadline)."""
 
     def __post_init__(self) -> None:
         if self.lint_policy not in LINT_POLICIES:
@@ -135,6 +139,8 @@ class Result:
     applied: list[Applied]
     warnings: list[str] = field(default_factory=list)
     """Problems that did not change the outcome (e.g. the audit row could not be written)."""
+    snapshot: str | None = None
+    """The cluster snapshot taken before the first revision, if one was."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,6 +170,7 @@ class Progress:
     traced: bool = True
     """False inside :meth:`untraced`: a refusal there leaves no trace, not even an audit row."""
     warnings: list[str] = field(default_factory=list)
+    snapshot: str | None = None
     on_applied: Callable[[Applied], None] | None = None
 
     def at(self, revision: str | None) -> None:
@@ -189,4 +196,4 @@ class Progress:
 
     def result(self) -> Result:
         return Result(self.from_revision, self.to_revision, list(self.applied),
-                      list(self.warnings))
+                      list(self.warnings), self.snapshot)

@@ -24,7 +24,15 @@ from alquimista_schema import targets
 from alquimista_schema.autogenerate import adoption
 from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import ChecksumMismatch, MigrationFailed, SchemaError
-from alquimista_schema.runtime import audit, configure, guards, ledger, planning, stepping
+from alquimista_schema.runtime import (
+    audit,
+    configure,
+    guards,
+    ledger,
+    planning,
+    snapshot,
+    stepping,
+)
 from alquimista_schema.runtime.locking import migration_lock
 from alquimista_schema.runtime.pacing import Pacer, failure
 from alquimista_schema.runtime.run import Applied, Change, Progress, Result, Run
@@ -82,6 +90,7 @@ def change(url: Any, request: Change, run: Run, *, adopt: Any = None,
                 if request.action == "upgrade":
                     guards.refuse_unlinted(route.scripts, run.lint_policy)
                     _check_ledger(conn, script, request, run, progress)
+                    _snapshot(route, run, progress)
                 _apply(conn, script, route, run, progress, within)
     return progress.result()
 
@@ -146,6 +155,22 @@ def _check_ledger(conn: Connection, script: ScriptDirectory, request: Change, ru
             'with --accept-checksums ("accept_checksums": true)', lines)
     else:
         progress.warnings.extend(f"checksum: {line}" for line in lines)
+
+
+def _snapshot(route: planning.Route, run: Run, progress: Progress) -> None:
+    """Before the first revision of an upgrade that applies something: the snapshot."""
+    if not route.steps or run.snapshot_cluster is None:
+        return
+    from alquimista_schema.connect import rds
+
+    name = snapshot.name_for(route.start, route.end, run.request_id)
+    limit = time.monotonic() + run.snapshot_wait
+    remaining = run.remaining()
+    until = limit if remaining is None else min(limit, time.monotonic() + remaining)
+    progress.snapshot = snapshot.take(
+        rds.client(), run.snapshot_cluster, name, wait_until=until,
+        tags={"project": "alquimista-schema", "request-id": run.request_id,
+              "from-revision": route.start or "base", "to-revision": route.end or "base"})
 
 
 @dataclass

@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import sys
-import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,14 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-CDK_APP = ROOT / "deploy" / "cdk"
-# `cdk synth` runs app.py from deploy/cdk, which puts that folder first on the path.
-sys.path.insert(0, str(CDK_APP))
-
-from alquimista_deploy import spec  # noqa: E402
-from alquimista_deploy.context import (  # noqa: E402
+from alquimista_deploy import spec
+from alquimista_deploy.context import (
     BUNDLE_COMMAND,
     ContextError,
     DeployContext,
@@ -38,57 +31,32 @@ from alquimista_deploy.context import (  # noqa: E402
     from_context,
 )
 
+from tests.deploy.values import (
+    ACKNOWLEDGED,
+    CDK_APP,
+    CLUSTER_SG,
+    CONTEXT,
+    ENDPOINT_SG,
+    FULL,
+    KEY_ARN,
+    RESERVED,
+    ROOT,
+    SECRET_ARN,
+    SUBNETS,
+    TAGS,
+    TOPIC_ARN,
+    context,
+    make_bundle,
+    problems,
+)
+from tests.support.helpers import missing
+
 # aws-cdk-lib starts node when imported. Without node these names stay undefined and every
 # test that needs them stops in the `node` fixture first (a skip, or under CI=true a failure).
 if shutil.which("node") is not None:
     import aws_cdk as cdk
     from alquimista_deploy.stack import RunnerStack, define
     from aws_cdk.assertions import Annotations, Match, Template
-
-SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:aurora-AbCdEf"
-KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:alquimista-ops"
-CLUSTER_SG = "sg-0c1a2b3c4d5e6f708"
-ENDPOINT_SG = "sg-0e1d2c3b4a5f6e7d8"  # the VPC's existing Secrets Manager endpoint
-SUBNETS = ["subnet-0a1b2c3d4e5f60718", "subnet-0f1e2d3c4b5a69788"]
-CONTEXT: dict[str, Any] = {
-    "env": "dev", "account": "123456789012", "region": "us-east-1",
-    "vpcId": "vpc-0123456789abcdef0", "subnetIds": ",".join(SUBNETS),
-    "clusterSecurityGroupId": CLUSTER_SG, "dbSecretArn": SECRET_ARN,
-}
-# Everything optional switched on, and values given the way `-c key=value` gives them.
-FULL: dict[str, Any] = {
-    "subnetIds": json.dumps(SUBNETS), "dbHost": "writer.cluster-x.us-east-1.rds.amazonaws.com",
-    "dbPort": "6543", "dbName": "alquimista", "createSecretsManagerEndpoint": "true",
-    "secretsExtension": "true", "alarmTopicArn": TOPIC_ARN,
-    "extraEnvironment": json.dumps({"LOCK_WAIT_SECONDS": "30"}),
-    "secretKmsKeyArn": KEY_ARN,
-}
-RESERVED = ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN",
-            "AWS_LAMBDA_FUNCTION_NAME", "AWS_EXECUTION_ENV", "LAMBDA_TASK_ROOT",
-            "LAMBDA_RUNTIME_DIR", "_HANDLER", "_X_AMZN_TRACE_ID", "aws_region", "TZ", "PATH",
-            "LD_LIBRARY_PATH", "PYTHONPATH", "1BAD", "BAD-NAME"]
-# cdk-nag findings accepted on purpose; a new one must be acknowledged with its reason.
-ACKNOWLEDGED = {
-    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-    "AWSLambdaVPCAccessExecutionRole]",
-    "AwsSolutions-L1",
-}
-TAGS = {"Project": "alquimista", "Environment": "dev", "Component": "schema-runner"}
-
-
-def make_bundle(folder: Path) -> Path:
-    """A stand-in for `alquimista-schema bundle`'s zip: lambda_entry at the root."""
-    path = folder / "runner.zip"
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("lambda_entry/__init__.py", "")
-        archive.writestr("lambda_entry/handler.py", "def handler(event, context):\n    return {}\n")
-    return path
-
-
-def context(bundle: Path, **overrides: Any) -> dict[str, Any]:
-    """The fixture context with a bundle, plus what a test changes."""
-    return {**CONTEXT, "bundle": str(bundle), **overrides}
 
 
 # --- context: plain Python -----------------------------------------------------------------
@@ -101,10 +69,10 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_missing_keys_are_named_in_one_error_with_an_example() -> None:
     with pytest.raises(ContextError) as caught:
-        from_context({"env": "dev", "subnetIds": ""}.get)
+        from_context({"env": "dev", "subnetIds": ""})
     message = str(caught.value)
-    assert "missing CDK context: account, region, vpcId, subnetIds, clusterSecurityGroupId, " \
-           "dbSecretArn." in message
+    assert "\n  missing CDK context: account, region, vpcId, subnetIds, clusterSecurityGroupId, " \
+           "dbSecretArn\n" in message
     assert "npx aws-cdk@2 deploy -c env=dev -c account=" in message
 
 
@@ -120,18 +88,16 @@ def test_missing_keys_are_named_in_one_error_with_an_example() -> None:
 ])
 def test_malformed_context_is_refused(bundle: Path, overrides: dict[str, Any], says: str) -> None:
     with pytest.raises(ContextError, match=re.escape(says)):
-        from_context(context(bundle, **overrides).get)
+        from_context(context(bundle, **overrides))
 
 
 def test_every_problem_is_reported_at_once(bundle: Path) -> None:
-    with pytest.raises(ContextError) as caught:
-        from_context(context(bundle, vpcId="my-vpc", dbPort="x", secretsExtension="2").get)
-    assert str(caught.value).count("\n  ") == 3
+    assert len(problems(context(bundle, vpcId="my-vpc", dbPort="x", secretsExtension="2"))) == 3
 
 
 def test_missing_bundle_names_the_bundle_command(tmp_path: Path) -> None:
     with pytest.raises(ContextError) as caught:
-        from_context(CONTEXT.get, root=tmp_path)  # no bundle key: the default path
+        from_context(CONTEXT, root=tmp_path)  # no bundle key: the default path
     message = str(caught.value)
     assert str(tmp_path / spec.DEFAULT_BUNDLE) in message
     assert BUNDLE_COMMAND in message
@@ -142,7 +108,7 @@ def test_missing_bundle_names_the_bundle_command(tmp_path: Path) -> None:
 @pytest.mark.parametrize("subnets", [",".join(SUBNETS), " , ".join(SUBNETS), json.dumps(SUBNETS),
                                      SUBNETS])
 def test_subnet_ids_as_a_list_or_comma_separated(bundle: Path, subnets: Any) -> None:
-    assert from_context(context(bundle, subnetIds=subnets).get).subnet_ids == tuple(SUBNETS)
+    assert from_context(context(bundle, subnetIds=subnets)).subnet_ids == tuple(SUBNETS)
 
 
 @pytest.mark.parametrize("name", RESERVED)
@@ -152,11 +118,11 @@ def test_reserved_environment_names_are_refused(bundle: Path, name: str) -> None
         check_environment({name: "x"})
     extra = json.dumps({name: "us-east-1"})
     with pytest.raises(ContextError, match="cannot be set: Lambda reserves names"):
-        from_context(context(bundle, extraEnvironment=extra).get)
+        from_context(context(bundle, extraEnvironment=extra))
 
 
 def test_function_environment_is_what_the_runner_reads(bundle: Path) -> None:
-    ctx = from_context(context(bundle, **FULL).get)
+    ctx = from_context(context(bundle, **FULL))
     assert ctx.function_environment() == {
         "DB_SECRET_ARN": SECRET_ARN, "ENVIRONMENT": "dev", "LOCK_WAIT_SECONDS": "30",
         "DB_HOST": FULL["dbHost"], "DB_PORT": "6543", "DB_NAME": "alquimista"}
@@ -322,7 +288,7 @@ def test_tags_have_one_spelling_per_key(each: Synthesis) -> None:
                 spellings[key.lower()].add(key)
     assert {key: names for key, names in spellings.items() if len(names) > 1} == {}
     for kind in (FUNCTION, "AWS::IAM::Role", "AWS::EC2::SecurityGroup", "AWS::Logs::LogGroup",
-                 "AWS::CloudWatch::Alarm"):
+                 "AWS::CloudWatch::Alarm", "AWS::SQS::Queue"):
         for properties in each.properties(kind):
             assert {t["Key"]: t["Value"] for t in properties["Tags"]} == TAGS, kind
 
@@ -355,7 +321,11 @@ def test_role_reads_exactly_the_one_secret(each: Synthesis) -> None:
             *(decrypt if each.ctx.secret_kms_key_arn else [])]}}]
     assert json.dumps(role["ManagedPolicyArns"]).endswith(
         ':iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"]]}]')
-    each.template.resource_count_is("AWS::IAM::Policy", 0)
+    # The one other grant: CDK's, for the dead-letter queue (failed asynchronous invocations).
+    [grant] = each.properties("AWS::IAM::Policy")
+    [queue] = each.template.find_resources("AWS::SQS::Queue")
+    assert grant["PolicyDocument"]["Statement"] == [{
+        "Action": "sqs:SendMessage", "Effect": "Allow", "Resource": {"Fn::GetAtt": [queue, "Arn"]}}]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
         "Service": "lambda.amazonaws.com"}
 
@@ -416,6 +386,28 @@ def test_log_group_is_explicit_with_retention(each: Synthesis) -> None:
                                                {"Properties": {"RetentionInDays": 30}})
     each.template.has_resource_properties(FUNCTION, {"LoggingConfig": {"LogGroup": {
         "Ref": log_group}}})
+
+
+def test_failed_asynchronous_invocations_land_in_a_dead_letter_queue(each: Synthesis) -> None:
+    """checkov's CKV_AWS_116: a schedule invokes asynchronously; a timeout or crash (retries
+    0) is kept 14 days, encrypted, behind TLS, and raises an alarm."""
+    [queue] = each.template.find_resources("AWS::SQS::Queue", {"Properties": {
+        "SqsManagedSseEnabled": True, "MessageRetentionPeriod": 14 * 24 * 3600}})
+    each.template.has_resource_properties(FUNCTION, {"DeadLetterConfig": {
+        "TargetArn": {"Fn::GetAtt": [queue, "Arn"]}}})
+    each.template.has_resource_properties("AWS::SQS::QueuePolicy", {"PolicyDocument": {
+        "Statement": [Match.object_like({"Effect": "Deny", "Action": "sqs:*", "Condition": {
+            "Bool": {"aws:SecureTransport": "false"}}})]}})
+    actions = [TOPIC_ARN] if each.ctx.alarm_topic_arn else Match.absent()
+    each.template.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible",
+        "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}],
+        "Threshold": 1, "AlarmActions": actions})
+
+
+def test_the_environment_measured_is_the_one_deployed(each: Synthesis) -> None:
+    """The 4 KB check measures ctx.deployed_environment(): the template's, layer's included."""
+    assert each.variables() == each.ctx.deployed_environment()
 
 
 def test_failed_answers_raise_the_alarm(each: Synthesis) -> None:
@@ -491,5 +483,59 @@ def test_app_py_writes_the_template_into_cdk_outdir(node: str, tmp_path: Path,
 def test_app_py_without_context_exits_with_the_missing_keys(node: str, tmp_path: Path) -> None:
     done = run_app({"env": "dev"}, tmp_path / "out")
     assert done.returncode == 1
-    assert "error: missing CDK context: account, region, vpcId" in done.stderr
+    assert done.stderr.startswith("error: invalid CDK context, ")
+    assert "\n  missing CDK context: account, region, vpcId" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_app_py_reports_context_errors_before_node_starts(tmp_path: Path) -> None:
+    """jsii's Node banner (end-of-life, untested versions) came first and buried the error:
+    the context is checked before aws_cdk is imported, so the error is all there is."""
+    done = run_app({"env": "qa", "secretExtension": "true", "region": "us-east-1"},
+                   tmp_path / "out")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: invalid CDK context, ")
+    assert "secretExtension: not a context key of this app; did you mean secretsExtension?" \
+        in done.stderr
+    assert "env='qa' is passed as ENVIRONMENT" in done.stderr
+    assert "node" not in done.stderr.lower()
+    assert "!!" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+# --- checkov, a second scanner ------------------------------------------------------------
+
+# Each accepted checkov finding, on its resource type; the reason is in the template.
+CHECKOV_ACCEPTED = {("CKV_AWS_158", "AWS::Logs::LogGroup"), ("CKV_AWS_173", FUNCTION),
+                    ("CKV_AWS_27", "AWS::SQS::Queue")}
+
+
+def checkov() -> str:
+    """checkov has its own venv (.venv/checkov: it pins boto3 and packaging), else PATH."""
+    own = ROOT / ".venv" / "checkov" / "bin" / "checkov"
+    found = str(own) if own.is_file() else shutil.which("checkov")
+    if found is None:
+        missing("checkov", "python -m venv .venv/checkov && .venv/checkov/bin/pip install "
+                           "checkov==3.3.30")
+    return found
+
+
+def test_checkov_has_no_unacknowledged_failure(each: Synthesis) -> None:
+    template = each.outdir / f"{each.stack.artifact_id}.template.json"
+    done = subprocess.run([checkov(), "-f", str(template), "--framework", "cloudformation",
+                           "-o", "json", "--skip-download"], capture_output=True, text=True,
+                          timeout=300, check=False)
+    report = json.loads(done.stdout)
+    report = report[0] if isinstance(report, list) else report
+    failed = [f"{c['check_id']} {c['resource']}: {c['check_name']}"
+              for c in report["results"]["failed_checks"]]
+    assert failed == []
+    assert done.returncode == 0, done.stderr
+    skipped = {(c["check_id"], c["resource"].split(".")[0]): c["check_result"]["suppress_comment"]
+               for c in report["results"]["skipped_checks"]}
+    assert set(skipped) == CHECKOV_ACCEPTED
+    assert all(len(reason) > 40 for reason in skipped.values())
+    assert report["summary"]["passed"] > 20
+    print(f"checkov {report['summary']['checkov_version']}: {report['summary']['passed']} "
+          f"passed, {report['summary']['failed']} failed, {report['summary']['skipped']} "
+          "skipped (acknowledged)")

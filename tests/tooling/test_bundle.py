@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -125,15 +127,82 @@ def test_arm64_gets_arm64_wheels(project: Path, tmp_path: Path) -> None:
     assert not report.precompiled
 
 
-@slow
-def test_a_target_without_wheels_names_the_dependency(project: Path, tmp_path: Path) -> None:
-    with pytest.raises(bundle.NoWheelForTarget, match="wheel for the target platform") as exc:
-        bundle.build(tmp_path / "x.zip", python="3.99", compile_bytecode=False,
-                     project=project)
-    assert exc.value.requirement.startswith("psycopg2-binary")
-    assert str(exc.value).startswith("the dependency psycopg2-binary")
-    assert "CPython 3.99 on manylinux x86_64" in str(exc.value)
+# --- checked before building: seconds, not a build's minute --------------------------
+
+
+SUPPORTED = "choose --python 3.11 or 3.12 or 3.13 or 3.14"
+
+
+@pytest.mark.parametrize(("python", "says"), [
+    ("3.99", f"error: Lambda runs no CPython 3.99: {SUPPORTED}"),
+    ("3.10", "error: alquimista-schema requires Python >=3.11 (requires-python in "
+             "{project}/pyproject.toml), so not CPython 3.10: " + SUPPORTED),
+])
+def test_a_target_python_that_cannot_run_is_refused_before_building(
+        project: Path, tmp_path: Path, python: str, says: str) -> None:
+    """3.99 was reported as psycopg2 having no wheel, after the package's build."""
+    began = time.monotonic()
+    result = CliRunner().invoke(main, ["bundle", "--python", python, "--output",
+                                       str(tmp_path / "x.zip"), "--project", str(project)])
+    assert time.monotonic() - began < 3
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [says.format(project=project)]
     assert not (tmp_path / "x.zip").exists()
+
+
+def _read_only(tmp_path: Path) -> Path:
+    """A folder this user cannot write to (root writes through any mode, but not into /sys)."""
+    if os.geteuid() == 0:
+        return Path("/sys")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder
+
+
+def _under_a_file(tmp_path: Path) -> Path:
+    (tmp_path / "a-file").write_text("")
+    return tmp_path / "a-file" / "dist"
+
+
+@pytest.mark.parametrize(("where", "reason"), [
+    (_read_only, "Permission denied"), (_under_a_file, "Not a directory"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_building(
+        project: Path, tmp_path: Path, where: Any, reason: str) -> None:
+    """It used to build for 12 s, then fail with "unexpected OSError ... (a bug)"."""
+    output = where(tmp_path) / "runner.zip"
+    began = time.monotonic()
+    result = CliRunner().invoke(main, ["bundle", "--output", str(output),
+                                       "--project", str(project)])
+    assert time.monotonic() - began < 3
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: cannot write the bundle to {output} ({reason}): choose another --output; "
+        "nothing was built"]
+
+
+def test_an_output_that_is_a_folder_is_refused_before_building(project: Path,
+                                                                tmp_path: Path) -> None:
+    with pytest.raises(bundle.BundleError, match=re.escape(
+            f"cannot write the bundle to {tmp_path} (a folder, not the zip's path)")):
+        bundle.build(tmp_path, project=project)
+
+
+@pytest.mark.parametrize(("specifier", "python", "admitted"), [
+    (">=3.11", "3.10", False), (">=3.11", "3.11", True), (">=3.11,<3.13", "3.13", False),
+    (">=3.11, <3.13", "3.12", True), ("==3.*", "3.12", True), ("==3.12.*", "3.13", False),
+    ("~=3.11", "3.14", True), ("~=3.11.2", "3.12", False), ("!=3.12", "3.12", False),
+    ("", "3.12", True), (">3.11", "3.11", False),
+])
+def test_requires_python_is_read_as_pip_reads_it(specifier: str, python: str,
+                                                 admitted: bool) -> None:
+    assert bundle.admits(specifier, python) is admitted
+
+
+def test_an_unreadable_requires_python_is_named() -> None:
+    with pytest.raises(bundle.BundleError, match="requires-python '>=three': cannot read"):
+        bundle.admits(">=three", "3.12")
 
 
 @slow

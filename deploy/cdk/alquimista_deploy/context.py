@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alquimista_deploy import spec
+from alquimista_deploy import checks, spec
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUNDLE_COMMAND = (f"alquimista-schema bundle --python {spec.PYTHON_VERSION} "
@@ -25,8 +26,26 @@ EXAMPLE = ("cd deploy/cdk && npx aws-cdk@2 deploy -c env=dev -c account=12345678
            "-c dbSecretArn=arn:aws:secretsmanager:us-east-1:123456789012:secret:aurora-AbCdEf")
 REQUIRED = ("env", "account", "region", "vpcId", "subnetIds", "clusterSecurityGroupId",
             "dbSecretArn")
+OPTIONAL = ("bundle", "dbHost", "dbPort", "dbName", "secretKmsKeyArn", "extraEnvironment",
+            "createSecretsManagerEndpoint", "secretsManagerEndpointSecurityGroupId",
+            "secretsExtension", "alarmTopicArn")
+KNOWN = REQUIRED + OPTIONAL
 DEFAULT_DB_PORT = 5432
-
+# Lambda's limits: subnets in a function's VpcConfig; the unzipped code (with layers).
+MAX_SUBNETS = 16
+MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
+# What the Parameters and Secrets layer's settings add to the environment (secretsExtension).
+EXTENSION_ENVIRONMENT = {
+    "PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED": "true",
+    "PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE": "1000",
+    "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": "2773",
+    "PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL": "info",
+    "PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS": "3",
+    "SECRETS_MANAGER_TIMEOUT_MILLIS": "0",
+    "SECRETS_MANAGER_TTL": "300",
+    "SSM_PARAMETER_STORE_TIMEOUT_MILLIS": "0",
+    "SSM_PARAMETER_STORE_TTL": "300",
+}
 # key -> (pattern, what a valid value looks like)
 FORMATS: dict[str, tuple[str, str]] = {
     "env": (r"[a-z][a-z0-9-]{0,19}", "lower-case letters, digits and hyphens, starting with a "
@@ -118,15 +137,26 @@ class DeployContext:
         check_environment(variables)
         return variables
 
+    def deployed_environment(self) -> dict[str, str]:
+        """The function's whole environment once deployed: the extension layer's too."""
+        try:
+            variables = self.function_environment()
+        except ContextError:  # reported on its own; measured all the same
+            variables = {**self.extra_environment, "DB_SECRET_ARN": self.db_secret_arn}
+        return {**variables, **(EXTENSION_ENVIRONMENT if self.secrets_extension else {})}
 
-def from_context(get: Callable[[str], Any], root: Path = REPO_ROOT) -> DeployContext:
-    """Read and check every key (``get`` is ``app.node.try_get_context``); raise once for all."""
-    missing = [key for key in REQUIRED if _blank(get(key))]
-    if missing:
-        raise ContextError(
-            f"missing CDK context: {', '.join(missing)}. Pass each with -c KEY=VALUE (or put them "
-            f"in cdk.context.json, or CDK_CONTEXT_JSON), for example:\n  {EXAMPLE}")
-    reader = _Reader(get)
+
+def from_context(values: Mapping[str, Any], root: Path = REPO_ROOT) -> DeployContext:
+    """Read and check every key of the context; raise once, listing every problem.
+
+    Checked before anything is synthesized: unknown keys (with the nearest known one),
+    missing and malformed values, what the runner itself would refuse at run time
+    (alquimista_schema.settings, the function's own validator), ARNs against the stack's
+    region and partition, Lambda's limits (16 subnets, a 4 KB environment) and the bundle.
+    """
+    missing = [key for key in REQUIRED if _blank(values.get(key))]
+    reader = _Reader(values.get, missing)
+    reader.problems.extend(checks.unknown_keys(values, KNOWN))
     ctx = DeployContext(
         env=reader.text("env"), account=reader.text("account"), region=reader.text("region"),
         vpc_id=reader.text("vpcId"), subnet_ids=reader.subnets("subnetIds"),
@@ -140,10 +170,31 @@ def from_context(get: Callable[[str], Any], root: Path = REPO_ROOT) -> DeployCon
             "secretsManagerEndpointSecurityGroupId"),
         secrets_extension=reader.flag("secretsExtension"),
         alarm_topic_arn=reader.optional("alarmTopicArn"))
-    reader.problems.extend(_consistency_problems(ctx))
-    if reader.problems:
-        raise ContextError("invalid CDK context:\n  " + "\n  ".join(reader.problems))
+    problems = [*reader.problems, *_consistency_problems(ctx),
+                *checks.across_keys(ctx, reader.bad, reader.bundle_names)]
+    if missing:
+        problems.insert(0, f"missing CDK context: {', '.join(missing)}")
+    if problems:
+        how = (f"\nPass each missing key with -c KEY=VALUE (or put them in cdk.context.json, or "
+               f"CDK_CONTEXT_JSON), for example:\n  {EXAMPLE}") if missing else ""
+        raise ContextError(f"invalid CDK context, {len(problems)} problem(s); nothing was "
+                           "synthesized:\n  " + "\n  ".join(problems) + how)
     return ctx
+
+
+def read_context(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The context as aws-cdk-lib's App reads it (CDK_CONTEXT_JSON, then the file the CDK
+    CLI writes when that is too long): so app.py checks it before jsii starts node."""
+    values: dict[str, Any] = {}
+    for name, read in (("CDK_CONTEXT_JSON", lambda v: v),
+                       ("CONTEXT_OVERFLOW_LOCATION_ENV", lambda v: Path(v).read_text())):
+        if environ.get(name):
+            try:
+                found = json.loads(read(environ[name]))
+            except (OSError, ValueError) as exc:
+                raise ContextError(f"{name} cannot be read as JSON ({exc})") from None
+            values.update(found if isinstance(found, dict) else {})
+    return values
 
 
 def _blank(value: Any) -> bool:
@@ -162,6 +213,11 @@ def _consistency_problems(ctx: DeployContext) -> list[str]:
     if taken:
         problems.append(f"extraEnvironment: {', '.join(taken)} come from their own keys "
                         "(dbSecretArn, env, dbHost, dbPort, dbName)")
+    layer = sorted(name for name in ctx.extra_environment
+                   if name.upper().startswith(checks.EXTENSION_PREFIXES))
+    if layer:
+        problems.append(f"extraEnvironment: {', '.join(layer)} belong to the Parameters and "
+                        "Secrets extension: set secretsExtension=true instead")
     try:
         ctx.function_environment()
     except ContextError as exc:
@@ -180,16 +236,27 @@ def _json(text: str) -> Any:
 class _Reader:
     """Turn raw context values into typed ones, collecting every problem instead of the first."""
 
-    def __init__(self, get: Callable[[str], Any]) -> None:
+    def __init__(self, get: Callable[[str], Any], missing: list[str]) -> None:
         self.get = get
+        self.missing = set(missing)
         self.problems: list[str] = []
+        self.bad: set[str] = set()
+        """Keys with a problem already: later checks do not report them again."""
+        self.bundle_names: set[str] | None = None
+
+    def problem(self, key: str, message: str) -> None:
+        self.bad.add(key)
+        self.problems.append(message)
 
     def text(self, key: str) -> str:
-        """A required string that must match its format."""
+        """A required string that must match its format (a missing one is reported once)."""
+        if key in self.missing:
+            self.bad.add(key)
+            return ""
         value = str(self.get(key)).strip()
         pattern, meaning = FORMATS[key]
         if not re.fullmatch(pattern, value):
-            self.problems.append(f"{key}={value!r} is not {meaning}")
+            self.problem(key, f"{key}={value!r} is not {meaning}")
         return value
 
     def optional(self, key: str) -> str | None:
@@ -197,15 +264,24 @@ class _Reader:
         return None if _blank(self.get(key)) else self.text(key)
 
     def subnets(self, key: str) -> tuple[str, ...]:
-        """A JSON list, or a comma-separated string as ``-c`` gives it."""
+        """A JSON list, or a comma-separated string as ``-c`` gives it: unique, at most 16."""
+        if key in self.missing:
+            return ()
         value = raw = self.get(key)
         if isinstance(value, str):
             value = _json(value) if value.strip().startswith("[") else value.split(",")
         ids = tuple(str(item).strip() for item in value) if isinstance(value, list) else ()
         wrong = [item for item in ids if not SUBNET_ID.fullmatch(item)]
+        twice = sorted({item for item in ids if ids.count(item) > 1})
         if not ids or wrong:
-            self.problems.append(f"{key} must be subnet ids (subnet-...), as a JSON list or "
-                                 f"comma-separated; got {raw!r}")
+            self.problem(key, f"{key} must be subnet ids (subnet-...), as a JSON list or "
+                              f"comma-separated; got {raw!r}")
+        elif twice:
+            self.problem(key, f"{key} names {', '.join(twice)} more than once: give each "
+                              "subnet once")
+        elif len(ids) > MAX_SUBNETS:
+            self.problem(key, f"{key} names {len(ids)} subnets, over Lambda's limit of "
+                              f"{MAX_SUBNETS} for a function")
         return ids
 
     def flag(self, key: str) -> bool:
@@ -215,7 +291,7 @@ class _Reader:
             return value
         text = "" if value is None else str(value).strip().lower()
         if text not in TRUE + FALSE:
-            self.problems.append(f"{key}={value!r} is not true or false")
+            self.problem(key, f"{key}={value!r} is not true or false")
         return text in TRUE
 
     def port(self, key: str) -> int | None:
@@ -228,7 +304,7 @@ class _Reader:
         except ValueError:
             port = 0
         if not 1 <= port <= 65535:
-            self.problems.append(f"{key}={value!r} is not a port (1 to 65535)")
+            self.problem(key, f"{key}={value!r} is not a port (1 to 65535)")
         return port
 
     def mapping(self, key: str) -> dict[str, str]:
@@ -239,19 +315,44 @@ class _Reader:
         if isinstance(value, str):
             value = _json(value)
         if not isinstance(value, dict):
-            self.problems.append(f"{key} must be a JSON object of names to strings")
+            self.problem(key, f"{key} must be a JSON object of names to strings")
             return {}
         return {str(k): str(v) for k, v in value.items()}
 
     def bundle(self, key: str, root: Path) -> Path:
-        """The zip `alquimista-schema bundle` made; relative paths start at the repository."""
+        """The zip `alquimista-schema bundle` made (relative paths start at the repository):
+        readable, holding the handler, within Lambda's unzipped size."""
         path = Path(str(self.get(key) or spec.DEFAULT_BUNDLE)).expanduser()
         path = path if path.is_absolute() else root / path
         if path.suffix != ".zip":
-            self.problems.append(f"{key}={str(path)!r} must be the .zip that "
-                                 "`alquimista-schema bundle` writes")
+            self.problem(key, f"{key}={str(path)!r} must be the .zip that "
+                              "`alquimista-schema bundle` writes")
         elif not path.is_file():
-            self.problems.append(
-                f"{key}: {path} does not exist. Build it first, from the repository root: "
-                f"`{BUNDLE_COMMAND}` (or pass -c bundle=PATH to another zip)")
+            self.problem(key, f"{key}: {path} does not exist. Build it first, from the "
+                              f"repository root: `{BUNDLE_COMMAND}` (or pass -c bundle=PATH to "
+                              "another zip)")
+        else:
+            why = self._bundle_problem(path)
+            if why:
+                self.problem(key, f"{key}: {path} {why}. Build it with `{BUNDLE_COMMAND}`")
         return path
+
+    def _bundle_problem(self, path: Path) -> str | None:
+        """Why the zip cannot be the function's code, or None."""
+        module, _, function = spec.HANDLER.rpartition(".")
+        handler = module.replace(".", "/") + ".py"
+        try:
+            with zipfile.ZipFile(path) as archive:
+                self.bundle_names = set(archive.namelist())
+                unzipped = sum(info.file_size for info in archive.infolist())
+                source = archive.read(handler) if handler in self.bundle_names else None
+        except (OSError, zipfile.BadZipFile, RuntimeError, ValueError) as exc:
+            return f"cannot be read as a zip ({getattr(exc, 'strerror', None) or exc})"
+        if source is None:
+            return f"has no {handler}: it is not a bundle of the runner"
+        if f"def {function}(".encode() not in source:
+            return f"has a {handler} without `def {function}(` (the handler {spec.HANDLER})"
+        if unzipped > MAX_UNZIPPED_BYTES:
+            return (f"unzips to {unzipped:,} bytes, over Lambda's {MAX_UNZIPPED_BYTES:,} "
+                    "for a function and its layers")
+        return None

@@ -86,11 +86,22 @@ def bundle_command(python_version: str, arch: str, output: str, include_boto3: b
 @click.option("--payload-file", type=click.File("r"), help="Send this JSON file as the event.")
 @click.option("--log-tail", is_flag=True, help="Show the tail of the invocation's log.")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw answer.")
-@click.option("--region", help="AWS region (default: your AWS configuration).")
+@click.option("--region", help="AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION, "
+                               "else your AWS profile's).")
 @handle_errors
 def invoke_command(function_name: str, action: str | None, target: str | None,
                    payload_file: Any, log_tail: bool, as_json: bool, region: str | None) -> None:
-    """Invoke the deployed runner and summarise its answer; exit 1 unless it succeeded."""
+    """Invoke the deployed runner and summarise its answer; exit 1 unless it succeeded.
+
+    \b
+    The Invoke is sent once and never retried: if its answer is lost (no
+    answer within the function's timeout plus 30 s, or a broken connection),
+    the migration may have run, so the error says so and nothing is sent
+    again; read the function's log (or invoke with --action current) before
+    invoking again. The function's timeout is read first
+    (lambda:GetFunctionConfiguration; without that permission, Lambda's
+    maximum, 900 s, is waited for).
+    """
     from alquimista_schema.tooling import invoke as invoking
 
     if payload_file is not None and (action or target):
@@ -102,13 +113,9 @@ def invoke_command(function_name: str, action: str | None, target: str | None,
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload-file") from exc
     else:
         payload = {k: v for k, v in (("action", action), ("target", target)) if v}
-    session = None
-    if region:
-        import boto3
-
-        session = boto3.session.Session(region_name=region)
     result = invoking.invoke(function_name, payload, log_tail=log_tail,
-                             client=invoking.lambda_client(session))
+                             session_=invoking.session(region),
+                             log=lambda line: say(line, err=True))
     if as_json:
         say(json.dumps(result.answer, indent=2))
     else:

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from alquimista_schema.connect import dsn
 from alquimista_schema.connect.dsn import Dsn, UrlLike
+from alquimista_schema.connect.sessions import KEEPALIVES
 from alquimista_schema.errors import (
     AuthenticationFailed,
     ConfigurationError,
@@ -122,7 +123,8 @@ def _open(url: URL, attempt_timeout: int, application_name: str, budget: float,
         # The budget bounds retries; an attempt itself is bounded by the deadline only.
         timeout = _attempt_timeout(attempt_timeout, deadline, url)
         engine = create_engine(url, poolclass=pool.NullPool, connect_args={
-            "connect_timeout": timeout, "application_name": application_name[:63]})
+            "connect_timeout": timeout, "application_name": application_name[:63],
+            **KEEPALIVES})
         try:
             return engine.connect()
         except DBAPIError as exc:

@@ -17,14 +17,25 @@ READ_TIMEOUT = 10
 MAX_ATTEMPTS = 2
 
 
-def client(region: str | None = None, session: Any = None) -> Any:
-    """Return an RDS client with short timeouts; the region from the runtime's environment."""
+def client(region: str | None = None, session: Any = None, *,
+           within: float | None = None) -> Any:
+    """Return an RDS client with short timeouts; the region from the runtime's environment.
+
+    ``within``: every call must end within these seconds (one attempt, reads cut to fit),
+    so a call started near a deadline cannot run past it.
+    """
     import boto3
     from botocore.config import Config
     from botocore.exceptions import NoRegionError
 
-    config = Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
-                    retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"})
+    connect: float = CONNECT_TIMEOUT
+    read: float = READ_TIMEOUT
+    attempts = MAX_ATTEMPTS
+    if within is not None and within < CONNECT_TIMEOUT + READ_TIMEOUT:
+        connect = read = max(within / 2, 0.5)
+        attempts = 1
+    config = Config(connect_timeout=connect, read_timeout=read,
+                    retries={"total_max_attempts": attempts, "mode": "standard"})
     session = session or boto3.session.Session()
     fallback = os.environ.get("AWS_REGION") or region
     try:

@@ -20,14 +20,20 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from alquimista_schema.connect.dsn import Dsn
 from alquimista_schema.errors import (
     AuthenticationFailed,
+    ConfigurationError,
     DeadlineExceeded,
     SecretUnavailable,
 )
+
+if TYPE_CHECKING:
+    import http.client
+
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 T = TypeVar("T")
 
@@ -46,33 +52,122 @@ class Credentials:
 # AWS's Parameters and Secrets Lambda Extension: a layer serving GetSecretValue's JSON
 # on localhost, cached, so a warm or cold start needs no boto3 import and no TLS call.
 EXTENSION_PORT_ENV = "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"
+EXTENSION_ADDRESS = "127.0.0.1"
+"""Where the extension listens: the loopback address itself, so no resolver, no proxy
+(``HTTP_PROXY`` and the like are never read) and no other host can be asked."""
+EXTENSION_TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"  # noqa: S105 (a header's name)
 EXTENSION_TIMEOUT = 2.0
+"""The whole exchange (connect, request, status, headers, body), not each socket read:
+a server dripping one byte a second is cut off at this deadline."""
+EXTENSION_MAX_BYTES = 1024 * 1024
+"""GetSecretValue's answer, as JSON: a secret is at most 64 KiB, escaping included
+well under this; a longer answer is refused before it is held in memory."""
 
 
 class _ExtensionUnavailable(Exception):
-    """The extension did not serve the secret; the caller falls back to boto3."""
+    """The extension did not serve the secret (the message says why, never with the
+    secret); the caller falls back to Secrets Manager through boto3."""
+
+
+def _loopback_connection(port: int, deadline: float) -> http.client.HTTPConnection:
+    """HTTP to the extension on 127.0.0.1, every socket operation within ``deadline``.
+
+    http.client follows no redirect and reads no proxy variable: a 3xx is an answer like
+    any other non-200, and the token never goes anywhere but the loopback address.
+    (Imported here: a cold start that never asks the extension never loads http.client
+    and ssl, about 7 ms.)
+    """
+    import http.client
+    import socket
+
+    class DeadlineSocket(socket.socket):
+        """Each send and receive gets only the time left before the one deadline."""
+
+        def time_left(self) -> None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the extension's deadline passed")
+            self.settimeout(left)
+
+        def recv_into(self, buffer: WriteableBuffer, nbytes: int = 0, flags: int = 0) -> int:
+            self.time_left()
+            return super().recv_into(buffer, nbytes, flags)
+
+        def recv(self, bufsize: int, flags: int = 0) -> bytes:
+            self.time_left()
+            return super().recv(bufsize, flags)
+
+        def sendall(self, data: ReadableBuffer, flags: int = 0) -> None:
+            self.time_left()
+            super().sendall(data, flags)
+
+    class LoopbackConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            sock = DeadlineSocket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.time_left()
+                sock.connect((EXTENSION_ADDRESS, port))
+            except BaseException:
+                sock.close()
+                raise
+            self.sock = sock
+
+    return LoopbackConnection("localhost", port)  # the Host header AWS documents
 
 
 def fetch_from_extension(secret_id: str, port: int, token: str | None,
                          timeout: float = EXTENSION_TIMEOUT) -> dict[str, Any]:
-    """Return GetSecretValue's response as the extension serves it (raise to fall back)."""
-    import urllib.error
+    """Return GetSecretValue's response as the extension serves it (raise to fall back).
+
+    Bounded: 127.0.0.1 only, no proxy, no redirect, ``timeout`` seconds for the whole
+    exchange, at most EXTENSION_MAX_BYTES of body.
+    """
+    if not 0 < port < 65536:
+        raise _ExtensionUnavailable(f"{EXTENSION_PORT_ENV}={port} is not a TCP port")
+    import http.client
     import urllib.parse
-    import urllib.request
 
     query = urllib.parse.urlencode({"secretId": secret_id})
-    request = urllib.request.Request(
-        f"http://localhost:{port}/secretsmanager/get?{query}",
-        headers={"X-Aws-Parameters-Secrets-Token": token or ""})
+    connection = _loopback_connection(port, time.monotonic() + timeout)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
-            body = json.loads(answer.read())
-    except (OSError, ValueError) as exc:  # HTTPError, URLError and timeouts are OSErrors
-        # Not chained: an HTTP error object holds the response, which may hold the secret.
-        raise _ExtensionUnavailable(type(exc).__name__) from None
-    if not isinstance(body, dict):
-        raise _ExtensionUnavailable("not a JSON object")
-    return body
+        connection.request("GET", f"/secretsmanager/get?{query}", headers={
+            EXTENSION_TOKEN_HEADER: token or "", "Accept": "application/json",
+            "Connection": "close"})
+        body = _read_answer(connection.getresponse())
+        value = json.loads(body)
+    except TimeoutError:
+        raise _ExtensionUnavailable(f"no complete answer within {timeout:.1f}s") from None
+    except ConnectionRefusedError:
+        raise _ExtensionUnavailable(f"nothing listens on {EXTENSION_ADDRESS}:{port}") from None
+    except (OSError, http.client.HTTPException, ValueError, RecursionError) as exc:
+        # Not chained, and only the type: an error may hold the body, which may hold the secret.
+        raise _ExtensionUnavailable(f"its answer could not be read ({type(exc).__name__})") \
+            from None
+    finally:
+        connection.close()
+    if not isinstance(value, dict):
+        raise _ExtensionUnavailable("its answer is not a JSON object")
+    return value
+
+
+def _read_answer(answer: http.client.HTTPResponse) -> bytes:
+    """The body of a 200 answer, refused past EXTENSION_MAX_BYTES (announced or sent)."""
+    if answer.status != 200:
+        kind = "a redirect, which is never followed" if 300 <= answer.status < 400 \
+            else "not the secret"
+        raise _ExtensionUnavailable(f"it answered HTTP {answer.status} ({kind})")
+    announced = answer.getheader("Content-Length", "")
+    if announced.strip().isdigit() and int(announced) > EXTENSION_MAX_BYTES:
+        raise _ExtensionUnavailable(f"its answer would be {int(announced):,} bytes, over "
+                                    f"the {EXTENSION_MAX_BYTES:,} a secret can take")
+    chunks, size = [], 0
+    while chunk := answer.read(64 * 1024):
+        size += len(chunk)
+        if size > EXTENSION_MAX_BYTES:
+            raise _ExtensionUnavailable(f"its answer went past the {EXTENSION_MAX_BYTES:,} "
+                                        "bytes a secret can take")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def parse_secret(secret_id: str, response: Mapping[str, Any]) -> tuple[dict[str, Any],
@@ -152,6 +247,9 @@ class SecretCache:
         self._env = env
         self._cached: Credentials | None = None
         self.fetches = 0
+        self.extension_problem: str | None = None
+        """Why the extension did not serve the secret at the last fetch (None: it did,
+        or it is not configured)."""
 
     @property
     def cached(self) -> Credentials | None:
@@ -167,9 +265,10 @@ class SecretCache:
         if self._cached is None or refresh:
             # A refresh follows refused credentials: the extension's cache may still hold
             # the password from before a rotation, so ask Secrets Manager itself.
+            self.extension_problem = None
             found = None if refresh else self._from_extension(deadline)
             source = "extension" if found is not None else "secretsmanager"
-            secret, version = found or self._from_secrets_manager(deadline)
+            secret, version = found or self._fallback(deadline)
             self.fetches += 1
             self._cached = Credentials(
                 url_from_secret(secret, self._env, name=f"secret {self.secret_id!r}"), version,
@@ -178,19 +277,46 @@ class SecretCache:
 
     def _from_extension(self, deadline: float | None) -> tuple[dict[str, Any],
                                                                 str | None] | None:
-        """The secret from the Parameters and Secrets extension, or None to use boto3."""
+        """The secret from the Parameters and Secrets extension, or None to use boto3.
+
+        The extension gets at most EXTENSION_TIMEOUT, and leaves the fallback its
+        MIN_FETCH_SECONDS before ``deadline`` (with not even that left, half of the rest).
+        """
         env = os.environ if self._env is None else self._env
-        port = env.get(EXTENSION_PORT_ENV, "")
-        if not port.isdigit():
+        port = env.get(EXTENSION_PORT_ENV, "").strip()
+        if not port:
             return None
-        timeout = EXTENSION_TIMEOUT if deadline is None else \
-            max(min(EXTENSION_TIMEOUT, deadline - time.monotonic()), 0.1)
+        budget = EXTENSION_TIMEOUT
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            spare = left - MIN_FETCH_SECONDS - 0.25  # and a quarter second for closing up
+            budget = min(EXTENSION_TIMEOUT, spare if spare > 0.1 else left / 2)
         try:
+            if not port.isdigit():
+                raise _ExtensionUnavailable(f"{EXTENSION_PORT_ENV}={port[:20]!r} is not a port")
+            if budget <= 0.05:
+                raise _ExtensionUnavailable("no time left to ask it before the deadline")
             response = fetch_from_extension(self.secret_id, int(port),
-                                            env.get("AWS_SESSION_TOKEN"), timeout)
-        except _ExtensionUnavailable:
+                                            env.get("AWS_SESSION_TOKEN"), budget)
+        except _ExtensionUnavailable as exc:
+            self.extension_problem = str(exc)
+            import logging  # only now: the runner's own log is JSON lines, not logging
+
+            logging.getLogger(__name__).warning(
+                "the Parameters and Secrets extension did not serve secret %r (%s); asking "
+                "Secrets Manager directly", self.secret_id, exc)
             return None
         return parse_secret(self.secret_id, response)
+
+    def _fallback(self, deadline: float | None) -> tuple[dict[str, Any], str | None]:
+        """Secrets Manager; if it fails too, its error also says why the extension did."""
+        try:
+            return self._from_secrets_manager(deadline)
+        except (SecretUnavailable, DeadlineExceeded, ConfigurationError) as exc:
+            if not self.extension_problem:
+                raise
+            raise type(exc)(f"{exc} (the Parameters and Secrets extension did not serve it "
+                            f"either: {self.extension_problem})") from exc
 
     def _from_secrets_manager(self, deadline: float | None) -> tuple[dict[str, Any],
                                                                       str | None]:

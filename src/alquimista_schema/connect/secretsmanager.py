@@ -52,6 +52,9 @@ def client(session: Any = None, region: str | None = None,
         raise ConfigurationError(
             "no AWS region: set AWS_REGION (the Lambda runtime sets it), or give the secret's "
             "full ARN, which names its region") from None
+    except _credential_errors() as exc:  # found while making the client: say so, not later
+        raise SecretUnavailable(f"the AWS credentials could not be loaded "
+                                f"({type(exc).__name__}: {exc})") from exc
 
 
 def arn_region(secret_id: str) -> str | None:
@@ -88,25 +91,54 @@ def silence_secret_bodies() -> None:
             logger.addFilter(_FILTER)
 
 
+NO_CREDENTIALS = ("no AWS credentials were found: configure them (AWS_ACCESS_KEY_ID and "
+                  "AWS_SECRET_ACCESS_KEY, AWS_PROFILE with `aws configure` or `aws sso login`); "
+                  "on Lambda they come from the function's execution role")
+
+
 def get_secret_value(secret_id: str, client: Any) -> Mapping[str, Any]:
-    """Return GetSecretValue's response for ``secret_id``, errors translated."""
-    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+    """Return GetSecretValue's response for ``secret_id``, errors translated.
+
+    Each kind of failure has its own words: the secret refused (ClientError), no
+    credentials or unusable ones (never blamed on the network), the network (the VPC
+    endpoint hint), anything else of botocore's (named).
+    """
+    from botocore import exceptions as boto
 
     silence_secret_bodies()
+    credential_errors = _credential_errors()
     try:
         response = client.get_secret_value(SecretId=secret_id)
-    except ClientError as exc:
+    except boto.ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         hint = {
             "ResourceNotFoundException": "no such secret: check its name or ARN and the region",
             "AccessDeniedException": "the function's role may not read it (secretsmanager:"
                                      "GetSecretValue, and kms:Decrypt for its key)",
             "DecryptionFailure": "its KMS key cannot be used by the function's role",
+            "UnrecognizedClientException": "the AWS credentials are not valid (an expired "
+                                           "session, or a key from another partition)",
         }.get(code, code or "request refused")
         raise SecretUnavailable(f"cannot read secret {secret_id!r}: {hint}") from exc
-    except (EndpointConnectionError, BotoCoreError) as exc:
+    except boto.NoCredentialsError as exc:
+        raise SecretUnavailable(f"cannot read secret {secret_id!r}: {NO_CREDENTIALS}") from exc
+    except credential_errors as exc:
+        raise SecretUnavailable(f"cannot read secret {secret_id!r}: the AWS credentials could "
+                                f"not be loaded ({type(exc).__name__}: {exc})") from exc
+    except (boto.ConnectionError, boto.HTTPClientError) as exc:
         raise SecretUnavailable(
             f"cannot reach Secrets Manager for secret {secret_id!r} ({type(exc).__name__}): "
             "functions in isolated subnets need a Secrets Manager VPC endpoint whose security "
             "group admits HTTPS (443) from the function's security group") from exc
+    except boto.BotoCoreError as exc:
+        raise SecretUnavailable(f"cannot read secret {secret_id!r}: {type(exc).__name__}: "
+                                f"{exc}") from exc
     return response  # type: ignore[no-any-return]
+
+
+def _credential_errors() -> tuple[type[Exception], ...]:
+    from botocore import exceptions as boto
+
+    return (boto.PartialCredentialsError, boto.CredentialRetrievalError,
+            boto.TokenRetrievalError, boto.SSOError, boto.NoAuthTokenError,
+            boto.ProfileNotFound, boto.RefreshWithMFAUnsupportedError)

@@ -12,6 +12,12 @@ from typing import Any
 
 import psycopg2
 
+# A peer that vanishes mid-query (a failover, a dropped route) is noticed within about a
+# minute: TCP keepalives after 30 s of silence, every 10 s, three misses; and data unacked
+# for 60 s. libpq's defaults leave it to the kernel (about two hours), past any Lambda.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+              "keepalives_count": 3, "tcp_user_timeout": 60_000}
+
 
 def connect(url: Any, *, connect_timeout: float, application_name: str) -> Any:
     """Open an autocommit psycopg2 connection to ``url`` (a Dsn, or a URL's fields).
@@ -23,7 +29,7 @@ def connect(url: Any, *, connect_timeout: float, application_name: str) -> Any:
     params = {**dict(url.query), "host": url.host, "port": url.port or 5432,
               "user": url.username, "password": url.password, "dbname": url.database,
               "connect_timeout": max(2, math.ceil(connect_timeout)),
-              "application_name": application_name[:63]}
+              "application_name": application_name[:63], **KEEPALIVES}
     conn = psycopg2.connect(**{k: v for k, v in params.items() if v is not None})
     conn.autocommit = True
     return conn

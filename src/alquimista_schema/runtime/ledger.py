@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
+from alquimista_schema.connect.sessions import first_line
+from alquimista_schema.errors import SchemaError
 from alquimista_schema.script import checksums, directory
 
 if TYPE_CHECKING:
@@ -41,15 +44,84 @@ _UPSERT = text(f"""
 """)
 
 
-def ensure_table(conn: Connection) -> None:
-    """Create the table on first use, before any revision runs, and commit.
+class Ledger:
+    """One run's writes to the table. Like the audit row, a checksum that cannot be
+    written (a role without CREATE on the schema, or without rights on the table) never
+    changes the run's outcome: each write is a savepoint, and a failure is a warning."""
 
-    Only when missing: CREATE TABLE IF NOT EXISTS needs CREATE on the schema even when
-    the table exists (PostgreSQL 15 grants that to the schema's owner only).
-    """
-    if conn.execute(text("SELECT to_regclass(:t)"), {"t": TABLE}).scalar() is None:
-        conn.exec_driver_sql(_DDL)
-    conn.commit()
+    def __init__(self, conn: Connection, script: ScriptDirectory, request_id: str,
+                 warn: Callable[[str], None]) -> None:
+        self.conn, self.script, self.request_id, self.warn = conn, script, request_id, warn
+        self.usable = True
+        self.known = carried(script)
+
+    def open(self) -> Ledger:
+        """Create the table on first use (before any revision runs), and commit.
+
+        Only when missing: CREATE TABLE IF NOT EXISTS needs CREATE on the schema even when
+        the table exists (PostgreSQL 15 grants that to the schema's owner only).
+        """
+        missing = self.conn.execute(text("SELECT to_regclass(:t)"), {"t": TABLE}).scalar() \
+            is None
+        if missing and not self._safely(lambda: self.conn.exec_driver_sql(_DDL)):
+            self.usable = False
+        self.conn.commit()
+        return self
+
+    def _safely(self, write: Callable[[], Any]) -> bool:
+        savepoint = self.conn.begin_nested()
+        try:
+            write()
+        except (DBAPIError, SchemaError) as exc:  # SchemaError: the table cannot be read
+            savepoint.rollback()
+            self.warn(f"checksums were not recorded: {first_line(exc)}")
+            return False
+        savepoint.commit()
+        return True
+
+    def recorder(self) -> Callable[..., None]:
+        """An ``on_version_apply`` callback: record (or, going down, remove) each revision's
+        checksum in the revision's own transaction."""
+        def record(*, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+            if not step.is_migration or not self.usable:
+                return
+            revision = step.up_revision_id
+            if step.is_upgrade:
+                self._safely(lambda: ctx.connection.execute(_UPSERT, {
+                    "revision": revision, "checksum": self.known[revision], "how": "applied",
+                    "request_id": self.request_id}))
+            else:
+                self._safely(lambda: ctx.connection.execute(
+                    text(f"DELETE FROM {TABLE} WHERE revision = :r"), {"r": revision}))
+        return record
+
+    def record_applied(self, at: str | None, how: str) -> None:
+        """After a stamp or an adoption: the revisions now marked applied get their checksum
+        where none is recorded, and rows of revisions no longer applied go."""
+        if self.usable:
+            self._safely(lambda: self._mark(directory.applied(self.script, at), how))
+        self.conn.commit()
+
+    def _mark(self, applied: list[str], how: str) -> None:
+        recorded = _recorded(self.conn)
+        for revision in applied:
+            if revision not in recorded:
+                self.conn.execute(_UPSERT, {"revision": revision, "how": how,
+                                            "checksum": self.known[revision],
+                                            "request_id": self.request_id})
+        gone = [r for r in recorded if r not in applied and r in self.known]
+        if gone:
+            self.conn.execute(text(f"DELETE FROM {TABLE} WHERE revision = ANY(:gone)"),
+                              {"gone": gone})
+
+    def accept(self, checks: list[Check]) -> list[str]:
+        """Record the files' checksums for ``checks`` edited since they were applied."""
+        accepted = [c.revision for c in checks if c.status == "mismatch"]
+        written = self._safely(lambda: [self.conn.execute(_UPSERT, {
+            "revision": revision, "checksum": self.known[revision], "how": "accepted",
+            "request_id": self.request_id}) for revision in accepted])
+        self.conn.commit()
+        return accepted if written else []
 
 
 def carried(script: ScriptDirectory) -> dict[str, str]:
@@ -57,47 +129,14 @@ def carried(script: ScriptDirectory) -> dict[str, str]:
     return {rev.revision: checksums.of_file(rev.path) for rev in directory.chain(script)}
 
 
-def recorder(script: ScriptDirectory, request_id: str) -> Callable[..., None]:
-    """An ``on_version_apply`` callback: record (or, going down, remove) each revision's
-    checksum in the revision's own transaction."""
-    known = carried(script)
-
-    def record(*, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
-        if not step.is_migration:
-            return
-        conn: Connection = ctx.connection
-        if step.is_upgrade:
-            revision = step.up_revision_id
-            conn.execute(_UPSERT, {"revision": revision, "checksum": known[revision],
-                                   "how": "applied", "request_id": request_id})
-        else:
-            conn.execute(text(f"DELETE FROM {TABLE} WHERE revision = :r"),
-                         {"r": step.up_revision_id})
-
-    return record
-
-
-def record_applied(conn: Connection, script: ScriptDirectory, at: str | None, how: str,
-                   request_id: str) -> None:
-    """After a stamp or an adoption: the revisions now marked applied get their checksum
-    where none is recorded, and rows of revisions no longer applied go."""
-    applied = directory.applied(script, at)
-    known = carried(script)
-    recorded = _recorded(conn)
-    for revision in applied:
-        if revision not in recorded:
-            conn.execute(_UPSERT, {"revision": revision, "checksum": known[revision],
-                                   "how": how, "request_id": request_id})
-    gone = [r for r in recorded if r not in applied and r in known]
-    if gone:
-        conn.execute(text(f"DELETE FROM {TABLE} WHERE revision = ANY(:gone)"), {"gone": gone})
-    conn.commit()
-
-
 def _recorded(conn: Connection) -> dict[str, dict[str, Any]]:
     if conn.execute(text("SELECT to_regclass(:t)"), {"t": TABLE}).scalar() is None:
         return {}
-    rows = conn.execute(text(f"SELECT revision, checksum, recorded_at, how FROM {TABLE}"))
+    try:
+        rows = conn.execute(text(f"SELECT revision, checksum, recorded_at, how FROM {TABLE}"))
+    except DBAPIError as exc:
+        raise SchemaError(f"cannot read the recorded checksums ({first_line(exc)}): grant "
+                          f"SELECT on {TABLE} to this role") from exc
     return {r.revision: {"checksum": r.checksum, "recorded_at": r.recorded_at, "how": r.how}
             for r in rows}
 
@@ -146,7 +185,11 @@ def verify(conn: Connection, script: ScriptDirectory) -> Verification:
     """Compare the checksums recorded for the applied revisions with the files carried."""
     raw = directory.current_heads(script, conn, known=False)
     at = directory.one(raw)
-    recorded = _recorded(conn)
+    try:
+        recorded = _recorded(conn)
+    except SchemaError:
+        conn.rollback()
+        raise
     if conn.in_transaction():
         conn.commit()
     known = carried(script)
@@ -163,15 +206,3 @@ def _check(revision: str, row: dict[str, Any] | None, now: str) -> Check:
         return Check(revision, "unrecorded", None, now)
     status = "ok" if row["checksum"] == now else "mismatch"
     return Check(revision, status, row["checksum"], now, row["recorded_at"], row["how"])
-
-
-def accept(conn: Connection, script: ScriptDirectory, checks: list[Check],
-           request_id: str) -> list[str]:
-    """Record the files' checksums for ``checks`` edited since they were applied."""
-    known = carried(script)
-    accepted = [c.revision for c in checks if c.status == "mismatch"]
-    for revision in accepted:
-        conn.execute(_UPSERT, {"revision": revision, "checksum": known[revision],
-                               "how": "accepted", "request_id": request_id})
-    conn.commit()
-    return accepted

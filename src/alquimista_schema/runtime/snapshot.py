@@ -39,9 +39,7 @@ def take(client: Any, cluster: str, name: str, *, tags: dict[str, str], wait_unt
 
     began = time.monotonic()
     try:
-        client.create_db_cluster_snapshot(
-            DBClusterSnapshotIdentifier=name, DBClusterIdentifier=cluster,
-            Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        _create(client, cluster, name, tags)
         while True:
             found = client.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=name)
             status = found["DBClusterSnapshots"][0]["Status"]
@@ -69,3 +67,17 @@ def take(client: Any, cluster: str, name: str, *, tags: dict[str, str], wait_unt
             f"cannot reach the RDS API to snapshot cluster {cluster!r} ({type(exc).__name__}); "
             "nothing was applied. Functions in isolated subnets need an RDS VPC endpoint whose "
             "security group admits HTTPS from the function") from exc
+
+
+def _create(client: Any, cluster: str, name: str, tags: dict[str, str]) -> None:
+    """Ask for the snapshot; one already there under this run's name is this run's own
+    (a retried request whose first answer was lost)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client.create_db_cluster_snapshot(
+            DBClusterSnapshotIdentifier=name, DBClusterIdentifier=cluster,
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "DBClusterSnapshotAlreadyExistsFault":
+            raise

@@ -1,22 +1,17 @@
 """Build the Lambda bundle: a reproducible zip, made with pip for the *target* platform.
 
-No Docker: pip downloads manylinux wheels for the target Python and architecture
-(``--platform``, ``--python-version``, ``--only-binary=:all:``), so the driver's
-compiled extension is the Lambda's, whatever the workstation. The zip holds the
-package (its revision files are package data, found the same way as when
-pip-installed), its dependencies and ``lambda_entry/``; boto3 and botocore are left
-out unless asked for (the runtime provides them). Entries are sorted and dated
-1980-01-01, so the same inputs give a byte-identical zip.
-
-The bundle is built from a checkout (the current folder or a parent, or ``project``),
-whichever copy of this package runs the build: pip builds the package's wheel in an
-isolated environment from a copy of the checkout, so nothing about the running
-environment (its setuptools, an editable or a site-packages install) changes the result.
+No Docker: pip fetches manylinux wheels for the target Python and architecture. The zip
+holds the package (revision files included), its dependencies and ``lambda_entry/``;
+boto3 and botocore are left to the runtime unless asked for. Entries are sorted and dated
+1980-01-01: the same inputs give a byte-identical zip. It is built from a checkout by
+pip's isolated build of a copy of it, whatever the running environment. The output folder
+and the target Python are checked before anything is built.
 """
 
 from __future__ import annotations
 
 import hashlib
+import operator
 import os
 import re
 import shutil
@@ -50,6 +45,8 @@ MAX_UNZIPPED = 250 * 1024 * 1024
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3",
                     "python-dateutil", "six")
 _ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}
+# Lambda's Python runtimes (python3.N), the targets wheels can be fetched for; add new ones.
+LAMBDA_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 # What pip says when it cannot reach an index, when a wheel's Requires-Python excludes
 # the target, and when no distribution fits the target (for the requirement it names).
@@ -116,6 +113,50 @@ def find_project(project: Path | None = None) -> Path:
         "--project DIR")
 
 
+def check_output(output: Path) -> None:
+    """The zip can be written where asked: its folder is made, and a file tried there."""
+    try:
+        if output.is_dir():
+            raise IsADirectoryError(21, "a folder, not the zip's path")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=output.parent, prefix=".alq-bundle-probe-").close()
+    except OSError as exc:
+        raise BundleError(f"cannot write the bundle to {output} ({exc.strerror or exc}): "
+                          "choose another --output; nothing was built") from exc
+
+
+def check_target_python(python: str, root: Path) -> None:
+    """The target is a Python that Lambda runs and the package's requires-python admits."""
+    pyproject = root / "pyproject.toml"
+    required = tomllib.loads(pyproject.read_text()).get("project", {}).get("requires-python", "")
+    fits = " or ".join(v for v in LAMBDA_PYTHONS if admits(required, v)) or "(none fits)"
+    if python not in LAMBDA_PYTHONS:
+        raise BundleError(f"Lambda runs no CPython {python}: choose --python {fits}")
+    if not admits(required, python):
+        raise BundleError(f"{NAME} requires Python {required} (requires-python in {pyproject}),"
+                          f" so not CPython {python}: choose --python {fits}")
+
+
+_OPS = {"==": operator.eq, "!=": operator.ne, "<=": operator.le, ">=": operator.ge,
+        "<": operator.lt, ">": operator.gt, "~=": operator.ge}
+
+
+def admits(specifier: str, python: str) -> bool:
+    """Whether ``requires-python`` (PEP 440 release comparisons) admits CPython ``python``."""
+    mine = tuple(int(n) for n in python.split("."))
+    for clause in filter(None, (c.strip() for c in specifier.split(","))):
+        found = re.fullmatch(r"(~=|==|!=|<=|>=|<|>)\s*(\d+(?:\.\d+)*)(\.\*)?", clause)
+        if found is None:
+            raise BundleError(f"requires-python {specifier!r}: cannot read {clause!r}")
+        op, number, star = found.groups()
+        theirs = tuple(int(n) for n in number.split("."))
+        width = len(theirs) if star else max(len(mine), len(theirs))
+        have, want = ((v + (0,) * width)[:width] for v in (mine, theirs))
+        if not _OPS[op](have, want) or (op == "~=" and have[:len(theirs) - 1] != theirs[:-1]):
+            return False
+    return True
+
+
 # --- pip -------------------------------------------------------------------------------
 
 
@@ -163,11 +204,9 @@ def install_error(output: str, python: str, machine: str) -> BundleError:
     if _UNREACHABLE.search(output):
         return BundleError(f"pip could not reach the package index: {detail}. Check the "
                            "network (or PIP_INDEX_URL) and build again")
-    other_python = _OTHER_PYTHON.search(output)
-    if other_python:
+    if other_python := _OTHER_PYTHON.search(output):
         return BundleError(f"{other_python.group(0)}: choose another --python")
-    missing = _NO_WHEEL.search(output)
-    if missing:
+    if missing := _NO_WHEEL.search(output):
         return NoWheelForTarget(
             f"the dependency {missing.group(1)} has no wheel for CPython {python} on "
             f"manylinux {machine} ({detail}). A dependency without a wheel for the target "
@@ -178,11 +217,8 @@ def install_error(output: str, python: str, machine: str) -> BundleError:
 
 
 def _source_copy(project: Path, dest: Path) -> Path:
-    """Copy what the wheel is built from: the top-level files and src/.
-
-    A copy, so the build never writes into the checkout (build/, *.egg-info) and a
-    stale build/ folder can never put a deleted revision file back into the bundle.
-    """
+    """Copy the top-level files and src/: the build never writes into the checkout, and a
+    stale build/ folder can never put a deleted revision file back into the bundle."""
     dest.mkdir()
     for path in project.iterdir():
         if path.is_file():
@@ -207,15 +243,9 @@ def _build_wheel(project: Path, work: Path) -> Path:
 def requirements(stage: Path, include_boto3: bool) -> list[str]:
     """The bundled package's runtime dependencies, minus what the Lambda runtime provides."""
     [info] = stage.glob("alquimista_schema-*.dist-info")
-    wanted = []
-    for req in metadata.Distribution.at(info).requires or []:
-        if "extra ==" in req:
-            continue
-        name = re.split(r"[ <>=!~;\[(]", req, maxsplit=1)[0].lower()
-        if not include_boto3 and name in RUNTIME_PROVIDED:
-            continue
-        wanted.append(req)
-    return wanted
+    named = ((req, re.split(r"[ <>=!~;\[(]", req, maxsplit=1)[0].lower())
+             for req in metadata.Distribution.at(info).requires or [] if "extra ==" not in req)
+    return [req for req, name in named if include_boto3 or name not in RUNTIME_PROVIDED]
 
 
 def _install(wheel: Path, stage: Path, python: str, machine: str, include_boto3: bool) -> None:
@@ -240,8 +270,8 @@ def find_interpreter(version: str) -> str | None:
     name = f"python{version}"
     candidates = [os.environ.get("ALQUIMISTA_TARGET_PYTHON"), shutil.which(name)]
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    candidates += [str(p) for p in sorted(pyenv.glob(f"{version}*/bin/{name}"), reverse=True)]
-    candidates += [f"/usr/bin/{name}", f"/usr/local/bin/{name}"]
+    candidates += [*(str(p) for p in sorted(pyenv.glob(f"{version}*/bin/{name}"), reverse=True)),
+                   f"/usr/bin/{name}", f"/usr/local/bin/{name}"]
     for candidate in candidates:
         if not candidate or not Path(candidate).exists():
             continue
@@ -259,10 +289,10 @@ def build(output: Path, *, python: str = "3.12", arch: str = "x86_64",
     """Build the bundle at ``output`` from a checkout; refuse one over Lambda's limits."""
     if arch not in _ARCH:
         raise ConfigurationError(f"arch must be x86_64 or arm64, not {arch!r}")
-    if not re.fullmatch(r"3\.\d{1,2}", python):
-        raise ConfigurationError(f"python must look like 3.12, not {python!r}")
     root = find_project(project)
     machine = _ARCH[arch]
+    check_target_python(python, root)
+    check_output(output)
     with tempfile.TemporaryDirectory(prefix="alq-bundle-") as tmp:
         work = Path(tmp).resolve()
         stage = work / "stage"
@@ -289,8 +319,11 @@ def build(output: Path, *, python: str = "3.12", arch: str = "x86_64",
         if zipped > MAX_ZIPPED:
             raise BundleError(f"the zip is {zipped:,} bytes, over Lambda's {MAX_ZIPPED:,} for a "
                               "direct upload; nothing written")
-        output.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(staged_zip), output)
+        try:
+            shutil.move(str(staged_zip), output)
+        except OSError as exc:
+            raise BundleError(f"cannot write the bundle to {output}: {exc.strerror or exc}; "
+                              "choose another --output") from exc
     digest = hashlib.sha256(output.read_bytes()).hexdigest()
     return Report(output, zipped, unzipped, files, bool(interpreter), interpreter, digest,
                   include_boto3, root)
@@ -320,15 +353,13 @@ def _write_built_manifest(stage: Path, work: Path) -> None:
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise BundleError(f"the bundled package could not name its head revision: {last}")
-    migrations = stage / "alquimista_schema" / "migrations"
-    (migrations / "manifest.json").write_text(done.stdout)
+    (stage / "alquimista_schema" / "migrations" / "manifest.json").write_text(done.stdout)
 
 
 def _precompile(stage: Path, interpreter: str) -> None:
-    """Compile the bytecode with the target interpreter, as Lambda would at a cold start."""
-    # unchecked-hash: no mtime inside (reproducible), and the read-only /var/task never
-    # has to recompile a module at cold start. Paths recorded as /var/task, where Lambda
-    # unpacks the zip, instead of this temporary folder.
+    """Compile the bytecode with the target interpreter, as Lambda would at a cold start:
+    unchecked-hash (no mtime inside: reproducible; the read-only /var/task never recompiles),
+    paths recorded as /var/task, where Lambda unzips."""
     subprocess.run([interpreter, "-m", "compileall", "-q", "-j", "0",
                     "--invalidation-mode", "unchecked-hash", "-s", str(stage),
                     "-p", "/var/task", str(stage)], check=True, capture_output=True)

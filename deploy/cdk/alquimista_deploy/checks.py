@@ -1,0 +1,120 @@
+"""The context's checks across keys, run before anything is synthesized: keys this app does
+not read, what the runner would refuse, ARNs outside the stack's partition or region, and
+Lambda's limits. Each returns its problems as lines that start with the key they are about.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alquimista_deploy.context import DeployContext
+
+# Plain keys the CDK CLI itself writes (`cdk acknowledge`, telemetry); its other keys carry a
+# colon (aws:cdk:..., lookups cached in cdk.context.json) or start with @ (feature flags).
+CDK_KEYS = frozenset({"acknowledged-issue-numbers", "cli-telemetry"})
+# Lambda's limit on the environment, measured as the variables' JSON ("String measured:
+# {...}" in its error).
+MAX_ENVIRONMENT_BYTES = 4096
+EXTENSION_PREFIXES = ("PARAMETERS_SECRETS_EXTENSION_", "SECRETS_MANAGER_", "SSM_PARAMETER_STORE_")
+# Region prefix -> partition (every other region is in "aws").
+PARTITIONS = (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-isob-", "aws-iso-b"),
+              ("us-iso-", "aws-iso"), ("eu-isoe-", "aws-iso-e"), ("us-isof-", "aws-iso-f"))
+# Why an ARN must be in the stack's own region.
+SAME_REGION = {
+    "dbSecretArn": "the function asks Secrets Manager in its own region (use the secret's "
+                   "replica in {region}, or deploy the stack to {other})",
+    "secretKmsKeyArn": "the key is used through Secrets Manager in the stack's region "
+                       "(kms:ViaService secretsmanager.{region})",
+    "alarmTopicArn": "a CloudWatch alarm notifies only a topic in its own region",
+}
+
+
+def across_keys(ctx: DeployContext, bad: set[str], bundle_names: set[str] | None) -> list[str]:
+    """The checks below; ``bad`` holds the keys already reported (not reported again)."""
+    return [*runner_problems(ctx, bad), *arn_problems(ctx, bad),
+            *environment_problems(ctx, bundle_names)]
+
+
+def unknown_keys(values: Mapping[str, Any], known: tuple[str, ...]) -> list[str]:
+    """Keys this app does not read, each with the nearest known key (difflib): a misspelt
+    key would otherwise be ignored without a word, and its default used."""
+    problems = []
+    lower = {k.lower(): k for k in known}
+    for key in values:
+        if key in known or key in CDK_KEYS or ":" in key or key.startswith("@"):
+            continue
+        near = difflib.get_close_matches(key.lower(), list(lower), n=1, cutoff=0.6)
+        problems.append(f"{key}: not a context key of this app; did you mean {lower[near[0]]}?"
+                        if near else f"{key}: not a context key of this app (its keys: "
+                        f"{', '.join(known)})")
+    return problems
+
+
+def runner_problems(ctx: DeployContext, bad: set[str]) -> list[str]:
+    """What the runner would refuse at run time (answering BAD_CONFIG to every event), by
+    its own validator: one rule for the function and for this app."""
+    from alquimista_schema.settings import Settings
+
+    variables = {**ctx.extra_environment, "ENVIRONMENT": ctx.env}
+    problems = []
+    for name, why in Settings.problems(variables).items():
+        if name == "ENVIRONMENT" and "env" not in bad:
+            problems.append(f"env={ctx.env!r} is passed as ENVIRONMENT, which the runner "
+                            f"refuses: {why}")
+        elif name != "ENVIRONMENT":
+            problems.append(f"extraEnvironment: {why} (the runner would answer BAD_CONFIG "
+                            "to every event)")
+    return problems
+
+
+def partition_of(region: str) -> str:
+    """The partition a region belongs to."""
+    return next((p for prefix, p in PARTITIONS if region.startswith(prefix)), "aws")
+
+
+def arn_problems(ctx: DeployContext, bad: set[str]) -> list[str]:
+    """Every ARN in the stack's partition and region."""
+    problems: list[str] = []
+    arns = {"dbSecretArn": ctx.db_secret_arn, "secretKmsKeyArn": ctx.secret_kms_key_arn,
+            "alarmTopicArn": ctx.alarm_topic_arn}
+    if "region" in bad:
+        return problems
+    expected = partition_of(ctx.region)
+    for key, arn in arns.items():
+        if not arn or key in bad:
+            continue
+        _, partition, _, region, *_ = arn.split(":")
+        if partition != expected:
+            problems.append(f"{key} is in partition {partition}, but region {ctx.region} is in "
+                            f"{expected}: use an ARN of the stack's partition")
+        elif region != ctx.region:
+            why = SAME_REGION[key].format(region=ctx.region, other=region)
+            problems.append(f"{key} is in region {region}, but the stack deploys to "
+                            f"{ctx.region}: {why}")
+    return problems
+
+
+def environment_problems(ctx: DeployContext, bundle_names: set[str] | None) -> list[str]:
+    """Lambda's 4 KB environment, and a CA bundle the zip must hold."""
+    problems = []
+    variables = ctx.deployed_environment()
+    size = len(json.dumps(variables, separators=(",", ":")).encode())
+    if size > MAX_ENVIRONMENT_BYTES:
+        problems.append(f"extraEnvironment: the function's environment would be {size:,} bytes "
+                        f"(its variables as JSON, as Lambda measures them), over Lambda's "
+                        f"{MAX_ENVIRONMENT_BYTES:,}: shorten or drop variables")
+    ca = ctx.extra_environment.get("DB_SSLROOTCERT", "")
+    inside = ca.removeprefix("/var/task/") if not ca.startswith("/") or \
+        ca.startswith("/var/task/") else None
+    if ca and inside is not None and bundle_names is not None \
+            and inside not in bundle_names:
+        problems.append(f"extraEnvironment: DB_SSLROOTCERT={ca!r} is not in the bundle "
+                        f"(Lambda unzips it into /var/task): add the CA file to the zip, or "
+                        "point at a layer's path (/opt/...)")
+    return problems
+
+

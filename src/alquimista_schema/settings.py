@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -60,7 +61,44 @@ NUMBERS: dict[str, tuple[float | None, float, float]] = {
     "CONNECT_BUDGET_SECONDS": (45, 0, 900),
     "DEADLINE_MARGIN_SECONDS": (10, 1, 120),
     "LOCK_WAIT_SECONDS": (None, 0, 900),
+    "SNAPSHOT_WAIT_SECONDS": (600, 1, 900),
 }
+AUTH_MODES = ("password", "iam")
+IAM_NEEDS = ("DB_HOST", "DB_NAME", "DB_USER", "DB_SSLROOTCERT")
+_CLUSTER_ID = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,62}")
+
+
+def snapshot_setting(env: Mapping[str, str], environment: str,
+                     wanted: bool | None = None) -> tuple[bool, str | None]:
+    """Whether to snapshot the cluster before an upgrade applies anything, and which.
+
+    ``wanted`` (the CLI's --snapshot/--no-snapshot) wins over SNAPSHOT_BEFORE_UPGRADE,
+    which is true or false; unset, it is true in prod. The cluster is DB_CLUSTER_IDENTIFIER,
+    never guessed from a host name; an upgrade that needs a snapshot without it applies
+    nothing (SNAPSHOT_FAILED).
+    """
+    raw = (env.get("SNAPSHOT_BEFORE_UPGRADE") or "").strip().lower()
+    if raw not in ("", "true", "false"):
+        raise ConfigurationError(f"SNAPSHOT_BEFORE_UPGRADE must be true or false, not "
+                                 f"{env['SNAPSHOT_BEFORE_UPGRADE'][:40]!r}")
+    on = wanted if wanted is not None else (raw == "true" if raw else environment == "prod")
+    cluster = (env.get("DB_CLUSTER_IDENTIFIER") or "").strip() or None
+    if cluster and not _CLUSTER_ID.fullmatch(cluster):
+        raise ConfigurationError("DB_CLUSTER_IDENTIFIER must be an Aurora cluster identifier "
+                                 f"(letters, digits, hyphens), not {cluster[:70]!r}")
+    return on, cluster
+
+
+def auth_mode(env: Mapping[str, str]) -> str:
+    """``password`` (the secret's, the default) or ``iam`` (a signed token, no password)."""
+    mode = (env.get("DB_AUTH") or "password").strip().lower()
+    if mode not in AUTH_MODES:
+        raise ConfigurationError(f"DB_AUTH must be password or iam, not {env['DB_AUTH'][:40]!r}")
+    missing = [name for name in IAM_NEEDS if mode == "iam" and not env.get(name)]
+    if missing:
+        raise ConfigurationError(f"DB_AUTH=iam needs {', '.join(missing)} (IAM tokens are "
+                                 "accepted over verify-full TLS only)")
+    return mode
 
 
 @dataclass(frozen=True)
@@ -74,6 +112,10 @@ class Settings:
     margin: float = 10.0
     lock_wait: float | None = None
     lint_policy: str = "warn"
+    snapshot: bool = False
+    cluster: str | None = None
+    snapshot_wait: float = 600.0
+    auth: str = "password"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -112,12 +154,18 @@ class Settings:
         for name, (default, low, high) in NUMBERS.items():
             numbers[name] = check(name, partial(_number, env, name, default, low, high),
                                   default)
+        unset: tuple[bool, str | None] = (False, None)
+        snapshot, cluster = check("SNAPSHOT_BEFORE_UPGRADE",
+                                  lambda: snapshot_setting(env, environment), unset)
+        auth = check("DB_AUTH", lambda: auth_mode(env), "password")
         return cls(secret_id=env.get("DB_SECRET_ARN") or None, environment=environment,
                    lint_policy=policy,
                    connect_timeout=int(numbers["CONNECT_TIMEOUT_SECONDS"] or 10),
                    connect_budget=numbers["CONNECT_BUDGET_SECONDS"] or 0.0,
                    margin=numbers["DEADLINE_MARGIN_SECONDS"] or 10.0,
-                   lock_wait=numbers["LOCK_WAIT_SECONDS"]), problems
+                   lock_wait=numbers["LOCK_WAIT_SECONDS"], snapshot=snapshot, cluster=cluster,
+                   snapshot_wait=numbers["SNAPSHOT_WAIT_SECONDS"] or 600.0,
+                   auth=auth), problems
 
 
 def _lint_policy(value: str | None, environment: str) -> str:

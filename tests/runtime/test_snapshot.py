@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy.engine import URL
 
 from alquimista_schema import command
+from alquimista_schema.cli import main
 from alquimista_schema.connect import rds
 from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import SnapshotFailed
 from alquimista_schema.runtime import audit, snapshot
 from alquimista_schema.runtime.run import Run
+from tests.support.helpers import Invoke, secret_for
 
 CLUSTER = "aurora-alquimista-dev"
 
@@ -50,7 +53,7 @@ def test_an_upgrade_snapshots_the_cluster_first_and_says_so(
 
     monkeypatch.setattr(snapshot, "take", watched)
     result = command.upgrade(empty_url, "017", run=Run(
-        request_id="Req-42", snapshot_cluster=CLUSTER),
+        request_id="Req-42", snapshot=True, cluster=CLUSTER),
         on_applied=lambda item: order.append(item.revision))
     assert order == ["snapshot", "lead_ingestion", "017"]
     assert result.snapshot == "alquimista-schema-base-to-017-req-42"
@@ -67,14 +70,14 @@ def test_an_upgrade_snapshots_the_cluster_first_and_says_so(
 
 
 def test_a_no_op_never_snapshots(rds_api: Any, head_url: URL) -> None:
-    result = command.upgrade(head_url, "head", run=Run(snapshot_cluster=CLUSTER))
+    result = command.upgrade(head_url, "head", run=Run(snapshot=True, cluster=CLUSTER))
     assert (result.applied, result.snapshot) == ([], None)
     assert snapshots(rds_api) == []
 
 
 def test_a_snapshot_that_cannot_be_made_applies_nothing(rds_api: Any, empty_url: URL) -> None:
     with pytest.raises(SnapshotFailed) as caught:
-        command.upgrade(empty_url, "head", run=Run(snapshot_cluster="no-such-cluster"))
+        command.upgrade(empty_url, "head", run=Run(snapshot=True, cluster="no-such-cluster"))
     assert caught.value.code == "SNAPSHOT_FAILED"
     assert "DBClusterNotFoundFault" in str(caught.value)
     assert "nothing was applied" in str(caught.value)
@@ -107,7 +110,7 @@ def test_a_snapshot_not_ready_in_time_applies_nothing(rds_api: Any, empty_url: U
     monkeypatch.setattr(rds, "client", lambda *a, **k: StillCreating(rds_api))
     monkeypatch.setattr(snapshot, "POLL_SECONDS", 0.2)
     with pytest.raises(SnapshotFailed, match="was still creating after"):
-        command.upgrade(empty_url, "head", run=Run(snapshot_cluster=CLUSTER,
+        command.upgrade(empty_url, "head", run=Run(snapshot=True, cluster=CLUSTER,
                                                     snapshot_wait=1.0))
     assert command.current(empty_url) is None
 
@@ -120,3 +123,48 @@ def test_a_snapshot_not_ready_in_time_applies_nothing(rds_api: Any, empty_url: U
 def test_snapshot_names_are_what_rds_accepts(start: str | None, end: str, request_id: str,
                                              name: str) -> None:
     assert snapshot.name_for(start, end, request_id) == name
+
+
+# --- through the doors ----------------------------------------------------------------
+
+
+def test_the_lambda_snapshots_when_set_and_answers_with_it(
+        rds_api: Any, empty_url: URL, invoke: Invoke, make_secret: Callable[..., str]) -> None:
+    env = {"SNAPSHOT_BEFORE_UPGRADE": "true", "DB_CLUSTER_IDENTIFIER": CLUSTER}
+    answer = invoke({}, secret=make_secret(secret_for(empty_url)), env=env)
+    assert answer["status"] == "success", answer
+    assert answer["snapshot"].startswith("alquimista-schema-base-to-021-req-")
+    assert [s["DBClusterSnapshotIdentifier"] for s in snapshots(rds_api)] == [
+        answer["snapshot"]]
+    again = invoke({})
+    assert (again["status"], "snapshot" in again) == ("noop", False)
+    assert len(snapshots(rds_api)) == 1
+
+
+def test_the_lambda_answers_snapshot_failed_and_applies_nothing(
+        rds_api: Any, empty_url: URL, invoke: Invoke, make_secret: Callable[..., str]) -> None:
+    for env, said in (({"ENVIRONMENT": "prod"}, "DB_CLUSTER_IDENTIFIER"),
+                      ({"SNAPSHOT_BEFORE_UPGRADE": "true",
+                        "DB_CLUSTER_IDENTIFIER": "missing-cluster"}, "DBClusterNotFound")):
+        answer = invoke({}, secret=make_secret(secret_for(empty_url)), env=env)
+        assert answer["error_code"] == "SNAPSHOT_FAILED", answer
+        assert said in answer["error"]
+        assert answer["applied"] == []
+    assert command.current(empty_url) is None
+
+
+def test_the_cli_takes_snapshot_and_no_snapshot(rds_api: Any, empty_url: URL,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    url = empty_url.render_as_string(hide_password=False)
+    monkeypatch.setenv("DB_CLUSTER_IDENTIFIER", CLUSTER)
+    monkeypatch.setenv("ENVIRONMENT", "prod")
+    off = CliRunner().invoke(main, ["upgrade", "017", "--no-snapshot", "--url", url])
+    assert off.exit_code == 0, off.output
+    assert snapshots(rds_api) == []
+    on = CliRunner().invoke(main, ["upgrade", "--url", url])  # prod: on by default
+    assert on.exit_code == 0, on.output
+    [made] = snapshots(rds_api)
+    assert on.stdout.splitlines()[-2:] == [
+        f"snapshot: {made['DBClusterSnapshotIdentifier']} (taken before the first revision)",
+        "applied 4 revision(s): 017 -> 021"]
+    assert made["DBClusterSnapshotIdentifier"].startswith("alquimista-schema-017-to-021-")

@@ -66,7 +66,8 @@ class Call:
                    action=self.request.action, deadline=self.deadline, margin=s.margin,
                    secret_version=secret_version, connect_timeout=s.connect_timeout,
                    connect_budget=s.connect_budget, lint_policy=s.lint_policy,
-                   lock_wait=lock_wait, environment=s.environment)
+                   lock_wait=lock_wait, environment=s.environment,
+                   snapshot=s.snapshot, cluster=s.cluster, snapshot_wait=s.snapshot_wait)
 
     def on_database(self, fn: Callable[[Any, Any], dict[str, Any]]) -> dict[str, Any]:
         """Call ``fn(url, run)``; fetch the secret again once if the credentials are refused."""
@@ -96,6 +97,8 @@ def moved(result: Any) -> dict[str, Any]:
     body = {"status": "success" if result.applied else "noop",
             "from_revision": result.from_revision, "to_revision": result.to_revision,
             "applied": [asdict(a) for a in result.applied]}
+    if getattr(result, "snapshot", None):
+        body["snapshot"] = result.snapshot
     if getattr(result, "warnings", None):
         body["warnings"] = list(result.warnings)
     return body

@@ -87,6 +87,11 @@ class Runner:
         except ConfigurationError as exc:
             read = exc
         runner = cls(read, env=env, actor=f"lambda:{name}" if name else "lambda")
+        if runner.settings.auth == "iam" and runner.config_error is None:
+            from alquimista_schema.connect import iam
+
+            runner.secrets = iam.IamCredentials(iam.url_from_env(
+                env, iam.signer(env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"))))
         local = env.get("DATABASE_URL")
         if runner.secrets is None and local and not name:
             try:
@@ -144,7 +149,9 @@ class Runner:
         from urllib.parse import quote, quote_plus
 
         cached = self.secrets.cached if self.secrets is not None else None
-        password = cached.url.password if cached is not None else None
+        # A Dsn's password is fixed; an IAM URL signs a new token at each read (none to mask).
+        password = cached.url.password if cached is not None \
+            and isinstance(cached.url, dsn.Dsn) else None
         if password:
             for form in {str(password), quote(str(password), safe=""),
                          quote_plus(str(password))}:

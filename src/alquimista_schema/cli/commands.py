@@ -7,6 +7,7 @@ cli_common). Tool commands (lint, bundle, invoke, dev-db) are in cli_tools.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import asdict
 from typing import Any
@@ -99,9 +100,13 @@ class RelativeStepCommand(click.Command):
 @click.option("--accept-checksums", is_flag=True,
               help="Record the new checksums of applied revisions edited since they were "
                    "applied (an audited step; see `verify`).")
+@click.option("--snapshot/--no-snapshot", default=None,
+              help="Snapshot the Aurora cluster DB_CLUSTER_IDENTIFIER before applying anything "
+                   "[default: SNAPSHOT_BEFORE_UPGRADE, else on in prod].")
 @handle_errors
 def upgrade(revision: str, url: str | None, secret_arn: str | None, lock_timeout: str | None,
-            statement_timeout: str | None, lock_wait: float, accept_checksums: bool) -> None:
+            statement_timeout: str | None, lock_wait: float, accept_checksums: bool,
+            snapshot: bool | None) -> None:
     """Upgrade the database to REVISION (default: head).
 
     REVISION may be a revision id (e.g. 017), head, or a relative step such as +1.
@@ -110,12 +115,17 @@ def upgrade(revision: str, url: str | None, secret_arn: str | None, lock_timeout
     Alembic, online, in one Alembic run. An applied revision edited since (see
     `verify`) is refused in prod and warned about elsewhere.
     """
-    from alquimista_schema import command
+    from alquimista_schema import command, settings
 
-    run = command.Run(action="upgrade", lock_timeout=lock_timeout, environment=environment(),
-                      statement_timeout=statement_timeout, lock_wait=lock_wait)
+    name = environment()
+    wanted, cluster = settings.snapshot_setting(os.environ, name, snapshot)
+    run = command.Run(action="upgrade", lock_timeout=lock_timeout, environment=name,
+                      statement_timeout=statement_timeout, lock_wait=lock_wait,
+                      snapshot=wanted, cluster=cluster)
     result = on_database(url, secret_arn, lambda db: command.upgrade(
         db, revision, on_applied=_print_applied, run=run, accept_checksums=accept_checksums))
+    if result.snapshot:
+        say(f"snapshot: {result.snapshot} (taken before the first revision)")
     _print_result(result, "applied", revision)
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from alquimista_schema.connect.dsn import Dsn
+from alquimista_schema.connect.dsn import Dsn, UrlLike
 from alquimista_schema.errors import (
     AuthenticationFailed,
     ConfigurationError,
@@ -42,11 +42,12 @@ SECRET_ENV = "DB_SECRET_ARN"  # noqa: S105 (the name of a variable, not a secret
 
 @dataclass(frozen=True)
 class Credentials:
-    url: Dsn
-    """SQLAlchemy-free (see dsn.py): a cold no-op never imports SQLAlchemy."""
+    url: UrlLike
+    """SQLAlchemy-free (a Dsn, see dsn.py; or iam.IamUrl): a cold no-op never imports it."""
     secret_version: str | None
     source: str = "secretsmanager"
-    """``extension`` (the Parameters and Secrets layer) or ``secretsmanager`` (boto3)."""
+    """``extension`` (the Parameters and Secrets layer), ``secretsmanager`` (boto3),
+    ``iam`` (a signed token per connection) or ``DATABASE_URL`` (outside Lambda)."""
 
 
 # AWS's Parameters and Secrets Lambda Extension: a layer serving GetSecretValue's JSON

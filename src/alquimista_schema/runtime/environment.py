@@ -172,14 +172,15 @@ def _cli_change(context: EnvironmentContext, command: str, **extra: Any) -> Chan
 
 
 def _cli_run(context: EnvironmentContext, command: str) -> Run:
-    """The run's bounds: ENVIRONMENT and LINT_POLICY as the Lambda reads them, the timeouts
-    from ``-x``, the environment or the ini."""
-    read = settings.Settings.from_env({k: v for k, v in os.environ.items()
-                                       if k in ("ENVIRONMENT", "LINT_POLICY")})
+    """The run's bounds: ENVIRONMENT, LINT_POLICY and the snapshot before an upgrade
+    (SNAPSHOT_BEFORE_UPGRADE, DB_CLUSTER_IDENTIFIER) as the Lambda reads them, the
+    timeouts from ``-x``, the environment or the ini."""
+    read = settings.Settings.from_env({k: v for k, v in os.environ.items() if k in (
+        "ENVIRONMENT", "LINT_POLICY", "SNAPSHOT_BEFORE_UPGRADE", "DB_CLUSTER_IDENTIFIER")})
     times = configure.timeouts(context)
     return Run(action=command, environment=read.environment, lint_policy=read.lint_policy,
-               lock_timeout=times["lock_timeout"],
-               statement_timeout=times["statement_timeout"])
+               lock_timeout=times["lock_timeout"], snapshot=read.snapshot,
+               cluster=read.cluster, statement_timeout=times["statement_timeout"])
 
 
 def _alembic_cli_command(context: EnvironmentContext) -> str | None:

@@ -54,8 +54,10 @@ class Run:
     """enforce: refuse revisions with unwaived squawk findings (see script/lint.py)."""
     environment: str = "dev"
     """dev, staging or prod (see settings.environment_name); prod guards destructive verbs."""
-    snapshot_cluster: str | None = None
-    """Snapshot this Aurora cluster before an upgrade applies anything (None: no snapshot)."""
+    snapshot: bool = False
+    """Snapshot the cluster before an upgrade applies anything (see runtime/snapshot.py)."""
+    cluster: str | None = None
+    """The Aurora cluster's identifier (DB_CLUSTER_IDENTIFIER), never guessed."""
     snapshot_wait: float = 600.0
     """Seconds to wait for the snapshot to become available (never past the deadline)."""
 

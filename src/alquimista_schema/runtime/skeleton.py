@@ -23,7 +23,12 @@ from sqlalchemy.exc import DBAPIError
 from alquimista_schema import targets
 from alquimista_schema.autogenerate import adoption
 from alquimista_schema.connect.database import connect
-from alquimista_schema.errors import ChecksumMismatch, MigrationFailed, SchemaError
+from alquimista_schema.errors import (
+    ChecksumMismatch,
+    MigrationFailed,
+    SchemaError,
+    SnapshotFailed,
+)
 from alquimista_schema.runtime import (
     audit,
     configure,
@@ -164,8 +169,13 @@ def _check_ledger(conn: Connection, script: ScriptDirectory, request: Change, ru
 
 def _snapshot(route: planning.Route, run: Run, progress: Progress) -> None:
     """Before the first revision of an upgrade that applies something: the snapshot."""
-    if not route.steps or run.snapshot_cluster is None:
+    if not route.steps or not run.snapshot:
         return
+    if run.cluster is None:
+        raise SnapshotFailed("a snapshot before upgrading is on (SNAPSHOT_BEFORE_UPGRADE, true "
+                             "by default in prod; --snapshot) but no cluster is named: set "
+                             "DB_CLUSTER_IDENTIFIER, or turn the snapshot off; nothing was "
+                             "applied")
     from alquimista_schema.connect import rds
 
     name = snapshot.name_for(route.start, route.end, run.request_id)
@@ -173,7 +183,7 @@ def _snapshot(route: planning.Route, run: Run, progress: Progress) -> None:
     remaining = run.remaining()
     until = limit if remaining is None else min(limit, time.monotonic() + remaining)
     progress.snapshot = snapshot.take(
-        rds.client(within=until - time.monotonic()), run.snapshot_cluster, name,
+        rds.client(within=until - time.monotonic()), run.cluster, name,
         wait_until=until,
         tags={"project": "alquimista-schema", "request-id": run.request_id,
               "from-revision": route.start or "base", "to-revision": route.end or "base"})

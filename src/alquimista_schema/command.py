@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 
 __all__ = ["Applied", "Plan", "Result", "Run", "adopt", "applied", "check", "current", "downgrade",
-           "heads", "history", "plan", "revision", "sql", "stamp", "upgrade", "verify"]
+           "heads", "history", "migration_running", "plan", "revision", "sql", "stamp",
+           "upgrade", "verify"]
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,16 @@ def verify(url: str | UrlLike, *, run: Run | None = None) -> Verification:
             f"{len(found.problems)} applied revision(s) differ from these revision files",
             [check.describe() for check in found.problems])
     return found
+
+
+def migration_running(url: str | UrlLike, *, run: Run | None = None) -> str | None:
+    """Who holds the migration lock now (a run in progress), or None; takes no lock."""
+    from alquimista_schema.connect.database import connect
+    from alquimista_schema.runtime import locking
+
+    with connect(url, **(run or Run()).connect_options()) as conn:
+        conn.commit()
+        return locking.holder(conn.connection.driver_connection)
 
 
 def history() -> list[RevisionInfo]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,9 +15,10 @@ from alquimista_schema import command
 from alquimista_schema.cli import main
 from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import ChecksumMismatch
-from alquimista_schema.runtime import audit, ledger
+from alquimista_schema.runtime import audit, ledger, locking
 from alquimista_schema.runtime.run import Run
 from alquimista_schema.script import directory
+from tests.support.helpers import Invoke, secret_for
 
 CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
 REVISION = '''"""An extra column."""
@@ -137,3 +140,52 @@ def test_a_refused_upgrade_in_prod_changed_nothing(head_url: URL, at_022: Path,
     assert [a.revision for a in warned.applied] == ["023"]
     assert any(w.startswith("checksum: 022: edited after it was applied")
                for w in warned.warnings)
+
+
+# --- the Lambda's verify, and its scheduled checks ------------------------------------
+
+
+def test_the_lambda_verifies_and_accepts(invoke: Invoke, head_url: URL, at_022: Path,
+                                         make_secret: Callable[..., str]) -> None:
+    clean = invoke({"action": "verify"}, secret=make_secret(secret_for(head_url)))
+    assert (clean["status"], clean["verified"]) == ("success", True), clean
+    assert [r["status"] for r in clean["revisions"]] == ["ok"] * 7
+    at_022.write_text(REVISION.replace("extra text", "extra varchar(10)"))
+    edited = invoke({"action": "verify"})
+    assert edited["error_code"] == "CHECKSUM_MISMATCH"
+    [line] = edited["mismatches"]
+    assert line.startswith("022: edited after it was applied")
+    refused = invoke({"action": "upgrade", "accept_checksums": "true"})
+    assert refused["error_code"] == "BAD_EVENT"  # booleans are JSON booleans
+    accepted = invoke({"action": "upgrade", "accept_checksums": True},
+                      env={"ENVIRONMENT": "prod", "SNAPSHOT_BEFORE_UPGRADE": "false"})
+    assert accepted["warnings"] == ["accepted the new checksums of 022"], accepted
+    assert invoke({"action": "verify"})["status"] == "success"
+
+
+def test_drift_and_verify_skip_while_a_migration_holds_the_lock(
+        invoke: Invoke, head_url: URL, make_secret: Callable[..., str]) -> None:
+    with connect(head_url) as holder:
+        assert locking.try_lock(holder.connection.driver_connection)
+        for action in ("drift", "verify"):
+            answer = invoke({"action": action}, secret=make_secret(secret_for(head_url)))
+            assert (answer["status"], answer["skipped"]) == ("noop", True), answer
+            assert answer["message"].startswith(f"{action} skipped: a migration holds the "
+                                                "lock (pid ")
+        locking.unlock(holder.connection.driver_connection)
+    assert invoke({"action": "drift"})["drift"] is False
+
+
+def test_drift_found_is_logged_for_the_alarm(invoke: Invoke, head_url: URL,
+                                             make_secret: Callable[..., str],
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    with connect(head_url) as conn:
+        conn.execute(text("ALTER TABLE dry_run_log ADD COLUMN by_hand text"))
+        conn.commit()
+    capsys.readouterr()
+    answer = invoke({"action": "drift"}, secret=make_secret(secret_for(head_url)))
+    assert answer["drift"] is True
+    steps = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if line.startswith("{")]
+    assert {"step": "drift.found", "differences": 1}.items() <= next(
+        s for s in steps if s["step"] == "drift.found").items()

@@ -107,10 +107,10 @@ def moved(result: Any) -> dict[str, Any]:
 # --- the actions ----------------------------------------------------------------------
 
 def _upgrade(call: Call) -> dict[str, Any]:
-
     target = call.request.target or "head"
-    return call.on_database(lambda url, run: moved(
-        command.upgrade(url, target, run=run, on_applied=call.on_applied)))
+    accept = call.request.accept_checksums
+    return call.on_database(lambda url, run: moved(command.upgrade(
+        url, target, run=run, on_applied=call.on_applied, accept_checksums=accept)))
 
 
 def _run_migration(call: Call) -> dict[str, Any]:
@@ -161,17 +161,43 @@ def _plan(call: Call) -> dict[str, Any]:
     return call.on_database(read)
 
 
-def _drift(call: Call) -> dict[str, Any]:
+def _skipped(url: Any, run: Any, action: str) -> dict[str, Any] | None:
+    """A read-only check (often scheduled) skips, rather than waits, while a migration runs."""
+    holder = command.migration_running(url, run=run)
+    if holder is None:
+        return None
+    return {"status": "noop", "skipped": True,
+            "message": f"{action} skipped: a migration holds the lock ({holder}); it would "
+                       "compare a schema in the middle of changing. The next run checks it"}
 
+
+def _drift(call: Call) -> dict[str, Any]:
     def read(url: Any, run: Any) -> dict[str, Any]:
+        skipped = _skipped(url, run, "drift")
+        if skipped is not None:
+            return skipped
         at = command.current(url, run=run)
         try:
             command.check(url, run=run)
             differences: list[str] = []
         except DriftDetected as exc:
             differences = exc.differences
+            call.log("drift.found", differences=len(differences))  # the stack's alarm
         return {"status": "success", "from_revision": at, "to_revision": at,
                 "drift": bool(differences), "differences": differences}
+    return call.on_database(read)
+
+
+def _verify(call: Call) -> dict[str, Any]:
+    def read(url: Any, run: Any) -> dict[str, Any]:
+        skipped = _skipped(url, run, "verify")
+        if skipped is not None:
+            return skipped
+        found = command.verify(url, run=run)  # ChecksumMismatch: the answer's error
+        return {"status": "success", "from_revision": found.at, "to_revision": found.at,
+                "verified": True, "revisions": [
+                    {"revision": c.revision, "status": c.status, "checksum": c.carried}
+                    for c in found.checks]}
     return call.on_database(read)
 
 
@@ -209,5 +235,6 @@ def _list_migrations(call: Call) -> dict[str, Any]:
 HANDLERS: dict[str, Callable[[Call], dict[str, Any]]] = {
     "upgrade": _upgrade, "run-migration": _run_migration, "downgrade": _downgrade,
     "current": _current, "history": _history, "plan": _plan, "drift": _drift,
+    "verify": _verify,
     "adopt": _adopt, "list-migrations": _list_migrations,
 }

@@ -21,7 +21,7 @@ __all__ = ["ACTIONS", "LEGACY", "MAX_EVENT_BYTES", "Request", "action_name", "pa
 
 @dataclass(frozen=True)
 class Request:
-    """An event, validated and normalised by ``events.parse``."""
+    """An event, validated and normalised by :func:`parse`."""
 
     action: str
     target: str | None = None
@@ -31,12 +31,14 @@ class Request:
     dry_run: bool = False
     named: str | None = None
     """The target as the event wrote it (the legacy answer repeats it)."""
+    accept_checksums: bool = False
 
 
 _KEYS: dict[str, set[str]] = {
-    "upgrade": {"target"}, "plan": {"target"}, "run-migration": {"target"},
+    "upgrade": {"target", "accept_checksums"}, "plan": {"target"}, "run-migration": {"target"},
     "downgrade": {"target", "allow_downgrade", "confirm"},
-    "current": set(), "history": set(), "drift": set(), "list-migrations": set(),
+    "current": set(), "history": set(), "drift": set(), "verify": set(),
+    "list-migrations": set(),
     "adopt": {"dry_run"},
 }
 ACTIONS = tuple(_KEYS)
@@ -94,7 +96,8 @@ def parse(event: object) -> Request:
     if confirm is not None and not isinstance(confirm, str):
         raise BadEvent("confirm must be a string repeating the target revision")
     return Request(action, target, _flag(body, "allow_downgrade"), confirm,
-                   _flag(body, "dry_run"), named if isinstance(named, str) else None)
+                   _flag(body, "dry_run"), named if isinstance(named, str) else None,
+                   _flag(body, "accept_checksums"))
 
 
 def action_name(event: object) -> str:

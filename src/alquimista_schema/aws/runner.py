@@ -21,10 +21,12 @@ from alquimista_schema.aws.actions import HANDLERS, Call, CredentialSource, move
 from alquimista_schema.aws.protocol import ACTIONS, LEGACY, action_name, parse
 from alquimista_schema.connect import dsn
 from alquimista_schema.connect.secrets import Credentials, SecretCache
-from alquimista_schema.errors import ConfigurationError, DriftDetected, SchemaError
+from alquimista_schema.errors import ConfigurationError, SchemaError
 from alquimista_schema.settings import Settings
 
 __all__ = ["JsonLog", "LocalUrl", "Runner"]
+# What an error's details are called in the answer, by its code.
+_DETAILS = {"DRIFT": "differences", "CHECKSUM_MISMATCH": "mismatches"}
 T = TypeVar("T")
 assert set(HANDLERS) == set(ACTIONS)  # every action answered, no handler orphaned
 
@@ -129,8 +131,8 @@ class Runner:
         body: dict[str, Any] = {"status": "error", "error": str(exc), "error_code": exc.code}
         if exc.progress is not None:  # revisions committed before the failure
             body.update({k: v for k, v in moved(exc.progress).items() if k != "status"})
-        if isinstance(exc, DriftDetected):
-            body["differences"] = exc.differences
+        if exc.details:  # each difference, each edited revision
+            body[_DETAILS.get(exc.code, "details")] = exc.details
         if action in LEGACY:
             body["message"] = ("Migration execution failed" if action == "run-migration"
                                else "Listing migrations failed")

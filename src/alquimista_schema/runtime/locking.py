@@ -37,6 +37,11 @@ _HOLDER = """
 """
 
 
+def holder(conn: Any) -> str | None:
+    """Say who holds the migration lock now, or None when nobody does (reads pg_locks)."""
+    return describe_holder(conn) if fetch(conn, _HOLDER, {"key": LOCK_KEY}) else None
+
+
 def describe_holder(conn: Any) -> str:
     """Say who holds the migration lock, for an error message."""
     rows = fetch(conn, _HOLDER, {"key": LOCK_KEY})

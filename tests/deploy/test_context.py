@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alquimista_deploy.context import BUNDLE_COMMAND, from_context
+from alquimista_deploy.context import from_context
+from alquimista_deploy.formats import BUNDLE_COMMAND
 
 from tests.deploy.values import KEY_ARN, SUBNETS, TOPIC_ARN, context, make_bundle, problems
 

@@ -71,3 +71,17 @@ def problems(values: dict[str, Any], root: Path = ROOT) -> list[str]:
     assert head.endswith(" problem(s); nothing was synthesized:")
     return [line.removeprefix("  ") for line in lines if line.startswith("  ")
             and not line.startswith("  cd deploy/cdk")]
+
+# Migrate on deploy, the snapshot before it (with its RDS endpoint), the scheduled checks.
+OPERATIONS: dict[str, Any] = {
+    "migrateOnDeploy": "true", "migrateTarget": "head", "dbClusterIdentifier": "aurora-alq-dev",
+    "createRdsEndpoint": "true", "driftSchedule": "rate(1 day)", "alarmTopicArn": TOPIC_ARN,
+    "extraEnvironment": json.dumps({"SNAPSHOT_BEFORE_UPGRADE": "true"}),
+}
+CLUSTER_RESOURCE_ID = "cluster-ABCDEFGHIJKLMNOPQRSTUVWXY2"
+# IAM database authentication: no secret at all.
+IAM: dict[str, Any] = {
+    "iamAuth": "true", "dbUser": "migrator", "clusterResourceId": CLUSTER_RESOURCE_ID,
+    "dbSecretArn": "", "dbHost": "writer.cluster-x.us-east-1.rds.amazonaws.com",
+    "dbName": "alquimista", "extraEnvironment": json.dumps({"DB_SSLROOTCERT": "/opt/rds-ca.pem"}),
+}

@@ -59,7 +59,10 @@ def runner_problems(ctx: DeployContext, bad: set[str]) -> list[str]:
     its own validator: one rule for the function and for this app."""
     from alquimista_schema.settings import Settings
 
-    variables = {**ctx.extra_environment, "ENVIRONMENT": ctx.env}
+    try:
+        variables = ctx.function_environment()
+    except ValueError:  # reserved names: reported on their own
+        variables = {**ctx.extra_environment, "ENVIRONMENT": ctx.env}
     problems = []
     for name, why in Settings.problems(variables).items():
         if name == "ENVIRONMENT" and "env" not in bad:
@@ -118,3 +121,43 @@ def environment_problems(ctx: DeployContext, bundle_names: set[str] | None) -> l
     return problems
 
 
+
+
+def operations_problems(ctx: DeployContext) -> list[str]:
+    """Migrate on deploy, the snapshot before an upgrade, IAM authentication: what each
+    needs of the other keys."""
+    from alquimista_schema import settings, targets
+    from alquimista_schema.errors import SchemaError
+
+    problems = []
+    try:
+        targets.parse(ctx.migrate_target, "up")
+    except SchemaError as exc:
+        problems.append(f"migrateTarget: {exc}")
+    try:
+        snapshot, _ = settings.snapshot_setting(ctx.extra_environment, ctx.env)
+    except SchemaError:
+        snapshot = False  # reported by runner_problems
+    if snapshot and not ctx.db_cluster_identifier:
+        problems.append(
+            "dbClusterIdentifier: the runner snapshots the cluster before each upgrade "
+            "(SNAPSHOT_BEFORE_UPGRADE, on by default in prod): name the cluster "
+            '(-c dbClusterIdentifier=...), or pass extraEnvironment {"SNAPSHOT_BEFORE_UPGRADE": '
+            '"false"}')
+    return problems + _iam_problems(ctx)
+
+
+def _iam_problems(ctx: DeployContext) -> list[str]:
+    if not ctx.iam_auth:
+        given = [k for k, v in (("dbUser", ctx.db_user),
+                                ("clusterResourceId", ctx.cluster_resource_id)) if v]
+        return [f"{key}: only used with iamAuth=true" for key in given]
+    problems = [f"{key}: needed with iamAuth=true ({why})" for key, value, why in (
+        ("dbUser", ctx.db_user, "the role the token logs in as; GRANT rds_iam TO it"),
+        ("clusterResourceId", ctx.cluster_resource_id, "rds-db:connect names the cluster by "
+         "its resource id, cluster-..."),
+        ("dbHost", ctx.db_host, "the writer endpoint the token is signed for"),
+        ("dbName", ctx.db_name, "the database to connect to")) if not value]
+    if ctx.db_secret_arn:
+        problems.append("dbSecretArn: iamAuth=true reads no secret: leave dbSecretArn out")
+    return problems

@@ -8,11 +8,9 @@ here, so no other stack has to know this one and nothing is added by hand.
 from __future__ import annotations
 
 from aws_cdk import (
-    Acknowledgment,
     Annotations,
     App,
     CfnOutput,
-    CfnResource,
     Duration,
     Environment,
     Fn,
@@ -29,10 +27,11 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from cdk_nag import AwsSolutionsChecks
-from constructs import Construct, IConstruct
+from constructs import Construct
 
-from alquimista_deploy import spec
+from alquimista_deploy import operations, spec
 from alquimista_deploy.context import DeployContext, from_context
+from alquimista_deploy.findings import LOG_KEY_REASON, acknowledge, checkov_skip
 
 ARCHITECTURES = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.ARM_64}
 MEMORY_MB = 512
@@ -42,12 +41,9 @@ VPC_ACCESS_POLICY = "service-role/AWSLambdaVPCAccessExecutionRole"
 FAILED_ANSWERS = logs.FilterPattern.any(
     logs.FilterPattern.string_value("$.error_code", "=", "INTERNAL_ERROR"),
     logs.FilterPattern.string_value("$.error_code", "=", "MIGRATION_FAILED"),
+    logs.FilterPattern.string_value("$.error_code", "=", "SNAPSHOT_FAILED"),
 )
 # checkov findings accepted on purpose, each with its reason (in the template's Metadata).
-LOG_KEY_REASON = (
-    "CloudWatch Logs encrypts every log group at rest (AWS owned keys); the runner never logs "
-    "a secret (passwords masked, the suite fails on any leak), so a customer managed key would "
-    "add a key policy to keep without protecting anything more")
 ENVIRONMENT_KEY_REASON = (
     "the environment holds no secret (the password stays in Secrets Manager): ARNs, a host "
     "name, numbers and names, encrypted at rest with Lambda's AWS managed key")
@@ -67,20 +63,6 @@ def define(app: App) -> RunnerStack:
     # An AwsSolutions finding not acknowledged on its construct fails synthesis.
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return stack
-
-
-def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
-    """Accept one cdk-nag AwsSolutions finding on one construct, with the reason on record."""
-    Validations.of(construct).acknowledge(
-        Acknowledgment(id=f"AwsSolutions::AwsSolutions-{rule}", reason=reason))
-
-
-def checkov_skip(construct: IConstruct, check: str, reason: str) -> None:
-    """Accept one checkov finding on one resource: checkov reads the resource's
-    ``Metadata.checkov.skip`` list ({id, comment}) in the template, the reason with it."""
-    resource = construct.node.default_child
-    assert isinstance(resource, CfnResource), construct.node.path
-    resource.add_metadata("checkov", {"skip": [{"id": check, "comment": reason}]})
 
 
 class RunnerStack(Stack):
@@ -110,6 +92,13 @@ class RunnerStack(Stack):
         self.dead_letters = self._dead_letter_queue()
         self.function = self._function(self._role())
         self.alarm = self._alarm()
+        if ctx.create_rds_endpoint:
+            operations.rds_endpoint(self)
+        self.migration = operations.migration(self) if ctx.migrate_on_deploy else None
+        """The deploy step (migrateOnDeploy): make an application stack depend on it."""
+        self.drift_alarm = operations.schedule(self) if ctx.drift_schedule else None
+        if self.drift_alarm is not None:
+            self._notify(self.drift_alarm)
         CfnOutput(self, "FunctionName", value=self.function.function_name,
                   description="for `alquimista-schema invoke --function`")
         CfnOutput(self, "SecurityGroupId", value=self.security_group.security_group_id)
@@ -175,19 +164,21 @@ class RunnerStack(Stack):
             description=f"HTTPS from {self.ctx.function_name}")
 
     def _role(self) -> iam.Role:
-        """Read one secret, manage the function's network interfaces (and write its logs)."""
-        statements = [iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"],
-                                          resources=[self.ctx.db_secret_arn])]
-        if self.ctx.secret_kms_key_arn:  # a customer managed key, used through Secrets Manager
-            statements.append(iam.PolicyStatement(
-                actions=["kms:Decrypt"], resources=[self.ctx.secret_kms_key_arn],
-                conditions={"StringEquals": {
-                    "kms:ViaService": f"secretsmanager.{self.ctx.region}.{self.url_suffix}"}}))
+        """Read one secret (or connect as one IAM user), snapshot one cluster when it
+        should, manage the function's network interfaces (and write its logs)."""
+        statements = operations.runner_statements(self, self.ctx)
         role = iam.Role(
             self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{self.ctx.function_name}: reads the database secret, nothing else",
+            description=f"{self.ctx.function_name}: reads the database secret (or connects "
+                        "with IAM), snapshots its cluster, nothing else",
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(VPC_ACCESS_POLICY)],
-            inline_policies={"ReadTheDatabaseSecret": iam.PolicyDocument(statements=statements)})
+            inline_policies={"WhatTheRunnerCalls": iam.PolicyDocument(statements=statements)})
+        if operations.snapshots(self.ctx):
+            acknowledge(role, "IAM5[Resource::arn:<AWS::Partition>:rds:"
+                        f"{self.ctx.region}:{self.ctx.account}:cluster-snapshot:"
+                        f"{operations.SNAPSHOT_PREFIX}*]",
+                        "a snapshot's name carries the revision range and the request id, "
+                        "known only at run time: the prefix keeps the runner to its own")
         acknowledge(role, f"IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{VPC_ACCESS_POLICY}]",
                     "AWS maintains this policy for exactly this purpose: the network-interface "
                     "actions a function in a VPC needs, which EC2 only grants on '*'")
@@ -253,6 +244,6 @@ class RunnerStack(Stack):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             alarm_description=f"{self.ctx.function_name} answered MIGRATION_FAILED or "
-                              "INTERNAL_ERROR (see its log group)")
+                              "SNAPSHOT_FAILED or INTERNAL_ERROR (see its log group)")
         self._notify(alarm)
         return alarm

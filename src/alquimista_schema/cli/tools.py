@@ -74,7 +74,8 @@ def bundle_command(python_version: str, arch: str, output: str, include_boto3: b
     say(f"handler: {bundle.HANDLER}; runtime python{python_version} {arch}; "
                f"boto3 {'included' if report.include_boto3 else 'from the runtime'}")
     say("bytecode: " + (f"precompiled with {report.interpreter}" if report.precompiled
-                               else "not precompiled (no target interpreter here)"))
+                               else f"not precompiled (no python{python_version} here; "
+                                    "a cold start compiles it)"))
     say(f"sha256: {report.sha256}")
 
 

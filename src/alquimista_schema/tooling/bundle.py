@@ -306,9 +306,8 @@ def build(output: Path, *, python: str = "3.12", arch: str = "x86_64",
         _clean(stage)
         interpreter = find_interpreter(python) if compile_bytecode else None
         if interpreter:
+            log(f"precompiling bytecode with {interpreter}")
             _precompile(stage, interpreter)
-        log("precompiled bytecode with " + interpreter if interpreter else
-            f"no python{python} here: bytecode not precompiled (a cold start compiles it)")
         unzipped, files = _measure(stage)
         if unzipped > MAX_UNZIPPED:
             raise BundleError(f"the bundle would unzip to {unzipped:,} bytes, over Lambda's "

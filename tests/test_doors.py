@@ -125,6 +125,26 @@ def test_a_failed_run_audits_the_last_revision_committed(door: Door, empty_url: 
     assert [a["revision"] for a in row["applied"]][-4:] == ["c01", "c02", "c03", "c04"]
 
 
+def test_a_version_table_of_two_rows_is_refused_by_every_door(door: Door,
+                                                               empty_url: URL) -> None:
+    """The head first, an ancestor second: never "already at head", never a re-apply."""
+    assert door.run("upgrade", empty_url, "head").ok
+    with connect(empty_url) as conn:
+        conn.execute(text("INSERT INTO alembic_version VALUES ('c04')"))
+        conn.commit()
+    before = snapshot(empty_url)
+    done = door.run("upgrade", empty_url, "head")
+    assert not done.ok, done.output
+    said = done.output + str(done.answer)
+    assert "alembic_version holds 2 revisions (c13, c04)" in said, said
+    if door.name == "lambda":
+        assert done.answer["error_code"] == "MULTIPLE_DB_REVISIONS"
+    with connect(empty_url) as conn:
+        rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    assert sorted(rows) == ["c04", "c13"]
+    assert snapshot(empty_url, rows=True)["schema"] == before["schema"]
+
+
 def test_two_runners_over_a_concurrently_revision_both_finish(
         door: Door, head_url: URL) -> None:
     """CREATE INDEX CONCURRENTLY waits for every open transaction: the runner waiting for

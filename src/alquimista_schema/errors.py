@@ -63,6 +63,21 @@ class UnknownDatabaseRevision(SchemaError):
         return local
 
 
+class SeveralDatabaseRevisions(SchemaError):
+    """alembic_version holds more than one row, and this project's history is one line."""
+
+    code = "MULTIPLE_DB_REVISIONS"
+
+    def __init__(self, revisions: tuple[str, ...]) -> None:
+        super().__init__(
+            f"the database's alembic_version holds {len(revisions)} revisions "
+            f"({', '.join(revisions)}), and this project's history has one head: it was "
+            "edited by hand or migrated from another branch. Nothing was changed; look at "
+            "the schema, then record the one revision it is at with "
+            "`stamp <revision> --purge`")
+        self.revisions = revisions
+
+
 class DatabaseUnreachable(SchemaError):
     """No connection could be opened to the database host."""
 

@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL
 
 from alquimista_schema.connect import iam
 from alquimista_schema.connect.database import connect
-from alquimista_schema.errors import ConfigurationError
+from alquimista_schema.errors import AuthenticationFailed, ConfigurationError
 from tests.support.helpers import LEAK_WATCH, TLS, Invoke, leaks
 
 ROLE = "iam_runner"
@@ -93,3 +93,14 @@ def test_the_lambda_connects_with_tokens_and_no_secret(
             admin.execute(text(f"DROP OWNED BY {ROLE}"))
             admin.execute(text(f"DROP ROLE {ROLE}"))
             admin.commit()
+
+
+def test_aws_credentials_that_cannot_load_fail_the_login_plainly(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "config").write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    sign = iam.signer("sa-east-1")
+    with pytest.raises(AuthenticationFailed, match=r"^the AWS credentials could not be "
+                       r"loaded for RDS \(ProfileNotFound: "):
+        sign("cluster.example", 5432, "migrator")

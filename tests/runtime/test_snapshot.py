@@ -168,3 +168,20 @@ def test_the_cli_takes_snapshot_and_no_snapshot(rds_api: Any, empty_url: URL,
         f"snapshot: {made['DBClusterSnapshotIdentifier']} (taken before the first revision)",
         "applied 4 revision(s): 017 -> 021"]
     assert made["DBClusterSnapshotIdentifier"].startswith("alquimista-schema-017-to-021-")
+
+
+def test_aws_credentials_that_cannot_load_are_said_and_apply_nothing(
+        rds_api: Any, empty_url: URL, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing AWS_PROFILE fails while boto3's session is made: a snapshot error that
+    says so, never an unexpected one."""
+    (tmp_path / "config").write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    result = CliRunner().invoke(main, ["upgrade", "--snapshot", "--url",
+                                       empty_url.render_as_string(hide_password=False)],
+                                env={"DB_CLUSTER_IDENTIFIER": CLUSTER})
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(
+        "error: the AWS credentials could not be loaded for RDS (ProfileNotFound: The config "
+        "profile (no-such-profile) could not be found)"), result.stderr
+    assert command.current(empty_url) is None

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from alquimista_schema.connect.dsn import Dsn
 from alquimista_schema.connect.secrets import Credentials
-from alquimista_schema.errors import ConfigurationError
+from alquimista_schema.errors import AuthenticationFailed, ConfigurationError
 
 T = TypeVar("T")
 REQUIRED = ("DB_HOST", "DB_NAME", "DB_USER", "DB_SSLROOTCERT")
@@ -77,7 +77,7 @@ def signer(region: str | None, client: Any = None) -> Callable[[str, int, str], 
         if client is None:
             from alquimista_schema.connect import rds
 
-            client = rds.client(region)
+            client = rds.client(region, failure=AuthenticationFailed)
         return str(client.generate_db_auth_token(DBHostname=host, Port=port, DBUsername=user))
     return sign
 

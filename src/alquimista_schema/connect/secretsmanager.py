@@ -7,10 +7,10 @@ Parameters and Secrets extension never loads boto3 (about 0.23 s).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
+from alquimista_schema.connect import clients
 from alquimista_schema.errors import ConfigurationError, SecretUnavailable
 
 # Bounded so an unreachable endpoint fails well inside a Lambda's time, not at its kill.
@@ -22,37 +22,29 @@ WORST_CASE = MAX_ATTEMPTS * (CONNECT_TIMEOUT + READ_TIMEOUT)
 
 
 def client(session: Any = None, region: str | None = None,
-                   within: float | None = None) -> Any:
+           within: float | None = None) -> Any:
     """Return a Secrets Manager client with short timeouts and few retries.
 
     The region comes from the runtime's environment (``AWS_REGION`` on Lambda), else
     from the secret's ARN; the endpoint may be overridden the way boto3 reads it
     (``AWS_ENDPOINT_URL_SECRETS_MANAGER``, for a local endpoint).
     """
-    import boto3  # deferred: the CLI without --secret-arn never needs it
-    from botocore.config import Config
-    from botocore.exceptions import NoRegionError
-
     connect: float = CONNECT_TIMEOUT
     read: float = READ_TIMEOUT
     attempts = MAX_ATTEMPTS
     if within is not None:  # one attempt that ends within ``within`` seconds
         connect = read = max(within / 2 - 0.25, 0.5)
         attempts = 1
-    # total_max_attempts counts the first try too (max_attempts would add a retry).
-    config = Config(connect_timeout=connect, read_timeout=read,
-                    retries={"total_max_attempts": attempts, "mode": "standard"})
-    session = session or boto3.session.Session()
-    # boto3 reads AWS_DEFAULT_REGION; the Lambda runtime (and many shells) set AWS_REGION.
-    fallback = os.environ.get("AWS_REGION") or region
+    from botocore.exceptions import NoRegionError
+
     try:
-        return session.client("secretsmanager", config=config,
-                              region_name=None if session.region_name else fallback)
+        return clients.client("secretsmanager", connect=connect, read=read,
+                              attempts=attempts, region=region, session=session)
     except NoRegionError:
         raise ConfigurationError(
             "no AWS region: set AWS_REGION (the Lambda runtime sets it), or give the secret's "
             "full ARN, which names its region") from None
-    except _credential_errors() as exc:  # found while making the client: say so, not later
+    except clients.credential_errors() as exc:  # found while making the client: say so
         raise SecretUnavailable(f"the AWS credentials could not be loaded "
                                 f"({type(exc).__name__}: {exc})") from exc
 
@@ -106,7 +98,7 @@ def get_secret_value(secret_id: str, client: Any) -> Mapping[str, Any]:
     from botocore import exceptions as boto
 
     silence_secret_bodies()
-    credential_errors = _credential_errors()
+    credential_errors = clients.credential_errors()
     try:
         response = client.get_secret_value(SecretId=secret_id)
     except boto.ClientError as exc:
@@ -134,11 +126,3 @@ def get_secret_value(secret_id: str, client: Any) -> Mapping[str, Any]:
         raise SecretUnavailable(f"cannot read secret {secret_id!r}: {type(exc).__name__}: "
                                 f"{exc}") from exc
     return response  # type: ignore[no-any-return]
-
-
-def _credential_errors() -> tuple[type[Exception], ...]:
-    from botocore import exceptions as boto
-
-    return (boto.PartialCredentialsError, boto.CredentialRetrievalError,
-            boto.TokenRetrievalError, boto.SSOError, boto.NoAuthTokenError,
-            boto.ProfileNotFound, boto.RefreshWithMFAUnsupportedError)

@@ -8,7 +8,7 @@ tables holding rows, a revision with unwaived lint findings under the enforce po
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -21,7 +21,25 @@ from alquimista_schema.script import lint
 if TYPE_CHECKING:
     from alembic.script import Script, ScriptDirectory
 
-_DROP_TABLE = re.compile(r"^\s*DROP TABLE (?:IF EXISTS )?([\w.\"]+)", re.IGNORECASE | re.MULTILINE)
+# One identifier as PostgreSQL writes it: "quoted, with "" inside" or a bare word.
+_IDENT = r'(?:"(?:[^"]|"")+"|[^\s".;(),]+)'
+_DROP_TABLE = re.compile(rf"^\s*DROP TABLE (?:IF EXISTS )?({_IDENT}(?:\.{_IDENT})?)",
+                         re.IGNORECASE | re.MULTILINE)
+_PART = re.compile(_IDENT)
+
+
+class Table(NamedTuple):
+    """A table a downgrade drops: its name as people read it, and as SQL names it."""
+
+    name: str
+    sql: str
+
+
+def _table(sql: str) -> Table:
+    """Unquote each part ("" is one quote); a bare part folds to lower case, as in SQL."""
+    parts = [p[1:-1].replace('""', '"') if p.startswith('"') else p.lower()
+             for p in _PART.findall(sql)]
+    return Table(".".join(parts), sql)
 
 
 def confirmation(target: str) -> str:
@@ -40,23 +58,30 @@ def refuse_in_prod(environment: str, what: str | None, target: str,
             f"target as confirmation: {confirmation(target)}")
 
 
-def dropped_tables(script: ScriptDirectory, start: str | None, dest: str) -> list[str]:
+def dropped(script: ScriptDirectory, start: str | None, dest: str) -> list[Table]:
     """Return the tables the downgrade from ``start`` to ``dest`` drops, from its offline SQL."""
     sql = stepping.render_downgrade(script, start, dest)
-    return list(dict.fromkeys(m.strip('"') for m in _DROP_TABLE.findall(sql)))
+    return list(dict.fromkeys(_table(m) for m in _DROP_TABLE.findall(sql)))
 
 
-def authorise_downgrade(conn: Connection, dropped: list[str], target: str,
+def dropped_tables(script: ScriptDirectory, start: str | None, dest: str) -> list[str]:
+    """The names of the tables ``dropped`` finds, as people read them."""
+    return [table.name for table in dropped(script, start, dest)]
+
+
+def authorise_downgrade(conn: Connection, tables: list[Table], target: str,
                         confirm: str | None) -> None:
     """Refuse (changing nothing) a downgrade that drops tables holding rows, unconfirmed."""
-    if confirm == target or not dropped:
+    if confirm == target or not tables:
         return
     full = []
-    for table in dropped:
-        exists = conn.execute(text("SELECT to_regclass(:t)"), {"t": table}).scalar()
-        if exists is not None and conn.execute(
-                text(f'SELECT EXISTS (SELECT 1 FROM "{table}")')).scalar():
-            full.append(table)
+    for table in tables:
+        # to_regclass reads SQL's own spelling (quotes kept): it never raises, and the
+        # oid it returns names the table whatever its spelling
+        oid = conn.execute(text("SELECT to_regclass(:t)::oid"), {"t": table.sql}).scalar()
+        if oid is not None and conn.execute(text(
+                "SELECT EXISTS (SELECT 1 FROM " + _relation(conn, oid) + ")")).scalar():
+            full.append(table.name)
     if conn.in_transaction():
         conn.commit()
     if full:
@@ -64,6 +89,12 @@ def authorise_downgrade(conn: Connection, dropped: list[str], target: str,
             f"downgrade to {target} would drop table(s) holding rows: {', '.join(full)}; "
             f"nothing was changed. To drop them, repeat the target as confirmation: "
             f"{confirmation(target)}")
+
+
+def _relation(conn: Connection, oid: int) -> str:
+    """The relation's name quoted by PostgreSQL itself, safe to put in a statement."""
+    return str(conn.execute(text("SELECT CAST(CAST(:oid AS oid) AS regclass)::text"),
+                            {"oid": oid}).scalar())
 
 
 def guard_replica(conn: Connection) -> None:

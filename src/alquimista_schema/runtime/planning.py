@@ -67,7 +67,7 @@ class Route:
     start: str | None
     steps: list[Any]
     """Alembic's ``RevisionStep`` objects, in order."""
-    dropped: list[str] = field(default_factory=list)
+    dropped: list[guards.Table] = field(default_factory=list)
     """Tables a downgrade drops (read from its offline SQL)."""
 
     @property
@@ -84,7 +84,7 @@ def route(script: ScriptDirectory, target: Target, start: str | None, *,
           upgrade: bool) -> Route:
     found = steps(script, start, destination(script, target, start, upgrade=upgrade),
                   upgrade=upgrade)
-    dropped = [] if upgrade or not found else guards.dropped_tables(
+    dropped = [] if upgrade or not found else guards.dropped(
         script, start, stepping.landing(found[-1]) or "base")
     return Route(start, found, dropped)
 

@@ -110,8 +110,8 @@ def _guard(conn: Connection, script: ScriptDirectory, request: Change,
     """Under the lock: where the database is now, and the refusals that leave no trace."""
     if request.action == "stamp":
         # --purge replaces whatever is there, even a revision this release does not know
-        progress.at(directory.one(directory.current_heads(script, conn,
-                                                          known=not request.purge)))
+        found = directory.current_heads(script, conn, known=not request.purge)
+        progress.at(directory.described(found) if request.purge else directory.one(found))
         return None
     assert route is not None
     progress.at(directory.one(directory.current_heads(script, conn)))

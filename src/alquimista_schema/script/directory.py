@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from alquimista_schema.errors import UnknownDatabaseRevision, UnknownRevision
+from alquimista_schema.errors import (
+    SeveralDatabaseRevisions,
+    UnknownDatabaseRevision,
+    UnknownRevision,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -153,4 +157,13 @@ def current_heads(script: ScriptDirectory, conn: Connection, *,
 
 
 def one(found: tuple[str, ...]) -> str | None:
+    """The one revision the database is at (None: unversioned); several is an error,
+    never the first of them (that would answer "at head" over a hand-edited table)."""
+    if len(found) > 1:
+        raise SeveralDatabaseRevisions(found)
     return found[0] if found else None
+
+
+def described(found: tuple[str, ...]) -> str | None:
+    """What the database was at, said whole: for ``stamp --purge``, which replaces it."""
+    return ", ".join(found) if found else None

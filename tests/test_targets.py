@@ -46,3 +46,34 @@ def test_invalid_targets(value: object, direction: targets.Direction | None,
         targets.parse(value, direction)
     assert isinstance(caught.value, BadEvent)  # from an event, it is a bad event
     assert caught.value.code == "BAD_EVENT"
+
+
+# Every refusal, word for word: the message is the interface (it says what to write instead).
+NOT_A_TARGET = ("{} is not a target: expected a revision id, head, base, +N or -N (e.g. 017, "
+                "head, +1, head-1)")
+MESSAGES = [
+    (None, None, "a target must be a revision id, head, base, +N or -N, not None"),
+    ("", None, "a target must be a revision id, head, base, +N or -N, not ''"),
+    ("all", "down", "'all' (the legacy runner's word for head) only goes up: name a revision, "
+                    "base, or -N"),
+    ("017\n", None, NOT_A_TARGET.format(repr("017\n"))),
+    ("+0", None, "'+0' moves nowhere: a relative step needs N >= 1"),
+    ("head+1", None, "'head+1' is past the end of the history"),
+    ("heads+2", "up", "'heads+2' is past the end of the history"),
+    ("base-1", None, "'base-1' is past the end of the history"),
+    ("-3", "up", "upgrade -3 goes backwards: use downgrade -3"),
+    ("+3", "down", "downgrade +3 goes forwards: use upgrade +3"),
+    # a value is shown whole up to 40 characters (its repr), else cut to 37 and "..."
+    ("x" * 37 + "!", None, NOT_A_TARGET.format(repr("x" * 37 + "!"))),  # 40 with quotes
+    ("x" * 38 + "!", None, NOT_A_TARGET.format(repr("x" * 38 + "!")[:37] + "...")),
+]
+
+
+@pytest.mark.parametrize(("value", "direction", "message"), MESSAGES,
+                         ids=[f"{i}-{direction}" for i, (_, direction, _) in enumerate(MESSAGES)])
+def test_each_refusal_says_exactly_what_is_wrong(value: object,
+                                                 direction: targets.Direction | None,
+                                                 message: str) -> None:
+    with pytest.raises(InvalidTarget) as caught:
+        targets.parse(value, direction)
+    assert str(caught.value) == message

@@ -217,6 +217,22 @@ DRIFTS = [
      ["constraint leads.leads_lead_id_externo_key: missing"]),
     ("ALTER TABLE lead_emails ALTER COLUMN email DROP NOT NULL",
      ["column lead_emails.email: nullable, expected NOT NULL"]),
+    # a partial index is another index: its WHERE changed, dropped, or added
+    ("DROP INDEX idx_leads_documento; CREATE INDEX idx_leads_documento ON leads (documento) "
+     "WHERE documento IS NOT NULL AND documento <> ''",
+     ["index leads.idx_leads_documento: is CREATE INDEX idx_leads_documento ON public.leads "
+      "USING btree (documento) WHERE ((documento IS NOT NULL) AND ((documento)::text <> "
+      "''::text)); expected CREATE INDEX idx_leads_documento ON public.leads USING btree "
+      "(documento) WHERE (documento IS NOT NULL)"]),
+    ("DROP INDEX idx_leads_documento; CREATE INDEX idx_leads_documento ON leads (documento)",
+     ["index leads.idx_leads_documento: is CREATE INDEX idx_leads_documento ON public.leads "
+      "USING btree (documento); expected CREATE INDEX idx_leads_documento ON public.leads "
+      "USING btree (documento) WHERE (documento IS NOT NULL)"]),
+    ("DROP INDEX idx_leads_status; CREATE INDEX idx_leads_status ON leads (status) "
+     "WHERE status <> 'descartado'",
+     ["index leads.idx_leads_status: is CREATE INDEX idx_leads_status ON public.leads USING "
+      "btree (status) WHERE ((status)::text <> 'descartado'::text); expected CREATE INDEX "
+      "idx_leads_status ON public.leads USING btree (status)"]),
 ]
 
 
@@ -224,7 +240,8 @@ DRIFTS = [
     "column-type", "default", "missing-index", "extra-column", "renamed-view-column",
     "view-expression", "stand-in-function", "security-definer", "column-comment",
     "table-comment",
-    "unique-once", "nullability"])
+    "unique-once", "nullability", "index-where-changed", "index-where-dropped",
+    "index-where-added"])
 def test_drift_is_refused_with_every_difference_named(legacy_url: URL, change: str,
                                                       expected: list[str]) -> None:
     run_sql(legacy_url, *ROWS, change)
@@ -387,6 +404,31 @@ def test_cli_shows_a_refused_adoption(legacy_url: URL) -> None:
         "character varying(500)",
         "  - index dry_run_log.idx_dry_run_canal: missing",
     ]
+
+
+PARTIAL_INDEX_DRIFTS = [case for case in DRIFTS if "CREATE INDEX" in case[0]]
+assert len(PARTIAL_INDEX_DRIFTS) == 3
+
+
+@pytest.mark.parametrize("door", ["cli", "lambda"])
+@pytest.mark.parametrize(("change", "expected"), PARTIAL_INDEX_DRIFTS,
+                         ids=["where-changed", "where-dropped", "where-added"])
+def test_an_index_whose_where_differs_is_never_adopted(
+        door: str, change: str, expected: list[str], legacy_url: URL, invoke: Invoke,
+        make_secret: Any) -> None:
+    """Through each door that adopts: a partial index is not its full twin, nor another
+    partial one; the predicate is named, and nothing is stamped."""
+    run_sql(legacy_url, change)
+    if door == "cli":
+        result = CliRunner().invoke(main, ["adopt", "--url",
+                                           legacy_url.render_as_string(hide_password=False)])
+        assert result.exit_code == 1, result.output
+        assert result.stderr.splitlines()[1:] == [f"  - {line}" for line in expected]
+    else:
+        answer = invoke({"action": "adopt"}, secret=make_secret(secret_for(legacy_url)))
+        assert (answer["status"], answer.get("error_code")) == ("error", "DRIFT"), answer
+        assert answer["differences"] == expected
+    assert not versioned(legacy_url)
 
 
 def test_cli_dry_run_then_adopt(legacy_url: URL) -> None:

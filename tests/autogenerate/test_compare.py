@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Column, MetaData, String, text
+from click.testing import CliRunner
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, text
 from sqlalchemy.engine import URL
 
 from alquimista_schema import command
+from alquimista_schema.autogenerate import compare
+from alquimista_schema.cli import main
 from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import DriftDetected, SchemaError
+from alquimista_schema.runtime import audit
 from alquimista_schema.schema import models, objects
+from tests.support.helpers import ROOT, Invoke, full, secret_for
 
 
 def copy_metadata() -> MetaData:
@@ -230,3 +240,142 @@ def test_a_changed_view_comment_is_replaced_and_reverted(head_url: URL,
     command.check(head_url, metadata=md)  # raises DriftDetected on any difference
     command.downgrade(head_url, "021")
     assert comment_of(head_url, sql) == "Estatísticas de ingestão por arquivo"
+
+
+# --- ownership: a name is owned only in the default schema -------------------------------
+
+OTHER_SCHEMA = "nigredo_leads"
+
+
+def table(name: str, schema: str | None = None) -> Table:
+    return Table(name, MetaData(), Column("id", Integer, primary_key=True), schema=schema)
+
+
+INCLUDE_OBJECT = [
+    # what autogenerate asks about: type, name, schema; included?
+    ("table", "leads", None, True),
+    ("table", "dry_run_log", None, True),
+    ("table", "leads", OTHER_SCHEMA, False),  # same name, another schema: never ours
+    ("table", "dry_run_log", "alquimista_platform", False),
+    ("table", "leads", "public", False),  # named explicitly: not how the models declare it
+    ("table", "migrations", None, False),  # the legacy runner's table
+    ("table", "alembic_version", None, False),
+    ("table", audit.TABLE, None, False),
+    ("table", "tenants", "alquimista_platform", False),
+    ("column", "status", None, True),  # within an owned table: compared
+    ("index", "idx_leads_status", None, True),
+]
+
+
+@pytest.mark.parametrize(("type_", "name", "schema", "included"), INCLUDE_OBJECT)
+@pytest.mark.parametrize("reflected", [True, False], ids=["live", "models"])
+def test_include_object_keeps_only_owned_tables_of_the_default_schema(
+        type_: str, name: str, schema: str | None, included: bool, reflected: bool) -> None:
+    _, include_object = compare.make_filters(models.metadata)
+    obj: Any = table(name, schema) if type_ == "table" else \
+        Index(name, table("leads").c.id) if type_ == "index" else table("leads").c.id
+    assert include_object(obj, name, type_, reflected, None) is included
+
+
+INCLUDE_NAME = [
+    # type, name, parent names; reflected at all?
+    ("schema", None, {}, True),  # the default schema
+    ("schema", OTHER_SCHEMA, {}, False),
+    ("schema", "public", {}, False),
+    ("table", "leads", {"schema_name": None}, True),
+    ("table", "migrations", {"schema_name": None}, False),
+    ("table", "alembic_version", {"schema_name": None}, False),
+    ("table", audit.TABLE, {"schema_name": None}, False),
+    ("column", "anything", {"table_name": "leads"}, True),
+]
+
+
+@pytest.mark.parametrize(("type_", "name", "parents", "included"), INCLUDE_NAME)
+def test_include_name_reflects_only_the_default_schemas_owned_tables(
+        type_: str, name: str | None, parents: dict[str, Any], included: bool) -> None:
+    include_name, _ = compare.make_filters(models.metadata)
+    assert include_name(name, type_, parents) is included
+
+
+def test_a_retired_table_is_still_owned_so_its_drop_can_be_generated() -> None:
+    md = MetaData(info={"retired_tables": frozenset({"old_leads"})})
+    include_name, include_object = compare.make_filters(md)
+    assert include_name("old_leads", "table", {"schema_name": None}) is True
+    assert include_object(table("old_leads"), "old_leads", "table", True, None) is True
+    assert include_object(table("old_leads", OTHER_SCHEMA), "old_leads", "table", True,
+                          None) is False
+
+
+def foreign_leads(md: MetaData) -> Table:
+    """A model of another team's table that shares an owned name (nigredo_leads.leads)."""
+    return Table("leads", md, Column("id", Integer, primary_key=True),
+                 Column("email", String(200)), schema=OTHER_SCHEMA)
+
+
+@pytest.fixture
+def platform_leads(head_url: URL) -> Iterator[URL]:
+    """A database at head with the platform's nigredo_leads.leads beside ours, and the
+    package's models knowing of it (a model for it, as if added for a foreign key)."""
+    with connect(head_url) as conn:
+        conn.execute(text(f"CREATE SCHEMA {OTHER_SCHEMA}"))
+        conn.execute(text(f"CREATE TABLE {OTHER_SCHEMA}.leads (id serial PRIMARY KEY, "
+                          "email varchar(200))"))
+        conn.commit()
+    added = foreign_leads(models.metadata)
+    try:
+        yield head_url
+    finally:
+        models.metadata.remove(added)
+
+
+def check_by_library(url: URL, invoke: Invoke, make_secret: Callable[..., str]) -> list[str]:
+    try:
+        command.check(url)
+    except DriftDetected as exc:
+        return exc.differences
+    return []
+
+
+def check_by_cli(url: URL, invoke: Invoke, make_secret: Callable[..., str]) -> list[str]:
+    result = CliRunner().invoke(main, ["check", "--url", full(url)])
+    return [] if result.exit_code == 0 else [result.output]
+
+
+def drift_by_lambda(url: URL, invoke: Invoke, make_secret: Callable[..., str]) -> list[str]:
+    answer = invoke({"action": "drift"}, secret=make_secret(secret_for(url)))
+    assert answer["status"] == "success", answer
+    return list(answer["differences"])
+
+
+# plain alembic, in a process of its own whose models carry the foreign table too
+ALEMBIC_CHECK = """
+from alquimista_schema.schema import models
+from tests.autogenerate.test_compare import foreign_leads
+foreign_leads(models.metadata)
+from alembic.config import main
+main(["check"])
+"""
+
+
+def check_by_alembic(url: URL, invoke: Invoke, make_secret: Callable[..., str]) -> list[str]:
+    env = {**os.environ, "DATABASE_URL": full(url)}
+    done = subprocess.run([sys.executable, "-c", ALEMBIC_CHECK], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+    output = done.stdout + done.stderr
+    assert "No new upgrade operations detected" in output or done.returncode, output
+    return [] if done.returncode == 0 else [output]
+
+
+@pytest.mark.parametrize("door", [check_by_library, check_by_cli, drift_by_lambda,
+                                  check_by_alembic],
+                         ids=["library", "cli", "lambda", "alembic"])
+def test_a_same_named_table_in_another_schema_is_never_compared(
+        platform_leads: URL, invoke: Invoke, make_secret: Callable[..., str],
+        door: Callable[..., list[str]]) -> None:
+    assert door(platform_leads, invoke, make_secret) == []
+
+
+def test_autogenerate_writes_nothing_for_a_same_named_table_in_another_schema(
+        platform_leads: URL, scratch_scripts: Path) -> None:
+    assert command.revision("nothing of ours", url=platform_leads, autogenerate=True) == []
+    assert [p.name for p in scratch_scripts.glob("022_*.py")] == []

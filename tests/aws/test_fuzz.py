@@ -50,6 +50,7 @@ checkout.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -103,10 +104,10 @@ def _settings(examples: int) -> settings:
 # --- the protocol, as the README states it (an oracle independent of protocol._KEYS) ---
 
 ALLOWED_KEYS: dict[str, set[str]] = {
-    "upgrade": {"target"}, "plan": {"target"}, "run-migration": {"target"},
+    "upgrade": {"target", "accept_checksums"}, "plan": {"target"}, "run-migration": {"target"},
     "downgrade": {"target", "allow_downgrade", "confirm"},
-    "current": set(), "history": set(), "drift": set(), "list-migrations": set(),
-    "adopt": {"dry_run"},
+    "current": set(), "history": set(), "drift": set(), "verify": set(),
+    "list-migrations": set(), "adopt": {"dry_run"},
 }
 assert set(ALLOWED_KEYS) == set(protocol.ACTIONS)
 COMMON = {"status", "action", "from_revision", "to_revision", "applied", "duration_ms",
@@ -117,7 +118,9 @@ CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
 ERROR_CODES = {"BAD_EVENT", "UNKNOWN_REVISION", "SECRET_UNAVAILABLE", "DB_UNREACHABLE",
                "AUTH_FAILED", "LOCK_TIMEOUT", "MIGRATION_FAILED", "READ_ONLY_REPLICA",
                "DOWNGRADE_REFUSED", "DEADLINE", "DRIFT", "NOT_AT_HEAD", "BAD_CONFIG",
-               "UNKNOWN_DB_REVISION", "NOT_ADOPTED"}
+               "UNKNOWN_DB_REVISION", "NOT_ADOPTED", "CHECKSUM_MISMATCH", "SNAPSHOT_FAILED"}
+# Every boolean of a parsed event (allow_downgrade, dry_run, and any added later).
+BOOLEAN_KEYS = [f.name for f in dataclasses.fields(protocol.Request) if f.type == "bool"]
 TARGET_GRAMMAR = re.compile(r"[A-Za-z0-9_]{1,40}|[A-Za-z0-9_]{0,40}[+-][0-9]{1,4}")
 # Relative targets with a named base: the ones Alembic's revision map can assert on.
 
@@ -189,7 +192,8 @@ FLAGS: st.SearchStrategy[Any] = st.one_of(
     st.booleans(), st.booleans(), st.sampled_from([0, 1, "true", "false", "yes", None, 1.0]),
     SCALARS, JSON)
 FIELD: dict[str, st.SearchStrategy[Any]] = {
-    "target": TARGETS, "allow_downgrade": FLAGS, "confirm": TARGETS, "dry_run": FLAGS}
+    "target": TARGETS, "allow_downgrade": FLAGS, "confirm": TARGETS, "dry_run": FLAGS,
+    "accept_checksums": FLAGS}
 STRANGE_KEYS = st.one_of(
     st.sampled_from(["Action", "ACTION", "action ", "target ", "", "\x00", "foo", "dryRun",
                      "allowDowngrade", "migration", "__proto__", "🦄", "\u202eaction"]),
@@ -338,6 +342,8 @@ def test_parse_returns_a_request_or_raises_bad_event() -> None:
                                           else body["target"])
             assert isinstance(request.allow_downgrade, bool)
             assert isinstance(request.dry_run, bool)
+            for flag in BOOLEAN_KEYS:  # a JSON boolean, taken as written
+                assert body.get(flag, False) is getattr(request, flag)
             assert request.confirm is None or isinstance(request.confirm, str)
             assert protocol.parse(event) == request  # deterministic
         count += 1
@@ -405,7 +411,7 @@ def secret_at_017(migrator_url: URL, make_secret: Callable[..., str]) -> tuple[U
 
 # --- 2. the handler over a database it must not change ----------------------------------
 
-READ_ONLY_ACTIONS = ("current", "history", "plan", "drift", "list-migrations", "adopt",
+READ_ONLY_ACTIONS = ("current", "history", "plan", "drift", "verify", "list-migrations", "adopt",
                      "downgrade")
 
 
@@ -595,3 +601,27 @@ def test_null_event_answer_names_its_action(invoke: Invoke,
     assert (answer["status"], answer["to_revision"]) == ("success", "021")
     assert command.current(url) == "021"
     assert answer["action"] == "upgrade"
+
+
+# --- booleans are JSON booleans: at the door ----------------------------------------
+
+LOOSE_TRUTHS: list[Any] = ["true", "false", "yes", "1", "", 1, 0, 1.0, None, [True], {}]
+
+
+def test_a_flag_that_is_not_a_json_boolean_changes_nothing(
+        invoke: Invoke, make_secret: Callable[..., str], head_url: URL,
+        legacy_url: URL) -> None:
+    """The real handler: "allow_downgrade": "true" never downgrades, "dry_run": "yes"
+    never adopts for real (nor is "dry_run": "false" a real adoption)."""
+    head, legacy = make_secret(secret_for(head_url)), make_secret(secret_for(legacy_url))
+    for value in LOOSE_TRUTHS:
+        for event, arn in (({"action": "downgrade", "target": "020",
+                             "allow_downgrade": value}, head),
+                           ({"action": "adopt", "dry_run": value}, legacy)):
+            answer = invoke(event, secret=arn)
+            key = next(k for k in event if k not in ("action", "target"))
+            assert (answer["status"], answer.get("error_code")) == ("error", "BAD_EVENT"), answer
+            assert answer["error"] == f"{key} must be true or false"
+    assert command.current(head_url) == "021"
+    with connect(legacy_url) as conn:
+        assert conn.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import time
 import traceback
+from typing import Any, cast
 
+import psycopg2
 import pytest
 from click.testing import CliRunner
+from sqlalchemy.exc import OperationalError
 
 from alquimista_schema.cli import main
-from alquimista_schema.connect import database
-from alquimista_schema.errors import ConfigurationError, DatabaseUnreachable
+from alquimista_schema.connect import database, dsn
+from alquimista_schema.connect.dsn import Dsn
+from alquimista_schema.errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    DatabaseUnreachable,
+    SchemaError,
+)
 
 # The tail of a password with an unescaped '@' lands in the host part.
 AT_IN_PASSWORD = "postgresql://u:p@ssw0rd-Part-NEVER-SHOWN@db.internal/app"
@@ -102,3 +111,140 @@ def test_no_connect_attempt_outlives_the_deadline(blackhole: tuple[str, int]) ->
                              deadline=time.monotonic() + 3.5):
         pass
     assert time.monotonic() - began < 4.5  # cut to the time left, not the 10 s configured
+
+
+# --- the Dsn: rendered as a URL, the password masked unless asked ------------------------
+
+DSNS = [
+    # fields; rendered with the password; and as shown
+    (Dsn("db.internal", 5432, "migrator", "p@ss:w/rd", "app", {"sslmode": "require"}),
+     "postgresql+psycopg2://migrator:p%40ss%3Aw%2Frd@db.internal:5432/app?sslmode=require",
+     "postgresql+psycopg2://migrator:***@db.internal:5432/app?sslmode=require"),
+    (Dsn("::1", 5433, "u", "p", "d", {}), "postgresql+psycopg2://u:p@[::1]:5433/d",
+     "postgresql+psycopg2://u:***@[::1]:5433/d"),
+    (Dsn(None, None, None, None, "d", {"host": "/var/run/postgresql"}),
+     "postgresql+psycopg2:///d?host=/var/run/postgresql",
+     "postgresql+psycopg2:///d?host=/var/run/postgresql"),
+    (Dsn("h", None, "u", None, None, {}), "postgresql+psycopg2://u@h/",
+     "postgresql+psycopg2://u@h/"),
+    (Dsn(None, None, None, None, None, {}), "postgresql+psycopg2:///", "postgresql+psycopg2:///"),
+    (Dsn("h", 1, "us@er:x/y", "", "my db/x", {"application_name": "a b&c",
+                                              "sslrootcert": "/a b/ca.pem"}),
+     "postgresql+psycopg2://us%40er%3Ax%2Fy:@h:1/my%20db%2Fx?application_name=a%20b%26c&"
+     "sslrootcert=/a%20b/ca.pem",
+     "postgresql+psycopg2://us%40er%3Ax%2Fy:***@h:1/my%20db%2Fx?application_name=a%20b%26c&"
+     "sslrootcert=/a%20b/ca.pem"),
+]
+
+
+@pytest.mark.parametrize(("fields", "full", "shown"), DSNS,
+                         ids=[str(i) for i in range(len(DSNS))])
+def test_a_dsn_renders_as_the_url_it_was_parsed_from(fields: Dsn, full: str,
+                                                     shown: str) -> None:
+    assert fields.render_as_string(hide_password=False) == full
+    assert fields.render_as_string() == shown
+    assert repr(fields) == str(fields) == f"Dsn({shown!r})"
+    assert dsn.parse(full) == fields  # and back
+
+
+@pytest.mark.parametrize(("url", "query"), [
+    ("postgresql://u@h/d?application_name=&sslmode=require",
+     {"application_name": "", "sslmode": "require"}),  # an empty value is kept
+    ("postgresql://u@h/d?next=http://elsewhere/x", {"next": "http://elsewhere/x"}),
+])
+def test_the_query_is_read_whole(url: str, query: dict[str, str]) -> None:
+    assert dict(dsn.parse(url).query) == query
+
+
+LONG = "x" * 25
+SCHEME_REFUSALS = [
+    (f"postgresql://u:p@h/d?sslmode={LONG}", "the database URL's sslmode must be one of "
+     f"disable, allow, prefer, require, verify-ca, verify-full, not {'x' * 20!r}"),
+    (f"{LONG}://u:p@h/d", f"the database URL must be a postgresql:// URL, not {'x' * 20}://"),
+    ("postgre_sql://u:p@h/d", "the database URL must be a postgresql:// URL, not postgre_sql://"),
+    (f"postgresql+{LONG}://u:p@h/d", f"the database URL names driver {'x' * 20!r}; this "
+     "package uses psycopg2: write postgresql:// or postgresql+psycopg2://"),
+    ("postgresql://u:p@[::1]x/d", "the database URL's port is not a number"),
+    ("postgresql://u:p@[::1]]/d", "the database URL's port is not a number"),
+    ("postgresql://u:p@h:\uff15\uff14\uff13\uff12/d",  # fullwidth digits: not ASCII
+     "the database URL's port is not a number"),
+]
+
+
+@pytest.mark.parametrize(("url", "message"), SCHEME_REFUSALS,
+                         ids=[str(i) for i in range(len(SCHEME_REFUSALS))])
+def test_each_refusal_of_a_url_is_exact(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        dsn.parse(url)
+    assert str(caught.value) == message
+
+
+# --- what the driver said, translated: one case per branch of describe_connect_error -------
+
+REACH = ("check that the server is running and the host and port are right; from a Lambda, "
+         "that the cluster's security group admits 5432 from the function's security group "
+         "and the function's subnets route to the cluster")
+AUTH = ("PostgreSQL at db:6432 refused the credentials of user 'app': check the user name and "
+        "password (or the secret they come from)")
+TLS_ADVICE = "for Aurora, set DB_SSLROOTCERT to the RDS CA bundle; the server must offer TLS"
+SAID = [
+    # what the driver said; the package's error, its message, retryable?
+    ('FATAL:  password authentication failed for user "app"', AuthenticationFailed, AUTH, None),
+    ('FATAL:  PAM authentication failed for user "app"', AuthenticationFailed, AUTH, None),
+    ("fe_sendauth: no password supplied", AuthenticationFailed, AUTH, None),
+    ('FATAL:  database "nope" does not exist', ConfigurationError,
+     "database 'app' does not exist on db:6432: create it, or fix the URL", None),
+    ('FATAL:  role "app" does not exist', DatabaseUnreachable,
+     f'cannot reach PostgreSQL at db:6432 (FATAL:  role "app" does not exist): {REACH}', True),
+    ('server certificate for "db" does not match host name "x"', DatabaseUnreachable,
+     'TLS with PostgreSQL at db:6432 failed (server certificate for "db" does not match '
+     f'host name "x"): {TLS_ADVICE}', False),
+    ("SSL SYSCALL error: EOF detected\nmore", DatabaseUnreachable,
+     f"TLS with PostgreSQL at db:6432 failed (SSL SYSCALL error: EOF detected): {TLS_ADVICE}",
+     False),
+    ("timeout expired", DatabaseUnreachable,
+     f"cannot reach PostgreSQL at db:6432 (no answer before the connect timeout): {REACH}", True),
+    ("Connection timed out", DatabaseUnreachable,
+     f"cannot reach PostgreSQL at db:6432 (no answer before the connect timeout): {REACH}", True),
+    ('could not translate host name "db" to address: Temporary failure in name resolution',
+     DatabaseUnreachable,
+     f"cannot reach PostgreSQL at db:6432 (the host name does not resolve): {REACH}", True),
+    ("Name or service not known", DatabaseUnreachable,
+     f"cannot reach PostgreSQL at db:6432 (the host name does not resolve): {REACH}", True),
+    ("connection to server failed: Connection refused", DatabaseUnreachable,
+     f"cannot reach PostgreSQL at db:6432 (connection refused): {REACH}", True),
+    ("  something else\nsecond line  ", DatabaseUnreachable,
+     f"cannot reach PostgreSQL at db:6432 (something else): {REACH}", True),
+    ("", DatabaseUnreachable, f"cannot reach PostgreSQL at db:6432 (connection failed): {REACH}",
+     True),
+]
+
+
+@pytest.mark.parametrize(("said", "kind", "message", "retryable"), SAID,
+                         ids=[f"{i}-{kind.__name__}" for i, (_, kind, _, _) in enumerate(SAID)])
+def test_each_thing_the_driver_says_has_its_own_error(
+        said: str, kind: type[SchemaError], message: str, retryable: bool | None) -> None:
+    url = database.parse_url("postgresql://app:secret-NEVER-SHOWN@db:6432/app")
+    error = database.describe_connect_error(
+        url, OperationalError("connect", {}, psycopg2.OperationalError(said)))
+    assert type(error) is kind
+    assert str(error) == message
+    if retryable is not None:
+        assert isinstance(error, DatabaseUnreachable)
+        assert error.retryable is retryable
+
+
+def test_without_a_host_or_port_the_libpq_defaults_are_named() -> None:
+    """(and an error without the driver's own under it is quoted as SQLAlchemy words it)"""
+    bare = OperationalError("connect", {}, cast(Any, None))
+    error = database.describe_connect_error(database.parse_url("postgresql:///app"), bare)
+    first = str(bare).splitlines()[0]
+    assert str(error) == f"cannot reach PostgreSQL at localhost:5432 ({first}): {REACH}"
+
+
+def test_a_dsn_is_taken_as_it_is_never_parsed_again() -> None:
+    """A secret's host is whatever it holds: a '?' in it is no query (it fails to resolve)."""
+    given = Dsn("db?x", 5432, "u", "p@ss", "d", {"sslmode": "require"})
+    url = database.parse_url(given)
+    assert (url.host, url.port, url.username, url.password, url.database, dict(url.query)) == (
+        "db?x", 5432, "u", "p@ss", "d", {"sslmode": "require"})

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,14 +37,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from alquimista_schema import command
 from alquimista_schema.connect.database import connect
-from alquimista_schema.errors import LockTimeout
+from alquimista_schema.errors import DatabaseUnreachable, LockTimeout
 from alquimista_schema.runtime import audit, locking
+from tests.support.doors import Door
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
@@ -331,3 +335,150 @@ def test_losing_the_lock_connection_is_a_schema_error(
                                     "both connections")
     assert "exception" not in result, result
     assert result.get("error_code") == "MIGRATION_FAILED", result
+
+
+# --- the lock is released only once the audit row is written --------------------------------
+
+# The runner's own audit table, made ahead of the run with a trigger that makes each
+# insert take a second: wide enough for a contender to see any gap between the release
+# of the lock and the commit of the row.
+SLOW_AUDIT = f"""
+{audit._DDL};
+CREATE FUNCTION test_slow_audit() RETURNS trigger LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$;
+CREATE TRIGGER test_slow_audit BEFORE INSERT ON {audit.TABLE}
+    FOR EACH ROW EXECUTE FUNCTION test_slow_audit();
+"""
+
+
+@pytest.mark.slow
+def test_a_contender_never_finds_the_lock_free_before_the_winners_audit_row(
+        door: Door, empty_url: URL) -> None:
+    """Through every door: the first moment the lock can be taken, the row is there."""
+    with connect(empty_url) as conn:
+        conn.exec_driver_sql(SLOW_AUDIT)
+        conn.commit()
+    with connect(empty_url, application_name="contender") as contender:
+        driver = contender.connection.driver_connection
+        winner = door.popen("upgrade", empty_url, "017")
+        try:
+            give_up = time.monotonic() + 60
+            while not advisory_locks(empty_url):  # the winner has it
+                assert winner.poll() is None, winner.communicate()[0]
+                assert time.monotonic() < give_up, "the run never took the lock"
+                time.sleep(0.01)
+            while not locking.try_lock(driver):  # free at the first possible moment
+                assert time.monotonic() < give_up, "the lock was never released"
+                time.sleep(0.002)
+            rows = audit.entries(driver)
+            locking.unlock(driver)
+        finally:
+            output = winner.communicate(timeout=PROCESS_TIMEOUT)[0]
+    assert winner.returncode == 0, output
+    assert [(r["action"], r["outcome"], r["to_revision"]) for r in rows] == \
+        [("upgrade", "success", "017")], "the lock was free before the audit row was written"
+
+
+# --- the lock itself, in this process: exclusive, bounded, naming its holder, always released --
+
+def driver(conn: Any) -> Any:
+    """The psycopg2 connection under a SQLAlchemy one, as the run skeleton hands it over."""
+    return conn.connection.driver_connection
+
+
+def holds(url: URL) -> bool:
+    with connect(url, application_name="observer") as conn:
+        return bool(locking.try_lock(driver(conn))) is False
+
+
+SINCE = r"connected since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d[^,)]*"
+
+
+def test_the_lock_is_exclusive_and_a_timeout_names_the_holder(empty_url: URL) -> None:
+    with connect(empty_url, application_name="holder-1") as a, \
+            connect(empty_url, application_name="waiter-1") as b:
+        assert locking.describe_holder(driver(b)) == "a session that has just released it"
+        assert locking.holder(driver(b)) is None  # nobody
+        with locking.migration_lock(driver(a), wait_seconds=0):
+            assert locking.try_lock(driver(b)) is False
+            said = locking.describe_holder(driver(b))
+            assert locking.holder(driver(b)) == said
+            pid = driver(a).get_backend_pid()
+            assert re.fullmatch(rf"pid {pid} \(application_name 'holder-1', {SINCE}, "
+                                r"from 127\.0\.0\.1\)", said), said
+            began = time.monotonic()
+            with pytest.raises(LockTimeout) as caught, \
+                    locking.migration_lock(driver(b), wait_seconds=1.2):
+                pytest.fail("the lock was taken twice")
+            assert 1.2 <= time.monotonic() - began < 2.5
+            assert re.fullmatch(
+                rf"another migration holds the lock: pid {pid} \(application_name 'holder-1', "
+                rf"{SINCE}, from 127\.0\.0\.1\); waited 1s\. Let it finish \(or end that "
+                r"session\), then retry", str(caught.value)), str(caught.value)
+            with pytest.raises(LockTimeout, match="waited 0s"), \
+                    locking.migration_lock(driver(b), wait_seconds=0):
+                pytest.fail("the lock was taken twice")
+        assert locking.try_lock(driver(b)) is True  # released when the block ended
+        locking.unlock(driver(b))
+    assert advisory_locks(empty_url) == 0
+
+
+def test_a_waiter_gets_the_lock_as_soon_as_it_is_released(empty_url: URL) -> None:
+    with connect(empty_url) as a, connect(empty_url) as b:
+        assert locking.try_lock(driver(a))
+        release = threading.Timer(0.5, locking.unlock, [driver(a)])
+        release.start()
+        began = time.monotonic()
+        with locking.migration_lock(driver(b), wait_seconds=30):
+            took = time.monotonic() - began
+        release.join()
+    assert 0.4 <= took < 1.5, took
+
+
+def test_the_lock_is_released_whatever_ends_the_block(empty_url: URL) -> None:
+    with connect(empty_url) as a:
+        with pytest.raises(psycopg2.errors.DivisionByZero), \
+                locking.migration_lock(driver(a), wait_seconds=0):
+            driver(a).cursor().execute("SELECT 1/0")  # leaves the transaction aborted
+        assert not holds(empty_url)
+    assert advisory_locks(empty_url) == 0
+
+
+def test_a_session_of_another_role_is_named_without_what_is_hidden(
+        migrator_url: URL, pg_server: URL) -> None:
+    """pg_stat_activity hides another role's start time and address from the migrator."""
+    superuser = pg_server.set(database=migrator_url.database)
+    with connect(superuser, application_name="dba") as dba, connect(migrator_url) as mine:
+        assert locking.try_lock(driver(dba))
+        pid = driver(dba).get_backend_pid()
+        assert locking.describe_holder(driver(mine)) == f"pid {pid} (application_name 'dba')"
+        locking.unlock(driver(dba))
+
+
+def terminated(url: URL, admin: Any, conn: Any) -> Any:
+    """``conn``'s driver connection, its server process ended behind its back."""
+    pid = driver(conn).get_backend_pid()
+    admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+    admin.commit()
+    time.sleep(0.2)
+    return driver(conn)
+
+
+def test_a_lost_connection_is_the_databases_fault_and_unlock_never_raises(
+        empty_url: URL, pg_server: URL) -> None:
+    with connect(empty_url) as one, connect(empty_url) as two, connect(pg_server) as admin:
+        lost = terminated(empty_url, admin, one)
+        assert not lost.closed  # the driver does not know yet
+        locking.unlock(lost)  # its rollback fails: suppressed, the lock goes with the session
+        lost = terminated(empty_url, admin, two)
+        with pytest.raises(DatabaseUnreachable) as caught:
+            locking.try_lock(lost)
+        assert re.fullmatch(
+            r"lost the connection to PostgreSQL while waiting for the migration lock "
+            r"\((terminating connection due to administrator command|server closed the "
+            r"connection unexpectedly|SSL connection has been closed unexpectedly)\): "
+            r"nothing was changed; retry when the server is back",
+            str(caught.value)), str(caught.value)
+        locking.unlock(lost)  # known broken now: nothing to release
+        lost.close()
+        locking.unlock(lost)  # closed: nothing to release

@@ -6,18 +6,23 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from alquimista_schema import command
+from alquimista_schema.cli import main
 from alquimista_schema.connect.database import connect
+from alquimista_schema.errors import SchemaError
 from alquimista_schema.runtime import probe
 from alquimista_schema.script import manifest
 from tests.script.test_lint import BAD_REVISION
-from tests.support.helpers import TLS, secret_for
+from tests.support.helpers import TLS, Invoke, full, secret_for
 
 
 def test_committed_manifest_matches_the_script_directory() -> None:
@@ -101,3 +106,130 @@ def test_importing_the_verbs_loads_neither_alembic_nor_the_orm() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=60, check=True)
     assert json.loads(done.stdout) == []
+
+
+# --- only a plain "at head" is answered fast: one row, and it is the head ---------------
+
+VERSION_TABLES = {
+    # rows of alembic_version, in the order they are inserted; the fast answer expected
+    "one row, the head": (["021"], "021"),
+    "one row, below head": (["017"], None),
+    "no row": ([], None),
+    "the head, then an ancestor (hand-edited)": (["021", "017"], None),
+    "an ancestor, then the head (hand-edited)": (["017", "021"], None),
+    "the head and another branch's revision": (["021", "c0ffee"], None),
+}
+
+
+def set_versions(url: URL, rows: list[str]) -> None:
+    with connect(url) as conn:
+        conn.execute(text("DELETE FROM alembic_version"))
+        for row in rows:
+            conn.execute(text("INSERT INTO alembic_version VALUES (:v)"), {"v": row})
+        conn.commit()
+
+
+def versions(url: URL) -> list[str]:
+    with connect(url) as conn:
+        return list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+
+@pytest.mark.parametrize(("rows", "head"), VERSION_TABLES.values(), ids=list(VERSION_TABLES))
+def test_only_a_single_row_at_head_is_answered_fast(head_url: URL, rows: list[str],
+                                                    head: str | None) -> None:
+    set_versions(head_url, rows)
+    probe.drop()
+    answer = probe.probe(head_url)
+    try:
+        assert answer.head == head
+        # not at head: the connection that asked is handed to the run skeleton
+        assert (answer.open_connection() is None) is (head is not None)
+    finally:
+        if answer.connection is not None:
+            answer.connection.close()
+        probe.drop()
+
+
+TWO_ROWS = [
+    pytest.param(["017", "021"], id="ancestor-then-head"),
+    pytest.param(["021", "c0ffee"], id="head-and-another-branch"),
+    pytest.param(["021", "017"], id="head-then-ancestor"),
+]
+
+
+def cli_upgrade(url: URL, invoke: Invoke, make_secret: Callable[..., str]) -> str | None:
+    """Upgrade through the CLI; return its error line, or None when it succeeded."""
+    result = CliRunner().invoke(main, ["upgrade", "--url", full(url)])
+    return None if result.exit_code == 0 else result.stderr
+
+
+def lambda_upgrade(url: URL, invoke: Invoke, make_secret: Callable[..., str]) -> str | None:
+    answer = invoke({"action": "upgrade"}, secret=make_secret(secret_for(url)))
+    return answer["error"] if answer["status"] == "error" else None
+
+
+def library_upgrade(url: URL, invoke: Invoke, make_secret: Callable[..., str]) -> str | None:
+    try:
+        command.upgrade(url)
+    except SchemaError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.parametrize("door", [cli_upgrade, lambda_upgrade, library_upgrade],
+                         ids=["cli", "lambda", "library"])
+@pytest.mark.parametrize("rows", TWO_ROWS)
+def test_two_rows_in_alembic_version_are_never_already_at_head(
+        head_url: URL, invoke: Invoke, make_secret: Callable[..., str],
+        door: Callable[..., str | None], rows: list[str]) -> None:
+    """A branched or hand-edited version table is an error to look at, never a no-op
+    (the doors with the fast path; plain alembic always takes the full one)."""
+    set_versions(head_url, rows)
+    probe.drop()
+    error = door(head_url, invoke, make_secret)
+    probe.drop()
+    assert error is not None, "answered as if at head"
+    # said as what it is, never as a revision failing to re-apply over its own objects
+    assert "failed and was rolled back" not in error, error
+    assert all(row in error for row in rows if row != "021") or "c0ffee" in error, error
+    assert sorted(versions(head_url)) == sorted(rows)  # and changed nothing
+
+
+def test_the_probe_bounds_its_one_query_and_names_itself(head_url: URL) -> None:
+    """Its defaults: 10 s to connect and to answer, as alquimista-schema (pg_stat_activity)."""
+    probe.drop()
+    assert probe.probe(head_url).head == "021"
+    [conn] = probe._cached.values()
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting('statement_timeout'), "
+                    "current_setting('application_name')")
+        assert cur.fetchone() == ("10s", "alquimista-schema")
+    assert conn.get_dsn_parameters()["connect_timeout"] == "10"
+    probe.drop()
+    assert probe.probe(head_url, statement_timeout=0.0001, application_name="x").head == "021"
+    [conn] = probe._cached.values()
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting('statement_timeout')")
+        assert cur.fetchone() == ("1ms",)  # never 0, which would mean no bound
+    probe.drop()
+    assert probe._cached == {}
+
+
+def test_a_connection_is_reused_only_for_the_very_same_url(head_url: URL) -> None:
+    """Keyed by the whole URL, password included: another password is another login."""
+    probe.drop()
+    assert probe.probe(head_url).head == "021"
+    wrong = probe.probe(head_url.set(password="not-the-password"))
+    assert (wrong.head, wrong.connection) == (None, None)  # refused, not the cached one
+    assert probe._cached == {}  # the failed attempt dropped what was cached
+    probe.drop()
+
+
+def test_a_closed_connection_is_never_handed_over(empty_url: URL) -> None:
+    probe.drop()
+    answer = probe.probe(empty_url)  # unversioned: handed over
+    assert answer.head is None
+    assert answer.open_connection() is answer.connection is not None
+    answer.connection.close()
+    assert answer.open_connection() is None
+    assert probe.Answer(None).open_connection() is None

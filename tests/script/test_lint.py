@@ -89,5 +89,7 @@ def test_prod_lambda_enforces_and_plan_shows_findings(with_bad_revision: Path, i
     refused = invoke({})
     assert refused["error_code"] == "LINT_REFUSED"
     assert command.current(migrator_url) == "021"
-    allowed = invoke({}, env={"ENVIRONMENT": "prod", "LINT_POLICY": "warn"})
+    # prod snapshots before upgrading by default; this test is about the lint policy
+    allowed = invoke({}, env={"ENVIRONMENT": "prod", "LINT_POLICY": "warn",
+                              "SNAPSHOT_BEFORE_UPGRADE": "false"})
     assert allowed["status"] == "success"

@@ -28,7 +28,7 @@ from alquimista_schema.runtime import audit, ledger, locking
 from alquimista_schema.script import directory
 from tests.corpus.rows import ROW_QUERIES
 from tests.support.doors import Door
-from tests.support.helpers import plain, url_for
+from tests.support.helpers import alembic, plain, url_for
 
 HEAD = "c13"
 
@@ -189,3 +189,54 @@ def test_every_door_records_each_revisions_checksum_and_removes_it_going_down(
     with connect(empty_url) as conn:
         left = {r[0] for r in conn.execute(text(f"SELECT revision FROM {ledger.TABLE}"))}
     assert left == set(chain[:chain.index("021") + 1])
+
+
+# the corpus ships no lint results (prod would refuse it for that); no cluster to snapshot
+PROD = {"ENVIRONMENT": "prod", "SNAPSHOT_BEFORE_UPGRADE": "false", "LINT_POLICY": "off"}
+
+
+def test_an_edited_applied_revision_stops_prod_until_accepted_at_every_door(
+        door: Door, empty_url: URL) -> None:
+    """Refused in prod, changing nothing; accepted only when asked, recording the new sum."""
+    assert door.run("upgrade", empty_url, "c06").ok
+    [edited] = (door.folder / "versions").glob("c03_*.py")
+    edited.write_text(edited.read_text() + "\nEDITED = True  # a statement: a new checksum\n")
+    refused = door.run("upgrade", empty_url, "head", env=PROD)
+    assert not refused.ok, refused.output
+    said = refused.output + str(refused.answer)
+    assert "c03: edited after it was applied" in said, said
+    with connect(empty_url) as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "c06"
+    accepted = door.run("upgrade", empty_url, "head", env=PROD, accept_checksums=True)
+    assert accepted.ok, accepted.output
+    with connect(empty_url) as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
+        recorded = conn.execute(text(f"SELECT checksum FROM {ledger.TABLE} "
+                                     "WHERE revision = 'c03'")).scalar()
+    assert recorded == ledger.carried(directory.script_directory())["c03"]
+
+
+def test_plain_alembic_refuses_a_flag_that_is_not_true_or_false(corpus_scripts: Path,
+                                                                 empty_url: URL) -> None:
+    for value in ("yes", "1", "on"):
+        done = alembic("-c", str(corpus_scripts.parent / "alembic.ini"), "-x",
+                       f"accept_checksums={value}", "upgrade", "head", url=empty_url)
+        assert done.returncode == 255, done.stdout + done.stderr
+        assert done.stdout.strip().splitlines()[-1] == (
+            f"FAILED: -x accept_checksums must be true or false, not {value!r}")
+    with connect(empty_url) as conn:
+        assert conn.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None
+
+
+def test_prod_enforces_the_lint_policy_at_every_door(door: Door, empty_url: URL) -> None:
+    """ENVIRONMENT=prod means LINT_POLICY=enforce wherever the upgrade starts; LINT_POLICY
+    says otherwise the same way at every door (the corpus ships no lint results)."""
+    assert door.run("upgrade", empty_url, "c06").ok
+    prod = {"ENVIRONMENT": "prod", "SNAPSHOT_BEFORE_UPGRADE": "false"}
+    refused = door.run("upgrade", empty_url, "head", env=prod)
+    assert not refused.ok, refused.output
+    said = refused.output + str(refused.answer)
+    assert "revision c07 has no lint result" in said, said
+    with connect(empty_url) as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "c06"
+    assert door.run("upgrade", empty_url, "head", env={**prod, "LINT_POLICY": "warn"}).ok

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from alquimista_schema.errors import ConfigurationError
 
@@ -158,13 +158,15 @@ class Settings:
         snapshot, cluster = check("SNAPSHOT_BEFORE_UPGRADE",
                                   lambda: snapshot_setting(env, environment), unset)
         auth = check("DB_AUTH", lambda: auth_mode(env), "password")
+        # NUMBERS gives all but LOCK_WAIT_SECONDS a default, so those are never None.
+        given = cast(dict[str, float], numbers)
         return cls(secret_id=env.get("DB_SECRET_ARN") or None, environment=environment,
                    lint_policy=policy,
-                   connect_timeout=int(numbers["CONNECT_TIMEOUT_SECONDS"] or 10),
-                   connect_budget=numbers["CONNECT_BUDGET_SECONDS"] or 0.0,
-                   margin=numbers["DEADLINE_MARGIN_SECONDS"] or 10.0,
+                   connect_timeout=int(given["CONNECT_TIMEOUT_SECONDS"]),
+                   connect_budget=float(given["CONNECT_BUDGET_SECONDS"]),
+                   margin=float(given["DEADLINE_MARGIN_SECONDS"]),
                    lock_wait=numbers["LOCK_WAIT_SECONDS"], snapshot=snapshot, cluster=cluster,
-                   snapshot_wait=numbers["SNAPSHOT_WAIT_SECONDS"] or 600.0,
+                   snapshot_wait=float(given["SNAPSHOT_WAIT_SECONDS"]),
                    auth=auth), problems
 
 
@@ -175,3 +177,17 @@ def _lint_policy(value: str | None, environment: str) -> str:
         raise ConfigurationError(f"LINT_POLICY must be enforce, warn or off, not "
                                  f"{policy[:40]!r}")
     return policy.lower()
+
+
+LOCAL_KEYS = ("ENVIRONMENT", "LINT_POLICY", "SNAPSHOT_BEFORE_UPGRADE", "DB_CLUSTER_IDENTIFIER")
+
+
+def local(env: Mapping[str, str], snapshot: bool | None = None) -> Settings:
+    """What a local door (the CLI, plain ``alembic``) reads from its environment, as the
+    Lambda reads it: the environment, the lint policy and the snapshot before an upgrade
+    (``snapshot``: the CLI's --snapshot/--no-snapshot, which wins). Its timeouts and its
+    credentials come from its own options, never from the function's variables.
+    """
+    read = Settings.from_env({k: v for k, v in env.items() if k in LOCAL_KEYS})
+    wanted, cluster = snapshot_setting(env, read.environment, snapshot)
+    return replace(read, snapshot=wanted, cluster=cluster)

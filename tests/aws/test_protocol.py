@@ -366,3 +366,13 @@ def test_a_bug_answers_internal_error_logged_with_its_traceback_and_no_secret(
     assert "in broken" in failed["traceback"]
     assert not leaks(stream.getvalue() + json.dumps(answer))
     assert "***" in failed["traceback"]
+
+
+def test_unset_numbers_take_the_documented_defaults() -> None:
+    """The README's defaults (10, 45, 10, 600 s, no lock limit) are what an empty environment
+    gives, and what a Settings made in code starts from."""
+    read, problems = Settings.read({})
+    assert problems == {}
+    assert (read.connect_timeout, read.connect_budget, read.margin, read.lock_wait,
+            read.snapshot_wait) == (10, 45.0, 10.0, None, 600.0)
+    assert read == Settings(secret_id=None)

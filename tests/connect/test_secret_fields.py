@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -238,3 +240,32 @@ def test_what_the_extension_serves_is_read_as_the_secret_it_names(
     with pytest.raises(SecretUnavailable) as caught:
         cache.get()
     assert str(caught.value).startswith("secret 'alquimista/db' is not JSON")
+
+
+@contextlib.contextmanager
+def _endless() -> Iterator[int]:
+    """A server that answers 200 and then sends bytes until the client hangs up."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(OSError):
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+            while True:
+                conn.sendall(b"x" * 65536)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+def test_an_endless_answer_is_cut_at_the_cap_not_read_to_its_end() -> None:
+    """Read in pieces: a body that never ends is refused at the cap, not at the timeout."""
+    with _endless() as port:
+        assert refusal(port) == f"its answer went past the {MAX:,} bytes a secret can take"

@@ -391,7 +391,7 @@ def holds(url: URL) -> bool:
         return bool(locking.try_lock(driver(conn))) is False
 
 
-SINCE = r"connected since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d[^,)]*"
+SINCE = r"connected since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d [^\s,)]+"  # with its zone
 
 
 def test_the_lock_is_exclusive_and_a_timeout_names_the_holder(empty_url: URL) -> None:

@@ -66,10 +66,13 @@ class Door:
     tls: TLS
 
     def run(self, action: str, url: URL, target: str, *, confirm: str | None = None,
+            accept_checksums: bool = False, env: dict[str, str] | None = None,
             timeout: float = 180) -> Done:
-        command, env = _COMMANDS[self.name](self, action, url, target, confirm)
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        """``env``: the process environment's additions (ENVIRONMENT=prod, ...)."""
+        command, environ = _COMMANDS[self.name](self, action, url, target, confirm,
+                                                accept_checksums)
+        done = subprocess.run(command, cwd=ROOT, env={**environ, **(env or {})},
+                              capture_output=True, text=True, timeout=timeout, check=False)
         output = done.stdout + done.stderr
         answer: dict[str, Any] = next((json.loads(line[7:]) for line in done.stdout.splitlines()
                                        if line.startswith("ANSWER ")), {})
@@ -77,7 +80,7 @@ class Door:
 
     def popen(self, action: str, url: URL, target: str) -> subprocess.Popen[str]:
         """Start ``run`` without waiting (for concurrent runners)."""
-        command, env = _COMMANDS[self.name](self, action, url, target, None)
+        command, env = _COMMANDS[self.name](self, action, url, target, None, False)
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
 
@@ -87,15 +90,17 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, **extra, "ALQUIMISTA_DEVDB": "off"}
 
 
-def _cli(door: Door, action: str, url: URL, target: str,
-         confirm: str | None) -> tuple[list[str], dict[str, str]]:
-    args = [action, target, "--url", full(url), *(["--confirm", confirm] if confirm else [])]
+def _cli(door: Door, action: str, url: URL, target: str, confirm: str | None,
+         accept: bool) -> tuple[list[str], dict[str, str]]:
+    args = [action, target, "--url", full(url), *(["--confirm", confirm] if confirm else []),
+            *(["--accept-checksums"] if accept else [])]
     return [sys.executable, "-c", CHILD, str(door.folder), "cli", *args], _env()
 
 
-def _lambda(door: Door, action: str, url: URL, target: str,
-            confirm: str | None) -> tuple[list[str], dict[str, str]]:
-    event: dict[str, Any] = {"action": action, "target": target}
+def _lambda(door: Door, action: str, url: URL, target: str, confirm: str | None,
+            accept: bool) -> tuple[list[str], dict[str, str]]:
+    event: dict[str, Any] = {"action": action, "target": target,
+                             **({"accept_checksums": True} if accept else {})}
     if action == "downgrade":
         event.update({"allow_downgrade": True, **({"confirm": confirm} if confirm else {})})
     env = _env(DB_SECRET_ARN=door.make_secret(secret_for(url)),
@@ -104,11 +109,12 @@ def _lambda(door: Door, action: str, url: URL, target: str,
             f"req-{uuid.uuid4().hex[:8]}"], env
 
 
-def _alembic(door: Door, action: str, url: URL, target: str,
-             confirm: str | None) -> tuple[list[str], dict[str, str]]:
-    confirmation = ["-x", f"confirm={confirm}"] if confirm else []
+def _alembic(door: Door, action: str, url: URL, target: str, confirm: str | None,
+             accept: bool) -> tuple[list[str], dict[str, str]]:
+    xs = [*(["-x", f"confirm={confirm}"] if confirm else []),
+          *(["-x", "accept_checksums=true"] if accept else [])]
     return ([sys.executable, "-c", "from alembic.config import main; main()", "-c",
-             str(door.folder.parent / "alembic.ini"), *confirmation, action, target],
+             str(door.folder.parent / "alembic.ini"), *xs, action, target],
             _env(DATABASE_URL=full(url)))
 
 

@@ -117,11 +117,11 @@ def upgrade(revision: str, url: str | None, secret_arn: str | None, lock_timeout
     """
     from alquimista_schema import command, settings
 
-    name = environment()
-    wanted, cluster = settings.snapshot_setting(os.environ, name, snapshot)
-    run = command.Run(action="upgrade", lock_timeout=lock_timeout, environment=name,
+    read = settings.local(os.environ, snapshot)
+    run = command.Run(action="upgrade", lock_timeout=lock_timeout,
+                      environment=read.environment, lint_policy=read.lint_policy,
                       statement_timeout=statement_timeout, lock_wait=lock_wait,
-                      snapshot=wanted, cluster=cluster)
+                      snapshot=read.snapshot, cluster=read.cluster)
     result = on_database(url, secret_arn, lambda db: command.upgrade(
         db, revision, on_applied=_print_applied, run=run, accept_checksums=accept_checksums))
     if result.snapshot:

@@ -44,8 +44,8 @@ def describe_connect_error(url: URL, exc: DBAPIError) -> SchemaError:
     raw = str(exc.orig) if exc.orig is not None else str(exc)
     text = raw.lower()  # matched in lower case, quoted as the driver said it
     said = raw.strip().splitlines()[0] if raw.strip() else ""
-    if "password authentication failed" in text or "authentication failed" in text \
-            or "no password supplied" in text:
+    # "password authentication failed", "PAM authentication failed", ...
+    if "authentication failed" in text or "no password supplied" in text:
         return AuthenticationFailed(
             f"PostgreSQL at {where} refused the credentials of user {url.username!r}: "
             "check the user name and password (or the secret they come from)")

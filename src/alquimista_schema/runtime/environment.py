@@ -23,7 +23,12 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 from alquimista_schema import settings, targets
-from alquimista_schema.errors import MissingURL, SchemaError, UnknownDatabaseRevision
+from alquimista_schema.errors import (
+    ConfigurationError,
+    MissingURL,
+    SchemaError,
+    UnknownDatabaseRevision,
+)
 from alquimista_schema.runtime import configure, skeleton
 from alquimista_schema.runtime.run import Change, Run
 from alquimista_schema.script import authoring, directory
@@ -66,8 +71,10 @@ def run(context: EnvironmentContext) -> None:
     except SchemaError as exc:
         if embedded:
             raise
-        # The alembic CLI prints a CommandError as one "FAILED: ..." line, no traceback.
-        raise CommandError(str(exc)) from exc
+        # The alembic CLI prints a CommandError as "FAILED: ...", no traceback; the
+        # details (each difference, each edited revision) follow, as the CLI lists them.
+        raise CommandError("\n".join([str(exc), *(f"  - {d}" for d in exc.details)])) \
+            from exc
 
 
 def configured_url(context: EnvironmentContext) -> str | None:
@@ -167,16 +174,22 @@ def _cli_change(context: EnvironmentContext, command: str, **extra: Any) -> Chan
     x_args = context.get_x_argument(as_dictionary=True)
     return Change(command, targets.parse(target, _DIRECTION.get(command)),
                   confirm=x_args.get("confirm"), purge=bool(getattr(opts, "purge", False)),
-                  accept_checksums=x_args.get("accept_checksums", "").lower() == "true",
-                  **extra)
+                  accept_checksums=_x_flag(x_args, "accept_checksums"), **extra)
+
+
+def _x_flag(x_args: dict[str, str], name: str) -> bool:
+    """``-x name=true`` or ``false`` (any case); anything else is refused, never guessed."""
+    value = x_args.get(name, "false")
+    if value.lower() not in ("true", "false"):
+        raise ConfigurationError(f"-x {name} must be true or false, not {value[:40]!r}")
+    return value.lower() == "true"
 
 
 def _cli_run(context: EnvironmentContext, command: str) -> Run:
     """The run's bounds: ENVIRONMENT, LINT_POLICY and the snapshot before an upgrade
     (SNAPSHOT_BEFORE_UPGRADE, DB_CLUSTER_IDENTIFIER) as the Lambda reads them, the
     timeouts from ``-x``, the environment or the ini."""
-    read = settings.Settings.from_env({k: v for k, v in os.environ.items() if k in (
-        "ENVIRONMENT", "LINT_POLICY", "SNAPSHOT_BEFORE_UPGRADE", "DB_CLUSTER_IDENTIFIER")})
+    read = settings.local(os.environ)
     times = configure.timeouts(context)
     return Run(action=command, environment=read.environment, lint_policy=read.lint_policy,
                lock_timeout=times["lock_timeout"], snapshot=read.snapshot,

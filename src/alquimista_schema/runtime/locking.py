@@ -48,10 +48,11 @@ def describe_holder(conn: Any) -> str:
     if not rows:
         return "a session that has just released it"
     pid, app, since, addr = rows[0]
-    # pg_stat_activity hides all but the pid of another role's session (a DBA's).
-    facts = [f"application_name {app!r}" if app is not None else "a session of another role"]
+    # pg_stat_activity shows anyone a session's pid and application_name; the rest of
+    # another role's session (a DBA's) is NULL to the migrator.
+    facts = [f"application_name {app!r}"]
     if since is not None:
-        facts.append(f"connected since {since:%Y-%m-%d %H:%M:%S %Z}".rstrip())
+        facts.append(f"connected since {since:%Y-%m-%d %H:%M:%S %Z}")  # timestamptz: aware
     if addr:
         facts.append(f"from {addr}")
     return f"pid {pid} ({', '.join(facts)})"

@@ -162,7 +162,8 @@ def _check_ledger(conn: Connection, script: ScriptDirectory, request: Change, ru
         raise ChecksumMismatch(
             f"upgrade refused in prod: {len(lines)} applied revision(s) differ from these "
             "files (run `verify`); nothing was changed. If the edits are intended, upgrade "
-            'with --accept-checksums ("accept_checksums": true)', lines)
+            "with --accept-checksums (CLI), -x accept_checksums=true (alembic) or "
+            '"accept_checksums": true (event)', lines)
     else:
         progress.warnings.extend(f"checksum: {line}" for line in lines)
 

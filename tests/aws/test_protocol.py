@@ -376,3 +376,36 @@ def test_unset_numbers_take_the_documented_defaults() -> None:
     assert (read.connect_timeout, read.connect_budget, read.margin, read.lock_wait,
             read.snapshot_wait) == (10, 45.0, 10.0, None, 600.0)
     assert read == Settings(secret_id=None)
+
+
+@pytest.mark.parametrize(("env", "flag", "read"), [
+    ({}, None, ("dev", "warn", False, None)),
+    ({"ENVIRONMENT": "prod"}, None, ("prod", "enforce", True, None)),
+    ({"ENVIRONMENT": "prod", "LINT_POLICY": "Warn", "SNAPSHOT_BEFORE_UPGRADE": "false"}, None,
+     ("prod", "warn", False, None)),
+    ({"ENVIRONMENT": "prod", "DB_CLUSTER_IDENTIFIER": "aurora-1"}, False,
+     ("prod", "enforce", False, "aurora-1")),  # the CLI's --no-snapshot wins
+    ({"SNAPSHOT_BEFORE_UPGRADE": "false", "DB_CLUSTER_IDENTIFIER": "aurora-1"}, True,
+     ("dev", "warn", True, "aurora-1")),  # and --snapshot
+    # the function's own variables are not a local door's: never read, never refused
+    ({"CONNECT_TIMEOUT_SECONDS": "abc", "DB_AUTH": "kerberos", "DB_SECRET_ARN": "s"}, None,
+     ("dev", "warn", False, None)),
+])
+def test_a_local_door_reads_what_the_lambda_reads_of_its_environment(
+        env: dict[str, str], flag: bool | None, read: tuple[Any, ...]) -> None:
+    local = settings.local(env, flag)
+    assert (local.environment, local.lint_policy, local.snapshot, local.cluster) == read
+    assert (local.secret_id, local.connect_timeout, local.auth) == (None, 10, "password")
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"ENVIRONMENT": "qa", "LINT_POLICY": "strict"},
+     "ENVIRONMENT must be one of dev, staging, prod (or production), not 'qa'; "
+     "LINT_POLICY must be enforce, warn or off, not 'strict'"),
+    ({"SNAPSHOT_BEFORE_UPGRADE": "yes"},
+     "SNAPSHOT_BEFORE_UPGRADE must be true or false, not 'yes'"),
+])
+def test_a_local_door_refuses_what_the_lambda_refuses(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        settings.local(env)
+    assert str(caught.value) == message

@@ -62,6 +62,10 @@ def standby(pg_cluster: DevDatabase, pg_server: URL) -> Iterator[URL]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+REPLICA = ("connected to a read-only replica (pg_is_in_recovery() is true): point the URL "
+           "or the secret's host at the cluster's writer endpoint")
+
+
 @pytest.mark.slow
 def test_upgrade_on_a_standby_is_refused(standby: URL, pg_server: URL) -> None:
     with connect(pg_server) as conn:
@@ -74,12 +78,15 @@ def test_upgrade_on_a_standby_is_refused(standby: URL, pg_server: URL) -> None:
         time.sleep(0.1)
     with connect(standby) as conn:
         assert conn.execute(text("SELECT pg_is_in_recovery()")).scalar() is True
-    with pytest.raises(ReadOnlyReplica, match="writer endpoint"):
+    with pytest.raises(ReadOnlyReplica) as caught:
         command.upgrade(standby, "head")
+    assert str(caught.value) == REPLICA
     result = CliRunner().invoke(main, ["upgrade", "--url", standby.render_as_string(
         hide_password=False)])
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: connected to a read-only replica")
+    assert result.stderr == f"error: {REPLICA}\n"
+    plain = alembic("upgrade", "head", url=standby)
+    assert (plain.returncode, plain.stdout.strip().splitlines()[-1]) == (255, f"FAILED: {REPLICA}")
     with connect(pg_server) as conn:
         conn.execute(text("DROP TABLE replica_probe"))
         conn.commit()
@@ -91,8 +98,7 @@ def test_the_lambda_answers_read_only_replica(standby: URL, invoke: Invoke,
     arn = make_secret({"username": standby.username, "password": standby.password,
                        "host": "localhost", "port": standby.port, "dbname": "postgres"})
     answer = invoke({}, secret=arn)
-    assert answer["error_code"] == "READ_ONLY_REPLICA"
-    assert "writer endpoint" in answer["error"]
+    assert (answer["error_code"], answer["error"]) == ("READ_ONLY_REPLICA", REPLICA)
 
 
 # --- prod: a destructive verb needs its target repeated, nothing else will do -----------

@@ -96,7 +96,7 @@ def caught(bug: Bug) -> tuple[bool, list[str]]:
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf",
              "--no-header", *bug.tests],
             cwd=copy, env=env, capture_output=True, text=True, check=False)
-    failed = [line.split(" ", 2)[1] for line in proc.stdout.splitlines()
+    failed = [line[len("FAILED "):].split(" - ")[0] for line in proc.stdout.splitlines()
               if line.startswith("FAILED ")]
     return proc.returncode != 0, failed
 

@@ -46,7 +46,7 @@ def rows(url: URL) -> dict[str, tuple[str, str]]:
 
 
 def carried() -> dict[str, str]:
-    return ledger.carried(directory.script_directory())
+    return dict(ledger.carried(directory.script_directory()))
 
 
 def test_an_upgrade_records_each_revision_and_a_downgrade_removes_it(empty_url: URL) -> None:

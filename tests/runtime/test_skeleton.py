@@ -26,7 +26,7 @@ from alquimista_schema.errors import (
     MigrationFailed,
     UnknownRevision,
 )
-from alquimista_schema.runtime import audit, locking, probe
+from alquimista_schema.runtime import audit, ledger, locking, probe
 from tests.support.helpers import role
 
 NOWHERE = "postgresql://nobody@127.0.0.1:1/none"
@@ -122,6 +122,26 @@ def test_a_failed_audit_write_keeps_the_outcome_and_says_so(head_url: URL) -> No
         held = conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))
         assert held.scalar() == 0
     assert command.current(head_url) == "020"
+
+
+def test_a_checksums_table_the_role_may_not_write_is_one_warning(
+        migrator_url: URL, pg_server: URL) -> None:
+    """Checked once when the run opens the ledger: the revisions apply, nothing is written
+    to the table, one warning says why (never one per revision, never a failed revision)."""
+    command.upgrade(migrator_url, "019")
+    superuser = pg_server.set(database=migrator_url.database)
+    with connect(superuser) as admin:
+        admin.execute(text(f"REVOKE INSERT, UPDATE, DELETE ON {ledger.TABLE} FROM "
+                           f"{migrator_url.username}"))
+        admin.commit()
+    done = command.upgrade(migrator_url, "head")
+    assert [a.revision for a in done.applied] == ["020", "021"]
+    assert done.warnings == [
+        f"checksums were not recorded: this role may not write {ledger.TABLE} (grant "
+        "SELECT, INSERT, UPDATE, DELETE on it)"]
+    with connect(migrator_url) as conn:
+        recorded = conn.execute(text(f"SELECT revision FROM {ledger.TABLE}")).scalars().all()
+    assert sorted(recorded) == ["017", "018", "019", "lead_ingestion"]
 
 
 # --- (7) PostgreSQL gone while waiting for the lock -----------------------------------------

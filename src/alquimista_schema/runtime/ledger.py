@@ -10,7 +10,7 @@ rows with the revision files carried (script/checksums.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -44,10 +44,19 @@ _UPSERT = text(f"""
 """)
 
 
+# Each right on its own: with a list, has_table_privilege is true if ANY is held.
+_WRITABLE = text("SELECT " + " AND ".join(
+    f"has_table_privilege(CAST(:t AS regclass), '{right}')"
+    for right in ("SELECT", "INSERT", "UPDATE", "DELETE")))
+
+
 class Ledger:
     """One run's writes to the table. Like the audit row, a checksum that cannot be
     written (a role without CREATE on the schema, or without rights on the table) never
-    changes the run's outcome: each write is a savepoint, and a failure is a warning."""
+    changes the run's outcome: the rights are checked once when the run opens the ledger
+    (one warning, then no writes), and a stamp's or an acceptance's writes are each a
+    savepoint whose failure is a warning. A revision's own row is written without a
+    savepoint (three round trips fewer per revision), on rights already checked."""
 
     def __init__(self, conn: Connection, script: ScriptDirectory, request_id: str,
                  warn: Callable[[str], None]) -> None:
@@ -65,6 +74,10 @@ class Ledger:
             is None
         if missing and not self._safely(lambda: self.conn.exec_driver_sql(_DDL)):
             self.usable = False
+        elif not missing and not self.conn.execute(_WRITABLE, {"t": TABLE}).scalar():
+            self.usable = False
+            self.warn(f"checksums were not recorded: this role may not write {TABLE} (grant "
+                      "SELECT, INSERT, UPDATE, DELETE on it)")
         self.conn.commit()
         return self
 
@@ -87,12 +100,12 @@ class Ledger:
                 return
             revision = step.up_revision_id
             if step.is_upgrade:
-                self._safely(lambda: ctx.connection.execute(_UPSERT, {
+                ctx.connection.execute(_UPSERT, {
                     "revision": revision, "checksum": self.known[revision], "how": "applied",
-                    "request_id": self.request_id}))
+                    "request_id": self.request_id})
             else:
-                self._safely(lambda: ctx.connection.execute(
-                    text(f"DELETE FROM {TABLE} WHERE revision = :r"), {"r": revision}))
+                ctx.connection.execute(text(f"DELETE FROM {TABLE} WHERE revision = :r"),
+                                       {"r": revision})
         return record
 
     def record_applied(self, at: str | None, how: str) -> None:
@@ -124,9 +137,30 @@ class Ledger:
         return accepted if written else []
 
 
-def carried(script: ScriptDirectory) -> dict[str, str]:
-    """The checksum of every revision file carried, by revision."""
-    return {rev.revision: checksums.of_file(rev.path) for rev in directory.chain(script)}
+class Carried(Mapping[str, str]):
+    """The checksum of every revision file carried, by revision, each computed when first
+    asked for: a run reads only the files it applies or checks (a fresh database at base
+    has none recorded, so an upgrade through 1,000 revisions parses each file once)."""
+
+    def __init__(self, script: ScriptDirectory) -> None:
+        self.paths = {rev.revision: rev.path for rev in directory.chain(script)}
+        self.sums: dict[str, str] = {}
+
+    def __getitem__(self, revision: str) -> str:
+        if revision not in self.sums:
+            self.sums[revision] = checksums.of_file(self.paths[revision])
+        return self.sums[revision]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def carried(script: ScriptDirectory) -> Carried:
+    """The checksum of every revision file carried, by revision, oldest first."""
+    return Carried(script)
 
 
 def _recorded(conn: Connection) -> dict[str, dict[str, Any]]:
@@ -181,8 +215,10 @@ class Verification:
         return [c for c in self.checks if c.status in ("mismatch", "not_carried")]
 
 
-def verify(conn: Connection, script: ScriptDirectory) -> Verification:
-    """Compare the checksums recorded for the applied revisions with the files carried."""
+def verify(conn: Connection, script: ScriptDirectory,
+           known: Mapping[str, str] | None = None) -> Verification:
+    """Compare the checksums recorded for the applied revisions with the files carried
+    (``known``: a run's own :class:`Carried`, so no file is parsed twice)."""
     raw = directory.current_heads(script, conn, known=False)
     at = directory.one(raw)
     try:
@@ -192,7 +228,7 @@ def verify(conn: Connection, script: ScriptDirectory) -> Verification:
         raise
     if conn.in_transaction():
         conn.commit()
-    known = carried(script)
+    known = carried(script) if known is None else known
     checks = [_check(rev, recorded.get(rev), known[rev])
               for rev in directory.applied(script, at if at in known else None)]
     strangers = [r for r in {*recorded, *raw} if r not in known]

@@ -146,7 +146,7 @@ def _check_ledger(conn: Connection, script: ScriptDirectory, request: Change, ru
                   progress: Progress, book: ledger.Ledger) -> None:
     """Applied revisions edited since: accepted when asked, refused in prod, else a warning."""
     try:
-        problems = ledger.verify(conn, script).problems
+        problems = ledger.verify(conn, script, book.known).problems
     except SchemaError as exc:  # the table cannot be read by this role
         progress.warnings.append(str(exc))
         return

@@ -189,5 +189,4 @@ def local(env: Mapping[str, str], snapshot: bool | None = None) -> Settings:
     credentials come from its own options, never from the function's variables.
     """
     read = Settings.from_env({k: v for k, v in env.items() if k in LOCAL_KEYS})
-    wanted, cluster = snapshot_setting(env, read.environment, snapshot)
-    return replace(read, snapshot=wanted, cluster=cluster)
+    return read if snapshot is None else replace(read, snapshot=snapshot)

@@ -148,7 +148,8 @@ def _check_ledger(conn: Connection, script: ScriptDirectory, request: Change, ru
     try:
         problems = ledger.verify(conn, script, book.known).problems
     except SchemaError as exc:  # the table cannot be read by this role
-        progress.warnings.append(str(exc))
+        if book.usable:  # else opening the ledger has already said why, once
+            progress.warnings.append(str(exc))
         return
     if not problems:
         return

@@ -164,14 +164,7 @@ def schedule(stack: RunnerStack) -> cloudwatch.Alarm:
         rule.add_target(targets.LambdaFunction(
             stack.function, event=events.RuleTargetInput.from_object({"action": action}),
             retry_attempts=0, dead_letter_queue=stack.dead_letters))
-    found = logs.MetricFilter(
-        stack, "DriftFound", log_group=stack.log_group, filter_pattern=FOUND,
-        metric_namespace="AlquimistaSchema", metric_name=f"DriftFound-{stack.ctx.env}",
-        metric_value="1", default_value=0)
-    alarm = found.metric(statistic="Sum", period=Duration.hours(1)).create_alarm(
-        stack, "DriftAlarm", threshold=1, evaluation_periods=1,
-        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        alarm_description="the schema changed by hand (drift), or an applied revision was "
-                          f"edited (checksum mismatch): see {stack.ctx.function_name}'s log")
-    return alarm
+    return stack.alarm_on(
+        stack.log_count("DriftFound", FOUND).metric(statistic="Sum", period=Duration.hours(1)),
+        "DriftAlarm", "the schema changed by hand (drift), or an applied revision was edited "
+        f"(checksum mismatch): see {stack.ctx.function_name}'s log")

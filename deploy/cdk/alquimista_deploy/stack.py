@@ -97,8 +97,6 @@ class RunnerStack(Stack):
         self.migration = operations.migration(self) if ctx.migrate_on_deploy else None
         """The deploy step (migrateOnDeploy): make an application stack depend on it."""
         self.drift_alarm = operations.schedule(self) if ctx.drift_schedule else None
-        if self.drift_alarm is not None:
-            self._notify(self.drift_alarm)
         CfnOutput(self, "FunctionName", value=self.function.function_name,
                   description="for `alquimista-schema invoke --function`")
         CfnOutput(self, "SecurityGroupId", value=self.security_group.security_group_id)
@@ -217,33 +215,37 @@ class RunnerStack(Stack):
         queue = sqs.Queue(self, "DeadLetterQueue", encryption=sqs.QueueEncryption.SQS_MANAGED,
                           enforce_ssl=True, retention_period=Duration.days(14))
         checkov_skip(queue, "CKV_AWS_27", QUEUE_KEY_REASON)
-        alarm = queue.metric_approximate_number_of_messages_visible(
-            period=Duration.minutes(5), statistic="Maximum").create_alarm(
-            self, "DeadLetterAlarm", threshold=1, evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=f"an asynchronous invocation of {self.ctx.function_name} failed "
-                              "(see the dead-letter queue and the log group)")
-        self._notify(alarm)
+        self.alarm_on(queue.metric_approximate_number_of_messages_visible(
+            period=Duration.minutes(5), statistic="Maximum"), "DeadLetterAlarm",
+            f"an asynchronous invocation of {self.ctx.function_name} failed (see the "
+            "dead-letter queue and the log group)")
         return queue
-
-    def _notify(self, alarm: cloudwatch.Alarm) -> None:
-        if self.ctx.alarm_topic_arn:
-            topic = sns.Topic.from_topic_arn(self, f"{alarm.node.id}Topic",
-                                             self.ctx.alarm_topic_arn)
-            alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
 
     def _alarm(self) -> cloudwatch.Alarm:
         """Alarm on answers that report a failed migration or a bug."""
-        metric_filter = logs.MetricFilter(
-            self, "FailedAnswers", log_group=self.log_group, filter_pattern=FAILED_ANSWERS,
-            metric_namespace="AlquimistaSchema", metric_name=f"FailedAnswers-{self.ctx.env}",
+        return self.alarm_on(
+            self.log_count("FailedAnswers", FAILED_ANSWERS).metric(
+                statistic="Sum", period=Duration.minutes(5)), "FailedAnswersAlarm",
+            f"{self.ctx.function_name} answered MIGRATION_FAILED or SNAPSHOT_FAILED or "
+            "INTERNAL_ERROR (see its log group)")
+
+    def log_count(self, name: str, pattern: logs.IFilterPattern) -> logs.MetricFilter:
+        """Count the function's log lines matching ``pattern`` (metric ``NAME-ENV``)."""
+        return logs.MetricFilter(
+            self, name, log_group=self.log_group, filter_pattern=pattern,
+            metric_namespace="AlquimistaSchema", metric_name=f"{name}-{self.ctx.env}",
             metric_value="1", default_value=0)
-        alarm = metric_filter.metric(statistic="Sum", period=Duration.minutes(5)).create_alarm(
-            self, "FailedAnswersAlarm", threshold=1, evaluation_periods=1,
+
+    def alarm_on(self, metric: cloudwatch.IMetric, name: str,
+                 description: str) -> cloudwatch.Alarm:
+        """Alarm as soon as ``metric`` reaches 1 in a period (no data is no trouble), and
+        notify ``alarmTopicArn`` when one is given."""
+        alarm = cloudwatch.Alarm(
+            self, name, metric=metric, threshold=1, evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=f"{self.ctx.function_name} answered MIGRATION_FAILED or "
-                              "SNAPSHOT_FAILED or INTERNAL_ERROR (see its log group)")
-        self._notify(alarm)
+            alarm_description=description)
+        if self.ctx.alarm_topic_arn:
+            topic = sns.Topic.from_topic_arn(self, f"{name}Topic", self.ctx.alarm_topic_arn)
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
         return alarm

@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL
 
 from alquimista_schema.cli import main
 from alquimista_schema.connect.database import connect
-from tests.support.helpers import alembic
+from tests.support.helpers import EXTRA_COLUMN_022, alembic
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -365,7 +365,7 @@ def test_prod_downgrade_needs_confirm_and_changes_nothing_without_it(head_url: U
 def test_a_local_database_ahead_of_the_code_gets_advice_for_a_local_database(
         local_database: URL, scratch_scripts: Path) -> None:
     """A revision file removed (or another branch): say so, suggest dev-db remove."""
-    (scratch_scripts / "022_extra.py").write_text(REVISION_022)
+    (scratch_scripts / "022_extra.py").write_text(EXTRA_COLUMN_022)
     assert run("upgrade").exit_code == 0
     (scratch_scripts / "022_extra.py").unlink()
     for verb in ("current", "upgrade", "check"):
@@ -385,23 +385,6 @@ def test_a_local_database_ahead_of_the_code_gets_advice_for_a_local_database(
         "error: the database (at head 021) does not match the models: 1 difference(s)")
     assert drift.stderr.splitlines()[2] == "  - drop column dry_run_log.extra (TEXT)"
 
-
-REVISION_022 = '''"""An extra column."""
-from alembic import op
-
-revision = "022"
-down_revision = "021"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("ALTER TABLE dry_run_log ADD COLUMN extra text")
-
-
-def downgrade() -> None:
-    op.execute("ALTER TABLE dry_run_log DROP COLUMN extra")
-'''
 
 
 def test_revision_says_one_line(scratch_scripts: Path) -> None:

@@ -18,25 +18,9 @@ from alquimista_schema.errors import ChecksumMismatch
 from alquimista_schema.runtime import audit, ledger, locking
 from alquimista_schema.runtime.run import Run
 from alquimista_schema.script import directory
-from tests.support.helpers import Invoke, secret_for
+from tests.support.helpers import EXTRA_COLUMN_022, Invoke, secret_for
 
 CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
-REVISION = '''"""An extra column."""
-from alembic import op
-
-revision = "022"
-down_revision = "021"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("ALTER TABLE dry_run_log ADD COLUMN extra text")
-
-
-def downgrade() -> None:
-    op.execute("ALTER TABLE dry_run_log DROP COLUMN extra")
-'''
 
 
 def rows(url: URL) -> dict[str, tuple[str, str]]:
@@ -60,7 +44,7 @@ def test_an_upgrade_records_each_revision_and_a_downgrade_removes_it(empty_url: 
 @pytest.fixture
 def at_022(head_url: URL, scratch_scripts: Path) -> Path:
     path = scratch_scripts / "022_extra.py"
-    path.write_text(REVISION)
+    path.write_text(EXTRA_COLUMN_022)
     command.upgrade(head_url, "head")
     return path
 
@@ -68,9 +52,10 @@ def at_022(head_url: URL, scratch_scripts: Path) -> Path:
 def test_an_edited_statement_is_named_a_reworded_docstring_is_not(head_url: URL,
                                                                    at_022: Path) -> None:
     recorded = rows(head_url)["022"][0]
-    at_022.write_text(REVISION.replace('"""An extra column."""', '"""Reworded, no code."""'))
+    at_022.write_text(EXTRA_COLUMN_022.replace('"""An extra column."""',
+                                               '"""Reworded, no code."""'))
     assert command.verify(head_url).checks[-1].status == "ok"
-    at_022.write_text(REVISION.replace("extra text", "extra varchar(10)"))
+    at_022.write_text(EXTRA_COLUMN_022.replace("extra text", "extra varchar(10)"))
     with pytest.raises(ChecksumMismatch) as caught:
         command.verify(head_url)
     assert caught.value.code == "CHECKSUM_MISMATCH"
@@ -86,7 +71,7 @@ def test_an_edited_statement_is_named_a_reworded_docstring_is_not(head_url: URL,
 
 def test_upgrade_refuses_in_prod_warns_elsewhere_and_accepts_when_asked(
         head_url: URL, at_022: Path) -> None:
-    at_022.write_text(REVISION.replace("extra text", "extra varchar(10)"))
+    at_022.write_text(EXTRA_COLUMN_022.replace("extra text", "extra varchar(10)"))
     with pytest.raises(ChecksumMismatch, match="upgrade refused in prod"):
         command.upgrade(head_url, "head", run=Run(environment="prod"))
     elsewhere = command.upgrade(head_url, "head")
@@ -129,9 +114,9 @@ def test_stamp_and_adopt_record_what_they_mark_applied(empty_url: URL,
 def test_a_refused_upgrade_in_prod_changed_nothing(head_url: URL, at_022: Path,
                                                    scratch_scripts: Path) -> None:
     """Pending revisions too: the mismatch is checked before anything is applied."""
-    at_022.write_text(REVISION.replace("extra text", "extra varchar(10)"))
+    at_022.write_text(EXTRA_COLUMN_022.replace("extra text", "extra varchar(10)"))
     (scratch_scripts / "023_more.py").write_text(
-        REVISION.replace('"022"', '"023"').replace('"021"', '"022"')
+        EXTRA_COLUMN_022.replace('"022"', '"023"').replace('"021"', '"022"')
         .replace("extra", "more"))
     with pytest.raises(ChecksumMismatch):
         command.upgrade(head_url, "head", run=Run(environment="prod"))
@@ -150,7 +135,7 @@ def test_the_lambda_verifies_and_accepts(invoke: Invoke, head_url: URL, at_022: 
     clean = invoke({"action": "verify"}, secret=make_secret(secret_for(head_url)))
     assert (clean["status"], clean["verified"]) == ("success", True), clean
     assert [r["status"] for r in clean["revisions"]] == ["ok"] * 7
-    at_022.write_text(REVISION.replace("extra text", "extra varchar(10)"))
+    at_022.write_text(EXTRA_COLUMN_022.replace("extra text", "extra varchar(10)"))
     edited = invoke({"action": "verify"})
     assert edited["error_code"] == "CHECKSUM_MISMATCH"
     [line] = edited["mismatches"]

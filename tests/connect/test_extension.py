@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from alquimista_schema.connect import secrets as credentials
 from alquimista_schema.errors import DeadlineExceeded, SecretUnavailable
 from tests.support import extension_standin
 from tests.support.helpers import LEAK_WATCH, leaks
+from tests.support.serving import serving
 
 TOKEN = "session-token-NEVER-ELSEWHERE-7f3a"
 REAL_PASSWORD = "real-Pw-from-secrets-manager-NEVER-LOG"
@@ -64,14 +64,8 @@ def serve(respond: Callable[[BaseHTTPRequestHandler, Server], None]) -> Iterator
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def hostile_secret(handler: BaseHTTPRequestHandler, _: Server) -> None:

@@ -9,14 +9,14 @@ own call would. Listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from tests.support.serving import send_json, serving
 
 TOKEN_HEADER = "X-Aws-Parameters-Secrets-Token"
 
@@ -44,35 +44,21 @@ def serve(endpoint: str, token: str, region: str = "sa-east-1") -> Iterator[Exte
             secret_id = parse_qs(url.query).get("secretId", [""])[0]
             state.requests.append(secret_id)
             if url.path != "/secretsmanager/get" or not secret_id:
-                return self._send(400, {"message": "bad request"})
+                return send_json(self, 400, {"message": "bad request"})
             if self.headers.get(TOKEN_HEADER) != state.token:
-                return self._send(403, {"message": "missing or wrong token"})
+                return send_json(self, 403, {"message": "missing or wrong token"})
             try:
                 found = client.get_secret_value(SecretId=secret_id)
             except client.exceptions.ResourceNotFoundException:
-                return self._send(400, {"message": "secret not found"})
+                return send_json(self, 400, {"message": "secret not found"})
             body: dict[str, Any] = {k: v for k, v in found.items() if k in (
                 "ARN", "Name", "VersionId", "SecretString", "VersionStages")}
-            return self._send(200, body)
-
-        def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            return send_json(self, 200, body)
 
         def log_message(self, *args: Any) -> None:  # quiet: the body holds the secret
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

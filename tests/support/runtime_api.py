@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support.serving import send_json, serving
+
 PREFIX = "/2018-06-01/runtime"
 MAX_BODY = 6 * 1024 * 1024  # Lambda's limit for a synchronous response payload
 ERROR_TYPE = "Lambda-Runtime-Function-Error-Type"
@@ -56,8 +58,6 @@ class RuntimeAPI:
         self._current: str | None = None
         self._closed = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _handler_for(self))
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.1}, daemon=True)
 
     @property
     def address(self) -> str:
@@ -68,14 +68,9 @@ class RuntimeAPI:
     @contextmanager
     def serving(self) -> Iterator[RuntimeAPI]:
         """Run the server for the block; stop it (and release any waiting ``next``) after."""
-        self._thread.start()
-        try:
+        with serving(self._server, poll_interval=0.1, before_stop=self._closed.set,
+                     join_timeout=10):
             yield self
-        finally:
-            self._closed.set()
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=10)
 
     def invoke(self, event: Any, *, timeout: float,
                exited: Callable[[], int | None] = lambda: None) -> Outcome:
@@ -139,14 +134,7 @@ def _handler_for(api: RuntimeAPI) -> type[BaseHTTPRequestHandler]:
             """Stay quiet: the test reports what matters."""
 
         def _send(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, code, body, headers)
 
         def do_GET(self) -> None:
             api.requests.append(f"GET {self.path}")

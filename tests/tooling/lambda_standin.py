@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support.serving import send_json, serving
+
 HANG = "hang"
 
 
@@ -121,13 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
                    {"x-amzn-ErrorType": kind})
 
     def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        send_json(self, status, body, headers)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -138,15 +134,8 @@ def serve() -> Iterator[StandIn]:
     """Run the stand-in on a free port until the block ends (hanging Invokes are let go)."""
     server = _Server(StandIn())
     server.state.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server, before_stop=server.release.set):
         yield server.state
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @dataclass

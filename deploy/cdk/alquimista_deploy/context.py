@@ -12,13 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alquimista_deploy import checks
+from alquimista_deploy import checks, spec
 from alquimista_deploy.formats import (
     DEFAULT_DB_PORT,
+    DEFAULT_TOTAL_TIMEOUT,
     ENV_NAME,
     EXAMPLE,
     EXTENSION_ENVIRONMENT,
     KNOWN,
+    MAX_FUNCTION_TIMEOUT,
+    MAX_TOTAL_TIMEOUT,
     REPO_ROOT,
     REQUIRED,
     RESERVED_NAMES,
@@ -74,6 +77,10 @@ class DeployContext:
     iam_auth: bool = False
     db_user: str | None = None
     cluster_resource_id: str | None = None
+    function_timeout: int = spec.TIMEOUT_SECONDS
+    """The runner's timeout in seconds (functionTimeout, at most Lambda's 900)."""
+    migrate_total_timeout: int = DEFAULT_TOTAL_TIMEOUT
+    """Seconds the deploy step may take in all (migrateTotalTimeout, at most 1 hour)."""
 
     @property
     def function_name(self) -> str:
@@ -142,7 +149,11 @@ def from_context(values: Mapping[str, Any], root: Path = REPO_ROOT) -> DeployCon
         db_cluster_identifier=reader.optional("dbClusterIdentifier"),
         create_rds_endpoint=reader.flag("createRdsEndpoint"),
         drift_schedule=reader.optional("driftSchedule"), iam_auth=reader.flag("iamAuth"),
-        db_user=reader.optional("dbUser"), cluster_resource_id=reader.optional("clusterResourceId"))
+        db_user=reader.optional("dbUser"), cluster_resource_id=reader.optional("clusterResourceId"),
+        function_timeout=reader.seconds("functionTimeout", spec.TIMEOUT_SECONDS, 1,
+                                        MAX_FUNCTION_TIMEOUT),
+        migrate_total_timeout=reader.seconds("migrateTotalTimeout", DEFAULT_TOTAL_TIMEOUT, 60,
+                                             MAX_TOTAL_TIMEOUT))
     problems = [*reader.problems, *_consistency_problems(ctx), *checks.operations_problems(ctx),
                 *checks.across_keys(ctx, reader.bad, reader.bundle_names)]
     if missing:

@@ -23,11 +23,18 @@ OPTIONAL = ("bundle", "dbHost", "dbPort", "dbName", "secretKmsKeyArn", "extraEnv
             # migrate on deploy, and the snapshot before it (issue 19)
             "migrateOnDeploy", "migrateTarget", "dbClusterIdentifier", "createRdsEndpoint",
             # scheduled drift and verify, IAM database authentication (issue 20)
-            "driftSchedule", "iamAuth", "dbUser", "clusterResourceId")
+            "driftSchedule", "iamAuth", "dbUser", "clusterResourceId",
+            # the function's timeout; the deploy step's total time (issue 27)
+            "functionTimeout", "migrateTotalTimeout")
 KNOWN = REQUIRED + OPTIONAL
 DEFAULT_DB_PORT = 5432
 # Lambda's limits: subnets in a function's VpcConfig; the unzipped code (with layers).
 MAX_SUBNETS = 16
+# Lambda's longest timeout ("up to 900 seconds", Lambda's quotas); the provider framework's
+# longest totalTimeout ("The maximum timeout is 1 hour", aws_cdk.custom_resources.Provider).
+MAX_FUNCTION_TIMEOUT = 900
+MAX_TOTAL_TIMEOUT = 3600
+DEFAULT_TOTAL_TIMEOUT = 1800
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
 # What the Parameters and Secrets layer's settings add to the environment (secretsExtension).
 EXTENSION_ENVIRONMENT = {

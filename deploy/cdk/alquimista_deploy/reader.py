@@ -112,6 +112,21 @@ class Reader:
             self.problem(key, f"{key}={value!r} is not a port (1 to 65535)")
         return port
 
+    def seconds(self, key: str, default: int, low: int, high: int) -> int:
+        """Whole seconds within [low, high]; absent means ``default``."""
+        value = self.get(key)
+        if blank(value):
+            return default
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            number = low - 1
+        if not low <= number <= high:
+            self.problem(key, f"{key}={value!r} is not a whole number of seconds from {low} "
+                              f"to {high}")
+            return default
+        return number
+
     def mapping(self, key: str) -> dict[str, str]:
         """An optional JSON object of strings (from ``-c`` it is a JSON string)."""
         value = self.get(key)

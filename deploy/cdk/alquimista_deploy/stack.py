@@ -29,7 +29,7 @@ from aws_cdk import aws_sqs as sqs
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
-from alquimista_deploy import operations, spec
+from alquimista_deploy import deploy_step, operations, spec
 from alquimista_deploy.context import DeployContext, from_context
 from alquimista_deploy.findings import LOG_KEY_REASON, acknowledge, checkov_skip
 
@@ -94,7 +94,7 @@ class RunnerStack(Stack):
         self.alarm = self._alarm()
         if ctx.create_rds_endpoint:
             operations.rds_endpoint(self)
-        self.migration = operations.migration(self) if ctx.migrate_on_deploy else None
+        self.migration = deploy_step.migration(self) if ctx.migrate_on_deploy else None
         """The deploy step (migrateOnDeploy): make an application stack depend on it."""
         self.drift_alarm = operations.schedule(self) if ctx.drift_schedule else None
         CfnOutput(self, "FunctionName", value=self.function.function_name,
@@ -194,7 +194,7 @@ class RunnerStack(Stack):
             code=lambda_.Code.from_asset(str(ctx.bundle)), handler=spec.HANDLER,
             runtime=lambda_.Runtime(spec.RUNTIME, lambda_.RuntimeFamily.PYTHON),
             architecture=ARCHITECTURES[spec.ARCHITECTURE], memory_size=MEMORY_MB,
-            timeout=Duration.seconds(spec.TIMEOUT_SECONDS),
+            timeout=Duration.seconds(ctx.function_timeout),
             reserved_concurrent_executions=spec.RESERVED_CONCURRENCY,
             vpc=self.vpc, vpc_subnets=self.subnets, security_groups=[self.security_group],
             role=role, log_group=self.log_group, environment=ctx.function_environment(),

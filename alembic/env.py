@@ -8,6 +8,7 @@ ENVIRONMENT) and audit as `alquimista-schema` all live in alquimista_schema.runt
 """
 
 from alembic import context
+
 from alquimista_schema.runtime.environment import run
 
 run(context)  # type: ignore[arg-type]  # the module proxies EnvironmentContext

@@ -187,6 +187,7 @@ def bench_upgrade(env: Environment, rounds: int) -> dict[str, Any]:
 
 def bench_noop_many(env: Environment, counts: list[int], rounds: int) -> dict[str, Any]:
     from alembic import command as alembic_command
+
     from alquimista_schema import command
     from alquimista_schema.connect.database import connect
     from alquimista_schema.runtime import probe

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from alembic import command as alembic_command
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from alembic import command as alembic_command
 from alquimista_schema.connect.database import connect
 from alquimista_schema.connect.local import find_bindir
 from alquimista_schema.runtime import audit, ledger, locking

@@ -16,10 +16,10 @@ import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from alembic import command as alembic_command
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from alembic import command as alembic_command
 from alquimista_schema.autogenerate.differences import differences
 from alquimista_schema.errors import DriftDetected, SchemaError
 from alquimista_schema.schema import introspect

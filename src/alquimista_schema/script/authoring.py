@@ -75,10 +75,9 @@ def write_manifest(*, built: bool = False) -> Path:
 
 def sql(revision_range: str, *, url: str | UrlLike | None = None) -> str:
     """Return the SQL that moves ``FROM:TO`` (or base to ``TO``), without a database."""
+    from alembic import command as alembic_command
     from alembic.script.revision import RevisionError
     from alembic.util import CommandError
-
-    from alembic import command as alembic_command
 
     script = directory.script_directory()
     start, _, end = revision_range.rpartition(":")

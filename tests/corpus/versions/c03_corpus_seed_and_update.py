@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
-
 from alembic import op
 
 # revision identifiers, used by Alembic.

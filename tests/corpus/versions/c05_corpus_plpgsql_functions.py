@@ -33,7 +33,6 @@ Create Date: 2026-12-04
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import context, op
 
 # revision identifiers, used by Alembic.

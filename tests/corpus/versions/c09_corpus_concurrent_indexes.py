@@ -19,7 +19,6 @@ Create Date: 2026-12-04
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
 
 # revision identifiers, used by Alembic.

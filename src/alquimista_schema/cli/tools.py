@@ -135,8 +135,9 @@ def invoke_command(function_name: str, action: str | None, target: str | None,
 def dev_db(ctx: click.Context) -> None:
     """Show, start, stop or remove the local development database.
 
-    It lives in ALQUIMISTA_DEVDB_DIR (default: your cache folder; for root
-    /var/lib/alquimista-schema/devdb) and listens on 127.0.0.1 only.
+    One server per machine, in ALQUIMISTA_DEVDB_DIR (default: your cache folder; for
+    root /var/lib/alquimista-schema/devdb), listening on 127.0.0.1 only; each checkout
+    has its own database on it (ALQUIMISTA_DEVDB_NAME overrides the name).
     """
     if ctx.invoked_subcommand is None:
         ctx.invoke(status)
@@ -150,6 +151,7 @@ def status() -> None:
 
     st = DevDatabase.default().status()
     say(f"folder:   {st.root}")
+    say(f"database: {DevDatabase.default().dbname} (this checkout's)")
     state = "running" if st.running else "stopped" if st.initialized else "absent"
     say(f"state:    {state}")
     if st.bindir:
@@ -179,19 +181,26 @@ def stop() -> None:
 
 @dev_db.command()
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--all", "everything", is_flag=True,
+              help="Remove the whole server: every checkout's database, and its folder.")
 @handle_errors
-def remove(yes: bool) -> None:
-    """Stop the local database and delete all its data."""
+def remove(yes: bool, everything: bool) -> None:
+    """Drop this checkout's local database (the server and other checkouts' stay)."""
     from alquimista_schema.connect.local import DevDatabase
 
     db = DevDatabase.default()
+    what = (f"{db.root} and every checkout's database in it" if everything
+            else f"the database {db.dbname} and all its data")
     if not yes:
         if sys.stdin is None or sys.stdin.closed or not sys.stdin.isatty():
-            raise click.UsageError("there is no terminal to ask: pass --yes to delete "
-                                   f"{db.root} and all its data")
-        click.confirm(f"delete {db.root} and all its data?", abort=True)
-    db.remove()
-    say(f"removed {db.root}")
+            raise click.UsageError(f"there is no terminal to ask: pass --yes to delete {what}")
+        click.confirm(f"delete {what}?", abort=True)
+    if everything:
+        db.remove()
+        say(f"removed {db.root}")
+    else:
+        say(f"dropped {db.dbname}" if db.drop_database()
+            else f"there was no database {db.dbname}")
 
 
 @dev_db.command()

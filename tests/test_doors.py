@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from alquimista_schema.connect.database import connect
-from alquimista_schema.connect.local import find_bindir
+from alquimista_schema.connect.pgbin import find_bindir
 from alquimista_schema.runtime import audit, ledger, locking
 from alquimista_schema.script import directory
 from tests.corpus.rows import ROW_QUERIES
@@ -97,7 +97,7 @@ def test_the_corpus_goes_down_and_up_again_through_every_door(
     assert door.run("upgrade", empty_url, "head").ok
     refused = door.run("downgrade", empty_url, "021")  # tables holding rows: confirm
     assert not refused.ok
-    assert "holding rows" in refused.output + str(refused.answer)
+    assert "would drop what holds data" in refused.output + str(refused.answer)
     down = door.run("downgrade", empty_url, "021", confirm="021")
     assert down.ok, down.output
     assert snapshot(empty_url, rows=False) == at_021

@@ -349,7 +349,7 @@ def test_prod_downgrade_needs_confirm_and_changes_nothing_without_it(head_url: U
         assert "downgrade refused in prod" in one_error_line(refused)
         assert "--confirm base" in refused.stderr
     dev = run("downgrade", "base", "--url", full(head_url))  # tables with rows: even in dev
-    assert "would drop table(s) holding rows: leads" in one_error_line(dev)
+    assert "would drop what holds data: table leads (" in one_error_line(dev)
     assert run("current", "--url", full(head_url)).stdout.strip() == "021 (head)"
     bad = run("downgrade", "020", "--url", full(head_url), env={"ENVIRONMENT": "qa"})
     assert "ENVIRONMENT must be one of dev, staging, prod" in one_error_line(bad)

@@ -24,7 +24,8 @@ from sqlalchemy.engine import URL
 from alquimista_schema import command
 from alquimista_schema.cli import main
 from alquimista_schema.connect.database import connect
-from alquimista_schema.connect.local import DevDatabase, server_account
+from alquimista_schema.connect.local import DevDatabase
+from alquimista_schema.connect.pgbin import server_account
 from alquimista_schema.errors import DowngradeRefused, LintRefused, NotAdopted, ReadOnlyReplica
 from alquimista_schema.runtime import guards
 from tests.support.doors import Door
@@ -205,8 +206,8 @@ def test_rows_a_downgrade_would_drop_need_the_target_itself(head_url: URL) -> No
                           "VALUES (gen_random_uuid(), 'whatsapp', 'keep me')"))
         conn.commit()
     for wrong in ("yes", "lead_ingestion", "base "):
-        with pytest.raises(DowngradeRefused, match="would drop table\\(s\\) holding rows: "
-                                                    "dry_run_log;"):
+        with pytest.raises(DowngradeRefused, match="would drop what holds data: "
+                                                    "table dry_run_log \\(1 row\\);"):
             command.downgrade(head_url, "base", confirm=wrong)
         assert versions(head_url) == ["021"]
     assert command.downgrade(head_url, "base", confirm="base").to_revision is None
@@ -222,8 +223,9 @@ def test_two_tables_holding_rows_are_both_named(head_url: URL) -> None:
     with pytest.raises(DowngradeRefused) as caught:
         command.downgrade(head_url, "base")
     assert str(caught.value) == (
-        "downgrade to base would drop table(s) holding rows: dry_run_log, leads; nothing was "
-        f"changed. To drop them, repeat the target as confirmation: {guards.confirmation('base')}")
+        "downgrade to base would drop what holds data: table dry_run_log (1 row), table leads "
+        "(1 row); nothing was changed. To drop them, repeat the target as confirmation: "
+        f"{guards.confirmation('base')}")
 
 
 # 022 makes a table whose name needs quoting; its downgrade drops it.
@@ -246,19 +248,23 @@ def downgrade() -> None:
 '''
 
 
+def dropped_tables(script: Any, start: str, dest: str) -> list[str]:
+    return [item.name for item in guards.dropped(script, start, dest) if item.column is None]
+
+
 def test_dropped_tables_are_read_from_the_downgrades_own_sql(scratch_scripts: Path) -> None:
     from alquimista_schema.script import directory
 
     (scratch_scripts / "022_quoted.py").write_text(QUOTED.format(name="XRays"))
     script = directory.script_directory()
-    assert guards.dropped_tables(script, "022", "021") == ["XRays"]  # only the quotes go
-    assert guards.dropped_tables(script, "021", "017") == []  # 018..021 drop no table
-    assert guards.dropped_tables(script, "017", "lead_ingestion") == ["dry_run_log"]
-    assert guards.dropped_tables(script, "017", "base") == [
+    assert dropped_tables(script, "022", "021") == ["XRays"]  # only the quotes go
+    assert dropped_tables(script, "021", "017") == []  # 018..021 drop no table
+    assert dropped_tables(script, "017", "lead_ingestion") == ["dry_run_log"]
+    assert dropped_tables(script, "017", "base") == [
         "dry_run_log", "lead_emails", "lead_telefones", "leads"]
     (scratch_scripts / "022_quoted.py").write_text(QUOTED.format(name="plain_rows").replace(
         "op.drop_table('plain_rows')", "op.drop_table('plain_rows', schema='public')"))
-    assert guards.dropped_tables(directory.script_directory(), "022", "021") == [
+    assert dropped_tables(directory.script_directory(), "022", "021") == [
         "public.plain_rows"]
 
 
@@ -272,7 +278,8 @@ def test_a_quoted_table_holding_rows_needs_the_confirmation_too(
         conn.execute(text(f'INSERT INTO "{quoted}" VALUES (1)'))
         conn.commit()
     try:
-        with pytest.raises(DowngradeRefused, match=f"holding rows: {re.escape(name)}; nothing"):
+        with pytest.raises(DowngradeRefused,
+                           match=f"holds data: table {re.escape(name)} \\(1 row\\); nothing"):
             command.downgrade(head_url, "021")
     finally:
         assert versions(head_url) == ["022"], "the table and its rows were dropped"
@@ -333,3 +340,71 @@ def test_the_enforce_policy_refuses_the_first_revision_not_lint_clean(
     with pytest.raises(LintRefused) as caught:
         guards.refuse_unlinted(scripts, policy)
     assert str(caught.value) == refusal
+
+
+# After the corpus's head: a column added to dry_run_log, dropped by the downgrade.
+COLUMN_AFTER_CORPUS = '''"""A column a downgrade drops."""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "zz_column"
+down_revision = "c13"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("dry_run_log", sa.Column("canal_origem", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("dry_run_log", "canal_origem")
+'''
+
+
+def _log_rows(url: URL, *values: str | None) -> None:
+    with connect(url) as conn:
+        for value in values:
+            conn.execute(text("INSERT INTO dry_run_log (tenant_id, canal_decidido, "
+                              "motivo_decisao, canal_origem) VALUES (gen_random_uuid(), "
+                              "'email', 'x', :v)"), {"v": value})
+        conn.commit()
+
+
+@pytest.mark.slow
+def test_a_downgrade_dropping_a_column_with_data_needs_the_confirmation_at_every_door(
+        door: Door, empty_url: URL) -> None:
+    """Outside prod too: the data of a dropped column is gone as surely as a table's."""
+    (door.folder / "versions" / "zz_column.py").write_text(COLUMN_AFTER_CORPUS)
+    assert door.run("upgrade", empty_url, "head").ok
+    _log_rows(empty_url, "planilha", None, "api")
+    refused = door.run("downgrade", empty_url, "c13")
+    assert not refused.ok, refused.output
+    said = refused.output + str(refused.answer)
+    assert ("downgrade to c13 would drop what holds data: column "
+            "dry_run_log.canal_origem (2 rows with a value); nothing was changed") in said
+    assert versions(empty_url) == ["zz_column"]
+    done = door.run("downgrade", empty_url, "c13", confirm="c13")
+    assert done.ok, done.output
+    assert versions(empty_url) == ["c13"]
+
+
+def test_a_dropped_column_without_values_needs_no_confirmation(
+        head_url: URL, scratch_scripts: Path) -> None:
+    (scratch_scripts / "022_column.py").write_text(
+        COLUMN_AFTER_CORPUS.replace('"zz_column"', '"022"').replace('"c13"', '"021"'))
+    command.upgrade(head_url, "022")
+    _log_rows(head_url, None, None)  # rows, but no value in the column
+    assert command.downgrade(head_url, "021").to_revision == "021"
+
+
+def test_dropped_columns_are_read_from_the_downgrades_own_sql(scratch_scripts: Path) -> None:
+    from alquimista_schema.script import directory
+
+    (scratch_scripts / "022_column.py").write_text(
+        COLUMN_AFTER_CORPUS.replace('"zz_column"', '"022"').replace('"c13"', '"021"'))
+    [item] = guards.dropped(directory.script_directory(), "022", "021")
+    assert (item.name, item.column) == ("dry_run_log", "canal_origem")
+    assert item.describe(1) == "column dry_run_log.canal_origem (1 row with a value)"
+    assert item.describe(guards.COUNT_LIMIT + 1) == (
+        "column dry_run_log.canal_origem (over 1,000,000 rows with a value)")

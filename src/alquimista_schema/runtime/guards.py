@@ -2,7 +2,7 @@
 
 Each guard raises the package's error and changes nothing: a standby, a destructive
 verb in prod without its confirmation, an unadopted database, a downgrade that drops
-tables holding rows, a revision with unwaived lint findings under the enforce policy.
+tables or columns holding data, a revision with unwaived lint findings under the enforce policy.
 """
 
 from __future__ import annotations
@@ -23,23 +23,42 @@ if TYPE_CHECKING:
 
 # One identifier as PostgreSQL writes it: "quoted, with "" inside" or a bare word.
 _IDENT = r'(?:"(?:[^"]|"")+"|[^\s".;(),]+)'
-_DROP_TABLE = re.compile(rf"^\s*DROP TABLE (?:IF EXISTS )?({_IDENT}(?:\.{_IDENT})?)",
-                         re.IGNORECASE | re.MULTILINE)
+_NAME = rf"{_IDENT}(?:\.{_IDENT})?"
+_DROP_TABLE = re.compile(rf"^\s*DROP TABLE (?:IF EXISTS )?({_NAME})", re.IGNORECASE | re.MULTILINE)
+# Alembic renders op.drop_column as ALTER TABLE t DROP COLUMN c (the COLUMN keyword always).
+_DROP_COLUMN = re.compile(
+    rf"^\s*ALTER TABLE (?:IF EXISTS )?(?:ONLY )?({_NAME}) DROP COLUMN (?:IF EXISTS )?({_IDENT})",
+    re.IGNORECASE | re.MULTILINE)
 _PART = re.compile(_IDENT)
+# Rows are counted up to this many: enough to say what would be lost, never a long scan.
+COUNT_LIMIT = 1_000_000
 
 
 class Table(NamedTuple):
-    """A table a downgrade drops: its name as people read it, and as SQL names it."""
+    """What a downgrade drops that can hold data: a table, or one column of a table (its
+    name as people read it, and the table as SQL names it)."""
 
     name: str
     sql: str
+    column: str | None = None
+    """The column's SQL spelling, for a dropped column."""
+
+    def describe(self, rows: int) -> str:
+        """``table leads (3 rows)``, ``column dry_run_log.x (2 rows with a value)``."""
+        many = f"over {COUNT_LIMIT:,}" if rows > COUNT_LIMIT else f"{rows:,}"
+        if self.column is None:
+            return f"table {self.name} ({many} row{'s' if rows != 1 else ''})"
+        column = _unquote(self.column)
+        return f"column {self.name}.{column} ({many} row{'s' if rows != 1 else ''} with a value)"
 
 
-def _table(sql: str) -> Table:
-    """Unquote each part ("" is one quote); a bare part folds to lower case, as in SQL."""
-    parts = [p[1:-1].replace('""', '"') if p.startswith('"') else p.lower()
-             for p in _PART.findall(sql)]
-    return Table(".".join(parts), sql)
+def _unquote(part: str) -> str:
+    """Unquote one part ("" is one quote); a bare part folds to lower case, as in SQL."""
+    return part[1:-1].replace('""', '"') if part.startswith('"') else part.lower()
+
+
+def _table(sql: str, column: str | None = None) -> Table:
+    return Table(".".join(_unquote(p) for p in _PART.findall(sql)), sql, column)
 
 
 def confirmation(target: str) -> str:
@@ -59,36 +78,50 @@ def refuse_in_prod(environment: str, what: str | None, target: str,
 
 
 def dropped(script: ScriptDirectory, start: str | None, dest: str) -> list[Table]:
-    """Return the tables the downgrade from ``start`` to ``dest`` drops, from its offline SQL."""
+    """The tables and columns the downgrade from ``start`` to ``dest`` drops, read from its
+    offline SQL (rendered for review, never executed)."""
     sql = stepping.render_downgrade(script, start, dest)
-    return list(dict.fromkeys(_table(m) for m in _DROP_TABLE.findall(sql)))
+    found = [(m.start(), _table(m[1])) for m in _DROP_TABLE.finditer(sql)]
+    found += [(m.start(), _table(m[1], m[2])) for m in _DROP_COLUMN.finditer(sql)]
+    return list(dict.fromkeys(item for _, item in sorted(found, key=lambda pair: pair[0])))
 
 
-def dropped_tables(script: ScriptDirectory, start: str | None, dest: str) -> list[str]:
-    """The names of the tables ``dropped`` finds, as people read them."""
-    return [table.name for table in dropped(script, start, dest)]
-
-
-def authorise_downgrade(conn: Connection, tables: list[Table], target: str,
+def authorise_downgrade(conn: Connection, dropping: list[Table], target: str,
                         confirm: str | None) -> None:
-    """Refuse (changing nothing) a downgrade that drops tables holding rows, unconfirmed."""
-    if confirm == target or not tables:
+    """Refuse (changing nothing) a downgrade that drops tables or columns holding data,
+    unconfirmed, in every environment: the message names each and its rows."""
+    if confirm == target or not dropping:
         return
-    full = []
-    for table in tables:
-        # to_regclass reads SQL's own spelling (quotes kept): it never raises, and the
-        # oid it returns names the table whatever its spelling
-        oid = conn.execute(text("SELECT to_regclass(:t)::oid"), {"t": table.sql}).scalar()
-        if oid is not None and conn.execute(text(
-                "SELECT EXISTS (SELECT 1 FROM " + _relation(conn, oid) + ")")).scalar():
-            full.append(table.name)
+    full = [item.describe(rows) for item in dropping if (rows := _rows(conn, item))]
     if conn.in_transaction():
         conn.commit()
     if full:
         raise DowngradeRefused(
-            f"downgrade to {target} would drop table(s) holding rows: {', '.join(full)}; "
+            f"downgrade to {target} would drop what holds data: {', '.join(full)}; "
             f"nothing was changed. To drop them, repeat the target as confirmation: "
             f"{confirmation(target)}")
+
+
+def _rows(conn: Connection, item: Table) -> int:
+    """Rows of the table (with a value in the column), counted up to COUNT_LIMIT + 1."""
+    # to_regclass reads SQL's own spelling (quotes kept): it never raises, and the oid it
+    # returns names the table whatever its spelling
+    oid = conn.execute(text("SELECT to_regclass(:t)::oid"), {"t": item.sql}).scalar()
+    if oid is None:
+        return 0
+    relation = _relation(conn, oid)
+    if item.column is not None:
+        name = _unquote(item.column)
+        present = conn.execute(text(
+            "SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = :oid "
+            "AND attname = :name AND attnum > 0 AND NOT attisdropped"),
+            {"oid": oid, "name": name}).scalar()
+        if present is None:
+            return 0
+        relation += f" WHERE {present} IS NOT NULL"
+    return int(conn.execute(text(
+        f"SELECT count(*) FROM (SELECT 1 FROM {relation} LIMIT {COUNT_LIMIT + 1}) AS found"
+    )).scalar_one())
 
 
 def _relation(conn: Connection, oid: int) -> str:

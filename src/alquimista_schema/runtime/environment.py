@@ -146,6 +146,8 @@ def run_online(context: EnvironmentContext) -> None:
 
         with connect(url) as conn:
             directory.current_heads(context.script, conn)  # one that we know, or say so
+            if command == "revision":  # --autogenerate: Alembic's own refusal names nothing
+                directory.require_head(context.script, conn, "autogenerate")
             configure.run_on(context, conn)
     except UnknownDatabaseRevision as exc:
         if not local:

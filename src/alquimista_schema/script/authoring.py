@@ -51,6 +51,7 @@ def revision(message: str, *, url: str | UrlLike | None = None, autogenerate: bo
         from alquimista_schema.connect.database import connect
 
         with connect(url) as conn:
+            directory.require_head(directory.script_directory(), conn, "autogenerate")
             config = directory.make_config(connection=conn, stdout=io.StringIO(),
                                          autogenerate=True, **extra)
             made = alembic_command.revision(config, message=message, autogenerate=True,

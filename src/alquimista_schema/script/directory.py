@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from alquimista_schema.errors import (
+    NotAtHead,
     SeveralDatabaseRevisions,
     UnknownDatabaseRevision,
     UnknownRevision,
@@ -162,6 +163,19 @@ def one(found: tuple[str, ...]) -> str | None:
     if len(found) > 1:
         raise SeveralDatabaseRevisions(found)
     return found[0] if found else None
+
+
+def require_head(script: ScriptDirectory, conn: Connection, needs: str) -> str | None:
+    """Return the head the database is at; else raise NotAtHead saying where it is and what
+    to run. ``needs``: what compares the models with the database (check, autogenerate)."""
+    at = one(current_heads(script, conn))
+    head = script.get_current_head()
+    if at != head:
+        raise NotAtHead(
+            f"the database is at {at or 'base'}, not at head {head}: upgrade it first "
+            f"(`alquimista-schema upgrade head`, or `alembic upgrade head`); {needs} compares "
+            "the models with a database at head")
+    return head
 
 
 def described(found: tuple[str, ...]) -> str | None:

@@ -159,19 +159,25 @@ def refuse_unadopted(conn: Connection) -> None:
             "Nothing was changed")
 
 
-def refuse_unlinted(revisions: list[Script], policy: str) -> None:
-    """Under the enforce policy, refuse the first revision that is not lint-clean."""
-    if policy != "enforce":
-        return
+def refuse_unlinted(revisions: list[Script], policy: str) -> list[str]:
+    """Under the enforce policy, refuse the first revision that is not lint-clean; under
+    warn, return what enforce would refuse (the run's warnings); under off, nothing."""
+    if policy == "off":
+        return []
     results = lint.load_manifest()
+    problems = []
     for rev in revisions:
         if rev.revision not in results:
-            raise LintRefused(
-                f"revision {rev.revision} has no lint result in this bundle (migrations/"
-                "lint.json is stale): refusing under the enforce policy")
+            problems.append(
+                f"revision {rev.revision} has no lint result in migrations/lint.json (stale): "
+                "run `alquimista-schema lint --write` and commit it")
+            continue
         bad = [f for f in results[rev.revision] if not f.waived]
         if bad:
             rules = ", ".join(sorted({f.rule for f in bad}))
-            raise LintRefused(
+            problems.append(
                 f"revision {rev.revision} has {len(bad)} unwaived squawk finding(s) ({rules}): "
                 "fix them or waive each in the revision's SQUAWK_WAIVERS with a reason")
+    if problems and policy == "enforce":
+        raise LintRefused(f"{problems[0]}; refused under the enforce policy")
+    return [f"lint: {line} (LINT_POLICY=warn here; prod enforces it)" for line in problems]

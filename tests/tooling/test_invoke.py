@@ -259,3 +259,69 @@ def test_no_credentials_is_named_as_such(lam: StandIn, aws_env: pytest.MonkeyPat
                                     "were found: configure them")
     assert lam.connections == 0
 
+
+
+# --- what the operator is told -----------------------------------------------------------
+
+
+def test_an_error_before_the_database_was_read_is_not_called_base(lam: StandIn) -> None:
+    """The answer's from/to are empty when the runner never reached the database."""
+    lam.replies.append(Reply({"status": "error", "action": "upgrade", "applied": [],
+                              "error_code": "SECRET_UNAVAILABLE", "error": "no secret",
+                              "from_revision": None, "to_revision": None, "duration_ms": 5}))
+    first = run().stdout.splitlines()[0]
+    assert first == f"{FUNCTION}: upgrade error (revision unknown) in 5 ms"
+
+
+def test_a_plan_shows_its_revisions_sql_size_and_findings(lam: StandIn) -> None:
+    lam.replies.append(Reply({
+        "status": "success", "action": "plan", "from_revision": "020", "to_revision": "021",
+        "applied": [], "duration_ms": 80, "sql": "SELECT 1;\n" * 10,
+        "pending": [{"revision": "021", "down_revision": "020", "is_head": True,
+                     "description": "Stable principal contacts"}],
+        "lint": [{"revision": "021", "rule": "prefer-text-field", "line": 3, "message": "m",
+                  "waived": True, "reason": "kept exactly"},
+                 {"revision": "021", "rule": "require-timeout", "line": 9, "message": "m",
+                  "waived": False, "reason": None}]}))
+    lines = run("--action", "plan").stdout.splitlines()
+    assert lines[1:] == [
+        "  pending 1 revision(s):",
+        "    021              Stable principal contacts",
+        "  sql: 100 bytes (--json prints it)",
+        "  lint: 021: prefer-text-field (line 3) waived: kept exactly",
+        "  lint: 021: require-timeout (line 9) NOT WAIVED"]
+
+
+def test_an_upgrade_shows_its_snapshot_restore_point_and_warnings(lam: StandIn) -> None:
+    lam.replies.append(Reply({
+        **SUCCESS, "action": "upgrade", "snapshot": "alquimista-schema-base-to-017-ab12",
+        "restore_point": "2026-12-07T08:00:00+00:00",
+        "restorable_until": "2026-12-14T08:00:00+00:00",
+        "warnings": ["could not prune snapshot x (AccessDenied)"]}))
+    out = run().stdout
+    for line in ("  snapshot: alquimista-schema-base-to-017-ab12",
+                 "  restore point: 2026-12-07T08:00:00+00:00",
+                 "  restorable until: 2026-12-14T08:00:00+00:00",
+                 "  warning: could not prune snapshot x (AccessDenied)"):
+        assert line in out.splitlines()
+
+
+def test_mismatches_and_drift_are_listed(lam: StandIn) -> None:
+    lam.replies.append(Reply({"status": "error", "action": "verify", "applied": [],
+                              "from_revision": "021", "to_revision": "021",
+                              "error_code": "CHECKSUM_MISMATCH", "error": "1 edited",
+                              "mismatches": ["017: edited since applied"], "duration_ms": 9}))
+    assert "  mismatch: 017: edited since applied" in run("--action", "verify").stdout
+    lam.replies.append(Reply({"status": "success", "action": "drift", "applied": [],
+                              "from_revision": "021", "to_revision": "021", "drift": False,
+                              "differences": [], "duration_ms": 9}))
+    assert "  drift: none: the schema matches the models" in run("--action", "drift").stdout
+
+
+def test_a_downgrade_can_be_allowed_and_confirmed(lam: StandIn) -> None:
+    lam.replies.append(Reply({**SUCCESS, "action": "downgrade", "applied": []}))
+    result = run("--action", "downgrade", "--target", "017", "--allow-downgrade",
+                 "--confirm", "017")
+    assert result.exit_code == 0, result.output
+    assert lam.invocations[0]["event"] == {"action": "downgrade", "target": "017",
+                                           "allow_downgrade": True, "confirm": "017"}

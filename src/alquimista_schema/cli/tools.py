@@ -84,6 +84,11 @@ def bundle_command(python_version: str, arch: str, output: str, include_boto3: b
               help="Name or ARN of the deployed runner.")
 @click.option("--action", help="Event action (default: upgrade).")
 @click.option("--target", help="Event target revision (e.g. 017, head).")
+@click.option("--allow-downgrade", is_flag=True,
+              help='With --action downgrade: add "allow_downgrade": true to the event.')
+@click.option("--confirm", metavar="REV",
+              help="The target repeated: what a downgrade that drops data (or any in prod) "
+                   "needs.")
 @click.option("--payload-file", type=click.File("r"), help="Send this JSON file as the event.")
 @click.option("--log-tail", is_flag=True, help="Show the tail of the invocation's log.")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw answer.")
@@ -91,7 +96,8 @@ def bundle_command(python_version: str, arch: str, output: str, include_boto3: b
                                "else your AWS profile's).")
 @handle_errors
 def invoke_command(function_name: str, action: str | None, target: str | None,
-                   payload_file: Any, log_tail: bool, as_json: bool, region: str | None) -> None:
+                   allow_downgrade: bool, confirm: str | None, payload_file: Any,
+                   log_tail: bool, as_json: bool, region: str | None) -> None:
     """Invoke the deployed runner and summarise its answer; exit 1 unless it succeeded.
 
     \b
@@ -105,15 +111,18 @@ def invoke_command(function_name: str, action: str | None, target: str | None,
     """
     from alquimista_schema.tooling import invoke as invoking
 
-    if payload_file is not None and (action or target):
-        raise click.UsageError("give --payload-file, or --action/--target, not both")
+    if payload_file is not None and (action or target or allow_downgrade or confirm):
+        raise click.UsageError("give --payload-file, or --action/--target/--allow-downgrade/"
+                               "--confirm, not both")
     if payload_file is not None:
         try:
             payload = json.load(payload_file)
         except json.JSONDecodeError as exc:
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload-file") from exc
     else:
-        payload = {k: v for k, v in (("action", action), ("target", target)) if v}
+        payload = {k: v for k, v in (("action", action), ("target", target),
+                                     ("allow_downgrade", allow_downgrade),
+                                     ("confirm", confirm)) if v}
     result = invoking.invoke(function_name, payload, log_tail=log_tail,
                              session_=invoking.session(region),
                              log=lambda line: say(line, err=True))

@@ -179,8 +179,18 @@ def _transport(function: str, exc: Exception, client: Any, *, sent: bool,
     return InvokeFailed(f"cannot invoke {function!r}: {type(exc).__name__}: {exc}")
 
 
+def span(answer: dict[str, Any]) -> str:
+    """``FROM -> TO`` as the answer says it; ``revision unknown`` when an error came before
+    the database was read (its from/to are then empty, which is not "base")."""
+    moved = answer.get("applied") or answer.get("to_revision") or answer.get("from_revision")
+    if answer.get("status") == "error" and not moved:
+        return "revision unknown"
+    return f"{answer.get('from_revision') or 'base'} -> {answer.get('to_revision') or 'base'}"
+
+
 def summary(function: str, inv: Invocation) -> list[str]:
-    """Render an invocation for a person: what was applied, how long, or what to do."""
+    """Render an invocation for a person: what was applied, how long, or what to do, and
+    everything the answer carries besides (the plan, the snapshot, warnings, findings)."""
     a = inv.answer
     if inv.function_error:
         kind = a.get("errorType", "error")
@@ -188,17 +198,50 @@ def summary(function: str, inv: Invocation) -> list[str]:
         return [f"{function}: the function failed ({inv.function_error}, {kind}): {message}",
                 "see its CloudWatch logs (or run again with --log-tail)"]
     status = a.get("status", "?")
-    action = a.get("action", "?")
-    span = f"{a.get('from_revision') or 'base'} -> {a.get('to_revision') or 'base'}"
-    lines = [f"{function}: {action} {status} ({span}) in {a.get('duration_ms', '?')} ms"]
+    lines = [f"{function}: {a.get('action', '?')} {status} ({span(a)}) in "
+             f"{a.get('duration_ms', '?')} ms"]
     for item in a.get("applied") or []:
         lines.append(f"  {item.get('revision', '?'):<16} {item.get('duration_ms', 0):>9} ms  "
                      f"{item.get('description', '')}")
     if status == "error":
         lines.append(f"  {a.get('error_code', 'ERROR')}: {a.get('error', '')}")
-    for key in ("message", "revision"):
-        if key in a and status != "error":
-            lines.append(f"  {key}: {a[key]}")
-    for difference in a.get("differences") or []:
-        lines.append(f"  - {difference}")
+    for key, render in _PARTS:
+        if key in a and a[key] not in (None, [], "") and (status != "error" or key not in _QUIET):
+            lines.extend(render(a[key]))
     return lines
+
+
+def _pending(items: list[dict[str, Any]]) -> list[str]:
+    return [f"  pending {len(items)} revision(s):"] + [
+        f"    {p.get('revision', '?'):<16} {p.get('description', '')}" for p in items]
+
+
+def _findings(items: list[dict[str, Any]]) -> list[str]:
+    return [f"  lint: {f.get('revision', '?')}: {f.get('rule', '?')} (line {f.get('line', '?')})"
+            f"{' waived: ' + str(f.get('reason')) if f.get('waived') else ' NOT WAIVED'}"
+            for f in items]
+
+
+def _listed(label: str) -> Callable[[list[Any]], list[str]]:
+    return lambda items: [f"  {label}: {item}" for item in items]
+
+
+# What an answer may carry besides what was applied, each rendered in its own way, in
+# this order (a table, not a chain of ifs); _QUIET are not repeated under an error.
+_PARTS: list[tuple[str, Callable[[Any], list[str]]]] = [
+    ("message", lambda v: [f"  message: {v}"]),
+    ("revision", lambda v: [f"  revision: {v}"]),
+    ("pending", _pending),
+    ("sql", lambda v: [f"  sql: {len(str(v).encode()):,} bytes (--json prints it)"]),
+    ("lint", _findings),
+    ("snapshot", lambda v: [f"  snapshot: {v}"]),
+    ("restore_point", lambda v: [f"  restore point: {v}"]),
+    ("restorable_until", lambda v: [f"  restorable until: {v}"]),
+    ("warnings", _listed("warning")),
+    ("mismatches", _listed("mismatch")),
+    ("drift", lambda v: ["  drift: " + ("the schema differs from the models" if v else
+                                        "none: the schema matches the models")]),
+    ("differences", _listed("difference")),
+    ("skipped", lambda v: []),
+]
+_QUIET = {"message", "revision"}

@@ -58,21 +58,54 @@ def test_the_runner_may_snapshot_its_cluster_and_nothing_else(operations: Synthe
     assert operations.variables()["SNAPSHOT_BEFORE_UPGRADE"] == "true"
     role = operations.json["Resources"][runner["Role"]["Fn::GetAtt"][0]]["Properties"]
     statements = role["Policies"][0]["PolicyDocument"]["Statement"]
-    assert [s for s in statements if "rds:" in json.dumps(s["Action"])] == [
-        {"Action": ["rds:CreateDBClusterSnapshot", "rds:AddTagsToResource"], "Effect": "Allow",
-         "Resource": [CLUSTER_ARN, SNAPSHOTS_ARN]},
-        {"Action": "rds:DescribeDBClusterSnapshots", "Effect": "Allow",
-         "Resource": [CLUSTER_ARN, SNAPSHOTS_ARN]}]
+    assert [s for s in statements if "rds:" in json.dumps(s["Action"])] == RDS_STATEMENTS
+
+
+# What the runner calls on RDS when it may snapshot: the cluster's restore window, the
+# snapshot, and deleting its own old snapshots (SNAPSHOT_KEEP): never the cluster, never *.
+DESCRIBE_CLUSTER = {"Action": "rds:DescribeDBClusters", "Effect": "Allow",
+                    "Resource": CLUSTER_ARN}
+RDS_STATEMENTS = [
+    DESCRIBE_CLUSTER,
+    {"Action": ["rds:CreateDBClusterSnapshot", "rds:AddTagsToResource"], "Effect": "Allow",
+     "Resource": [CLUSTER_ARN, SNAPSHOTS_ARN]},
+    {"Action": "rds:DescribeDBClusterSnapshots", "Effect": "Allow",
+     "Resource": [CLUSTER_ARN, SNAPSHOTS_ARN]},
+    {"Action": "rds:DeleteDBClusterSnapshot", "Effect": "Allow", "Resource": SNAPSHOTS_ARN}]
+
+
+def function_egress(each: Synthesis) -> list[dict[str, Any]]:
+    """Every egress rule of the function's group: inline, and the separate resources CDK
+    makes for a peer group in the same stack."""
+    group = each.group_id("FunctionSecurityGroup")
+    own = each.json["Resources"][group["Fn::GetAtt"][0]]["Properties"]
+    separate = [{k: v for k, v in p.items() if k != "GroupId"}
+                for p in each.properties("AWS::EC2::SecurityGroupEgress")
+                if p["GroupId"] == group]
+    return [*own["SecurityGroupEgress"], *separate]
+
+
+POSTGRES = {"Description": "PostgreSQL on the Aurora cluster", "DestinationSecurityGroupId":
+            "sg-0c1a2b3c4d5e6f708", "FromPort": 5432, "IpProtocol": "tcp", "ToPort": 5432}
+ANY_HTTPS = {"CidrIp": "0.0.0.0/0", "Description": "HTTPS to Secrets Manager", "FromPort": 443,
+             "IpProtocol": "tcp", "ToPort": 443}
 
 
 def test_the_rds_endpoint_admits_the_function(operations: Synthesis) -> None:
+    """Egress 443 to the endpoint's group only, described as what it is (allow_from gave it
+    the ingress's "HTTPS from ..."); no endpoint key here, so HTTPS to any IPv4 stays."""
     endpoint_sg = operations.group_id("RdsEndpointSecurityGroup")
     operations.template.has_resource_properties("AWS::EC2::VPCEndpoint", {
         "ServiceName": "com.amazonaws.us-east-1.rds", "VpcEndpointType": "Interface",
         "PrivateDnsEnabled": True, "SecurityGroupIds": [endpoint_sg]})
-    operations.template.has_resource_properties("AWS::EC2::SecurityGroupIngress", {
-        "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "GroupId": endpoint_sg,
-        "SourceSecurityGroupId": operations.group_id("FunctionSecurityGroup")})
+    assert [p for p in operations.properties("AWS::EC2::SecurityGroupIngress")
+            if p["GroupId"] == endpoint_sg] == [{
+                "Description": "HTTPS from aurora-migrations-runner-dev", "IpProtocol": "tcp",
+                "FromPort": 443, "ToPort": 443, "GroupId": endpoint_sg,
+                "SourceSecurityGroupId": operations.group_id("FunctionSecurityGroup")}]
+    assert function_egress(operations) == [POSTGRES, ANY_HTTPS, {
+        "Description": "HTTPS to the RDS API endpoint", "DestinationSecurityGroupId": endpoint_sg,
+        "FromPort": 443, "IpProtocol": "tcp", "ToPort": 443}]
 
 
 # --- scheduled drift and verify -----------------------------------------------------------

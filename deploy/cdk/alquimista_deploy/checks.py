@@ -10,6 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from alquimista_deploy import aws_rules
+
 if TYPE_CHECKING:
     from alquimista_deploy.context import DeployContext
 
@@ -121,8 +123,6 @@ def environment_problems(ctx: DeployContext, bundle_names: set[str] | None) -> l
     return problems
 
 
-
-
 def operations_problems(ctx: DeployContext) -> list[str]:
     """Migrate on deploy, the snapshot before an upgrade, IAM authentication: what each
     needs of the other keys."""
@@ -135,7 +135,7 @@ def operations_problems(ctx: DeployContext) -> list[str]:
     except SchemaError as exc:
         problems.append(f"migrateTarget: {exc}")
     try:
-        snapshot, _ = settings.snapshot_setting(ctx.extra_environment, ctx.env)
+        snapshot, _ = settings.snapshot_setting(ctx.extra_environment, ctx.runner_environment)
     except SchemaError:
         snapshot = False  # reported by runner_problems
     if snapshot and not ctx.db_cluster_identifier:
@@ -161,3 +161,103 @@ def _iam_problems(ctx: DeployContext) -> list[str]:
     if ctx.db_secret_arn:
         problems.append("dbSecretArn: iamAuth=true reads no secret: leave dbSecretArn out")
     return problems
+
+
+# --- what AWS refuses, across keys (issue 27) ---------------------------------------------
+
+SNAPSHOT_WAIT, DEADLINE_MARGIN = "SNAPSHOT_WAIT_SECONDS", "DEADLINE_MARGIN_SECONDS"
+NAT_EGRESS = "HTTPS to the RDS API's public endpoint through the subnets' NAT gateway"
+RDS_FIXES = ("createRdsEndpoint=true (an RDS API endpoint in these subnets), or "
+             f"rdsApiThroughNat=true (egress TCP 443 to 0.0.0.0/0: {NAT_EGRESS})")
+
+
+def aws_problems(ctx: DeployContext, bad: set[str]) -> list[str]:
+    """Contexts AWS would refuse, or deploy to a runner that cannot work: each check names
+    its key and the fix."""
+    return [why for check in AWS_CHECKS for why in [check(ctx, bad)] if why]
+
+
+def _rds_managed_secret(ctx: DeployContext, bad: set[str]) -> str | None:
+    """RDS's own secret (rds!...) holds the user name and password, never the host or the
+    database: the runner would have nothing to connect to."""
+    if "dbSecretArn" in bad or not aws_rules.rds_managed(ctx.db_secret_arn) or (
+            ctx.db_host and ctx.db_name):
+        return None
+    lacking = " and ".join(k for k, v in (("dbHost", ctx.db_host), ("dbName", ctx.db_name))
+                           if not v)
+    return (f"dbSecretArn is a secret RDS manages (rds!...), which holds only username and "
+            f"password: pass {lacking} (the cluster's writer endpoint and the database)")
+
+
+def _snapshot_wait(ctx: DeployContext, bad: set[str]) -> str | None:
+    """An explicit SNAPSHOT_WAIT_SECONDS that, with the deadline's margin, outlasts the
+    function: the runner bounds the wait by its deadline anyway, so the setting would promise
+    a wait that cannot happen."""
+    from alquimista_schema.settings import Settings
+
+    settings, wrong = Settings.read(dict(ctx.extra_environment))
+    if SNAPSHOT_WAIT not in ctx.extra_environment or {SNAPSHOT_WAIT, DEADLINE_MARGIN} & set(
+            wrong) or "functionTimeout" in bad:
+        return None
+    needed = settings.snapshot_wait + settings.margin
+    if needed <= ctx.function_timeout:
+        return None
+    return (f"extraEnvironment: {SNAPSHOT_WAIT}={settings.snapshot_wait:g} plus "
+            f"{DEADLINE_MARGIN} ({settings.margin:g}) is {needed:g}s, longer than "
+            f"functionTimeout={ctx.function_timeout}: the wait can never be that long (the "
+            f"runner stops at its deadline); raise functionTimeout to at least {needed:g} or "
+            f"lower {SNAPSHOT_WAIT}")
+
+
+def _alarm_choice(ctx: DeployContext, bad: set[str]) -> str | None:
+    """In prod a failed migration must reach someone, or nobody by choice."""
+    if ctx.runner_environment != "prod" or ctx.alarm_topic_arn or ctx.no_alarm_topic \
+            or "alarmTopicArn" in bad:
+        return None
+    return ("alarmTopicArn: env=prod needs an SNS topic for the alarms (failed answers, the "
+            "dead-letter queue, drift): pass -c alarmTopicArn=arn:aws:sns:..., or "
+            "alarmTopicArn=none to choose alarms without actions")
+
+
+def _endpoint_key(ctx: DeployContext) -> str | None:
+    """The key that narrows the function's HTTPS to a Secrets Manager endpoint, if any."""
+    return next((key for key, given in (
+        ("createSecretsManagerEndpoint", ctx.create_secrets_manager_endpoint),
+        ("secretsManagerEndpointSecurityGroupId",
+         ctx.secrets_manager_endpoint_security_group_id)) if given), None)
+
+
+def _two_routes(ctx: DeployContext, bad: set[str]) -> str | None:
+    """An endpoint and the NAT for one API: one rule too many, and no way to tell which."""
+    if not (ctx.create_rds_endpoint and ctx.rds_api_through_nat):
+        return None
+    return ("createRdsEndpoint and rdsApiThroughNat exclude each other: reach the RDS API "
+            "through an endpoint in the VPC, or through the subnets' NAT gateway")
+
+
+def _nat_unneeded(ctx: DeployContext, bad: set[str]) -> str | None:
+    """The NAT rule is for the RDS API's calls past an endpoint key; elsewhere it would only
+    widen the group (or repeat the rule that is already there)."""
+    if not ctx.rds_api_through_nat or (_endpoint_key(ctx) and ctx.db_cluster_identifier):
+        return None
+    return ("rdsApiThroughNat: only used with dbClusterIdentifier and an endpoint key "
+            "(createSecretsManagerEndpoint or secretsManagerEndpointSecurityGroupId); "
+            "otherwise the function already has HTTPS to any IPv4 address, or never calls the "
+            "RDS API: leave it out")
+
+
+def _rds_unreachable(ctx: DeployContext, bad: set[str]) -> str | None:
+    """The RDS API must be reachable whenever the runner calls it (operations.calls_rds_api):
+    an endpoint key narrows the function's HTTPS to the Secrets Manager endpoint."""
+    endpoint = _endpoint_key(ctx)
+    if not endpoint or not ctx.db_cluster_identifier or ctx.create_rds_endpoint \
+            or ctx.rds_api_through_nat or "dbClusterIdentifier" in bad:
+        return None
+    return (f"dbClusterIdentifier: the runner calls the RDS API for this cluster (its restore "
+            f"window, the snapshot before an upgrade and their retention), but with {endpoint} "
+            "the function's security group lets out only PostgreSQL and HTTPS to the Secrets "
+            f"Manager endpoint, so the call could only time out: pass {RDS_FIXES}")
+
+
+AWS_CHECKS = (_rds_managed_secret, _snapshot_wait, _alarm_choice, _two_routes, _nat_unneeded,
+              _rds_unreachable)

@@ -7,16 +7,15 @@ or ``CDK_CONTEXT_JSON`` (any JSON type), so every reader accepts both forms.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alquimista_deploy import checks, spec
+from alquimista_deploy import aws_rules, checks, spec
 from alquimista_deploy.formats import (
     DEFAULT_DB_PORT,
     DEFAULT_TOTAL_TIMEOUT,
-    ENV_NAME,
     EXAMPLE,
     EXTENSION_ENVIRONMENT,
     KNOWN,
@@ -35,16 +34,28 @@ class ContextError(ValueError):
     """A context value is missing or malformed; the message says which and how to pass it."""
 
 
+# Why a name cannot be set, each with its test, the first that applies: Lambda's own key
+# pattern (CloudFormation refuses the function), then the names Lambda or the runtime own.
+REFUSED_NAMES: tuple[tuple[Callable[[str], bool], str], ...] = (
+    (lambda name: not aws_rules.ENV_KEY.fullmatch(name),
+     "Lambda's key pattern is [a-zA-Z]([a-zA-Z0-9_])+ (a letter, then at least one letter, "
+     "digit or underscore)"),
+    (lambda name: name.upper().startswith(RESERVED_PREFIXES) or name.upper() in RESERVED_NAMES,
+     "Lambda reserves names starting with AWS_, LAMBDA_ or _ and the runtime owns "
+     f"{', '.join(sorted(RESERVED_NAMES))} (the region comes from the runtime)"),
+)
+
+
 def check_environment(variables: Mapping[str, str]) -> None:
-    """Refuse names Lambda reserves, before CloudFormation (or the runtime) does."""
-    bad = sorted(name for name in variables
-                 if not ENV_NAME.fullmatch(name) or name.upper().startswith(RESERVED_PREFIXES)
-                 or name.upper() in RESERVED_NAMES)
-    if bad:
-        raise ContextError(
-            f"environment variable(s) {', '.join(bad)} cannot be set: Lambda reserves names "
-            "starting with AWS_, LAMBDA_ or _ and the runtime owns "
-            f"{', '.join(sorted(RESERVED_NAMES))} (the region comes from the runtime)")
+    """Refuse names Lambda refuses or reserves, before CloudFormation (or the runtime) does."""
+    refused: dict[str, list[str]] = {why: [] for _, why in REFUSED_NAMES}  # in their order
+    for name in sorted(variables):
+        why = next((why for test, why in REFUSED_NAMES if test(name)), None)
+        if why:
+            refused[why].append(name)
+    if any(refused.values()):
+        raise ContextError("; ".join(f"environment variable(s) {', '.join(names)} cannot be "
+                                     f"set: {why}" for why, names in refused.items() if names))
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,14 @@ class DeployContext:
     """The runner's timeout in seconds (functionTimeout, at most Lambda's 900)."""
     migrate_total_timeout: int = DEFAULT_TOTAL_TIMEOUT
     """Seconds the deploy step may take in all (migrateTotalTimeout, at most 1 hour)."""
+    reserved_concurrency: int | None = spec.RESERVED_CONCURRENCY
+    """reservedConcurrency; None (``none``) leaves the function unreserved: the migration
+    lock still serializes runs, and an account with a low quota can deploy it."""
+    no_alarm_topic: bool = False
+    """alarmTopicArn=none: no alarm actions, chosen (prod must choose)."""
+    rds_api_through_nat: bool = False
+    """rdsApiThroughNat: HTTPS to any IPv4 address, for the RDS API's public endpoint
+    through the subnets' NAT gateway (instead of createRdsEndpoint)."""
 
     @property
     def function_name(self) -> str:
@@ -91,6 +110,17 @@ class DeployContext:
     def stack_name(self) -> str:
         """One stack per environment and account/region."""
         return f"AlquimistaSchemaRunner-{self.env}"
+
+    @property
+    def runner_environment(self) -> str:
+        """ENVIRONMENT as the runner reads it (production is prod), else env as given."""
+        from alquimista_schema.errors import SchemaError
+        from alquimista_schema.settings import environment_name
+
+        try:
+            return environment_name(self.env)
+        except SchemaError:  # reported by checks.runner_problems
+            return self.env
 
     @property
     def database_port(self) -> int:
@@ -143,7 +173,8 @@ def from_context(values: Mapping[str, Any], root: Path = REPO_ROOT) -> DeployCon
         secrets_manager_endpoint_security_group_id=reader.optional(
             "secretsManagerEndpointSecurityGroupId"),
         secrets_extension=reader.flag("secretsExtension"),
-        alarm_topic_arn=reader.optional("alarmTopicArn"),
+        alarm_topic_arn=None if reader.none("alarmTopicArn") else reader.optional(
+            "alarmTopicArn"), no_alarm_topic=reader.none("alarmTopicArn"),
         migrate_on_deploy=reader.flag("migrateOnDeploy"),
         migrate_target=reader.optional("migrateTarget") or "head",
         db_cluster_identifier=reader.optional("dbClusterIdentifier"),
@@ -153,9 +184,13 @@ def from_context(values: Mapping[str, Any], root: Path = REPO_ROOT) -> DeployCon
         function_timeout=reader.seconds("functionTimeout", spec.TIMEOUT_SECONDS, 1,
                                         MAX_FUNCTION_TIMEOUT),
         migrate_total_timeout=reader.seconds("migrateTotalTimeout", DEFAULT_TOTAL_TIMEOUT, 60,
-                                             MAX_TOTAL_TIMEOUT))
+                                             MAX_TOTAL_TIMEOUT),
+        reserved_concurrency=reader.concurrency("reservedConcurrency",
+                                                spec.RESERVED_CONCURRENCY),
+        rds_api_through_nat=reader.flag("rdsApiThroughNat"))
     problems = [*reader.problems, *_consistency_problems(ctx), *checks.operations_problems(ctx),
-                *checks.across_keys(ctx, reader.bad, reader.bundle_names)]
+                *checks.across_keys(ctx, reader.bad, reader.bundle_names),
+                *checks.aws_problems(ctx, reader.bad)]
     if missing:
         problems.insert(0, f"missing CDK context: {', '.join(missing)}")
     if problems:

@@ -25,7 +25,9 @@ OPTIONAL = ("bundle", "dbHost", "dbPort", "dbName", "secretKmsKeyArn", "extraEnv
             # scheduled drift and verify, IAM database authentication (issue 20)
             "driftSchedule", "iamAuth", "dbUser", "clusterResourceId",
             # the function's timeout; the deploy step's total time (issue 27)
-            "functionTimeout", "migrateTotalTimeout")
+            "functionTimeout", "migrateTotalTimeout",
+            # what AWS refuses (issue 27): the reservation, the RDS API through NAT
+            "reservedConcurrency", "rdsApiThroughNat")
 KNOWN = REQUIRED + OPTIONAL
 DEFAULT_DB_PORT = 5432
 # Lambda's limits: subnets in a function's VpcConfig; the unzipped code (with layers).
@@ -69,15 +71,17 @@ FORMATS: dict[str, tuple[str, str]] = {
     "dbClusterIdentifier": (r"[A-Za-z][A-Za-z0-9-]{0,62}",
                             "an Aurora cluster identifier (letters, digits, hyphens)"),
     "migrateTarget": (r"head|[A-Za-z0-9_]{1,40}", "a revision id or head (an upgrade target)"),
-    "driftSchedule": (r"rate\(\d{1,4} (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\)",
-                      "an EventBridge schedule: rate(1 day), rate(6 hours) or cron(...)"),
+    # The grammar itself is aws_rules.schedule_problem's (EventBridge's, field by field).
+    "driftSchedule": (r"(rate|cron)\(.*\)", "an EventBridge schedule: rate(1 day), "
+                      "rate(6 hours) or cron(0 3 * * ? *)"),
     "dbUser": (r"[A-Za-z_][A-Za-z0-9_]{0,62}", "a PostgreSQL role name"),
     "clusterResourceId": (r"cluster-[A-Z0-9]{10,40}",
                           "the cluster's resource id (cluster-..., DbClusterResourceId), not "
                           "its name"),
 }
 SUBNET_ID = re.compile(r"subnet-[0-9a-f]+")
-ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+# The word that chooses nothing: alarmTopicArn=none (no alarm actions), reservedConcurrency=none.
+NONE = "none"
 # Lambda sets these itself, or they change the runtime: a deployer setting one either fails
 # the deployment (AWS_REGION did, once) or silently breaks the function.
 RESERVED_PREFIXES = ("AWS_", "LAMBDA_", "_")

@@ -2,8 +2,13 @@
 for IAM authentication, and the scheduled checks.
 
 * The role's statements: the one secret (or, with IAM authentication, ``rds-db:connect``
-  for one user of one cluster), and the snapshot actions on that cluster and on snapshots
-  under the runner's name prefix only.
+  for one user of one cluster); with ``dbClusterIdentifier``, ``rds:DescribeDBClusters`` on
+  that cluster (the restore window the runner reports); and when the runner may snapshot
+  (:func:`snapshots`), the snapshot actions on that cluster and on snapshots under the
+  runner's name prefix, and deleting its own old ones (``SNAPSHOT_KEEP``): never another
+  snapshot, never the cluster, never ``*``.
+* The route to the RDS API (:func:`rds_endpoint`, or ``rdsApiThroughNat``): whenever the
+  runner calls it (:func:`calls_rds_api`), the function's group lets HTTPS out to it.
 * Migrate on deploy: alquimista_deploy.deploy_step.
 * Scheduled drift and verify (``driftSchedule``): an EventBridge rule invokes the runner
   with each event; a metric filter counts what they find, and an alarm fires on it.
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
     from alquimista_deploy.stack import RunnerStack
 
 SNAPSHOT_PREFIX = "alquimista-schema-"  # alquimista_schema.runtime.snapshot.PREFIX
+RDS_ENDPOINT_EGRESS = "HTTPS to the RDS API endpoint"
 # What the scheduled checks find: the runner logs drift.found, or answers CHECKSUM_MISMATCH.
 FOUND = logs.FilterPattern.any(
     logs.FilterPattern.string_value("$.step", "=", "drift.found"),
@@ -38,8 +44,14 @@ def snapshots(ctx: DeployContext) -> bool:
     """Whether the runner will snapshot the cluster before an upgrade (as it decides it)."""
     from alquimista_schema.settings import snapshot_setting
 
-    return snapshot_setting(ctx.extra_environment, ctx.env)[0] and bool(
+    return snapshot_setting(ctx.extra_environment, ctx.runner_environment)[0] and bool(
         ctx.db_cluster_identifier)
+
+
+def calls_rds_api(ctx: DeployContext) -> bool:
+    """Whether the runner will call the RDS API: whenever it names a cluster
+    (DB_CLUSTER_IDENTIFIER: its restore window, the snapshot and its retention)."""
+    return bool(ctx.db_cluster_identifier)
 
 
 def runner_statements(stack: Stack, ctx: DeployContext) -> list[iam.PolicyStatement]:
@@ -58,24 +70,35 @@ def runner_statements(stack: Stack, ctx: DeployContext) -> list[iam.PolicyStatem
         statements.append(iam.PolicyStatement(actions=["rds-db:connect"], resources=[
             f"arn:{stack.partition}:rds-db:{ctx.region}:{ctx.account}:dbuser:"
             f"{ctx.cluster_resource_id}/{ctx.db_user}"]))
+    cluster = f"{arn}:cluster:{ctx.db_cluster_identifier}"
+    if calls_rds_api(ctx):
+        statements.append(iam.PolicyStatement(actions=["rds:DescribeDBClusters"],
+                                              resources=[cluster]))
     if snapshots(ctx):
         mine = f"{arn}:cluster-snapshot:{SNAPSHOT_PREFIX}*"
-        cluster = f"{arn}:cluster:{ctx.db_cluster_identifier}"
         statements += [
             iam.PolicyStatement(actions=["rds:CreateDBClusterSnapshot", "rds:AddTagsToResource"],
                                 resources=[cluster, mine]),
             iam.PolicyStatement(actions=["rds:DescribeDBClusterSnapshots"],
-                                resources=[cluster, mine])]
+                                resources=[cluster, mine]),
+            # Retention (SNAPSHOT_KEEP): the runner's own snapshots only, never the cluster.
+            iam.PolicyStatement(actions=["rds:DeleteDBClusterSnapshot"], resources=[mine])]
     return statements
 
 
 def rds_endpoint(stack: RunnerStack) -> ec2.InterfaceVpcEndpoint:
-    """An RDS API Interface endpoint (isolated subnets) admitting the function on 443."""
+    """An RDS API Interface endpoint (isolated subnets) admitting the function on 443; the
+    function's group lets HTTPS out to that endpoint's group and nowhere wider.
+
+    Both rules are made one by one: ``connections.allow_from`` gave the function's egress
+    the ingress's description ("HTTPS from ..."), which said the opposite of what it does.
+    """
     group = ec2.SecurityGroup(
         stack, "RdsEndpointSecurityGroup", vpc=stack.vpc, allow_all_outbound=False,
         description=f"RDS API endpoint: HTTPS from {stack.ctx.function_name}")
-    group.connections.allow_from(stack.security_group, ec2.Port.tcp(443),
-                                 f"HTTPS from {stack.ctx.function_name}")
+    group.add_ingress_rule(stack.security_group, ec2.Port.tcp(443),
+                           f"HTTPS from {stack.ctx.function_name}")
+    stack.security_group.add_egress_rule(group, ec2.Port.tcp(443), RDS_ENDPOINT_EGRESS)
     return ec2.InterfaceVpcEndpoint(
         stack, "RdsEndpoint", vpc=stack.vpc, subnets=stack.subnets,
         service=ec2.InterfaceVpcEndpointAwsService.RDS, security_groups=[group],

@@ -13,13 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from alquimista_deploy import spec
+from alquimista_deploy import aws_rules, spec
 from alquimista_deploy.formats import (
     BUNDLE_COMMAND,
     FALSE,
     FORMATS,
     MAX_SUBNETS,
     MAX_UNZIPPED_BYTES,
+    NONE,
     SUBNET_ID,
     TRUE,
 )
@@ -60,9 +61,36 @@ class Reader:
             return ""
         value = str(self.get(key)).strip()
         pattern, meaning = FORMATS[key]
-        if not re.fullmatch(pattern, value):
-            self.problem(key, f"{key}={value!r} is not {meaning}")
+        rule = aws_rules.RULES.get(key)
+        why = f"is not {meaning}" if not re.fullmatch(pattern, value) else \
+            rule(value) if rule else None
+        if why:
+            self.problem(key, f"{key}={value!r} {why}")
         return value
+
+    def none(self, key: str) -> bool:
+        """Whether the value is the word none: a choice of nothing, not a value left out."""
+        value = self.get(key)
+        return isinstance(value, str) and value.strip().lower() == NONE
+
+    def concurrency(self, key: str, default: int) -> int | None:
+        """Reserved concurrency: a positive whole number, or none (unreserved); absent means
+        ``default``. 0 is refused: Lambda throttles every invocation of a function reserved
+        at 0, so the runner would never run."""
+        value = self.get(key)
+        if blank(value):
+            return default
+        if self.none(key):
+            return None
+        text = str(value).strip()
+        digits = text.isascii() and text.isdigit()
+        if text == "0":
+            self.problem(key, f"{key}=0 stops every invocation (Lambda throttles a function "
+                              f"reserved at 0): give {default} (the default), a larger number, "
+                              f"or {NONE} to leave the function unreserved")
+        elif not digits:
+            self.problem(key, f"{key}={value!r} is not a positive whole number or {NONE}")
+        return int(text) if digits and int(text) > 0 else default
 
     def optional(self, key: str) -> str | None:
         """An optional string; absent or empty means not set."""
@@ -175,4 +203,4 @@ class Reader:
         if unzipped > MAX_UNZIPPED_BYTES:
             return (f"unzips to {unzipped:,} bytes, over Lambda's {MAX_UNZIPPED_BYTES:,} "
                     "for a function and its layers")
-        return None
+        return aws_rules.bundle_extensions_problem(self.bundle_names)

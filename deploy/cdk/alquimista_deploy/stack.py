@@ -29,7 +29,7 @@ from aws_cdk import aws_sqs as sqs
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
-from alquimista_deploy import deploy_step, operations, spec
+from alquimista_deploy import checks, deploy_step, operations, spec
 from alquimista_deploy.context import DeployContext, from_context
 from alquimista_deploy.findings import LOG_KEY_REASON, acknowledge, checkov_skip
 
@@ -137,15 +137,21 @@ class RunnerStack(Stack):
             # The VPC's own endpoint (private DNS) or, through NAT, the public one.
             group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443),
                                   "HTTPS to Secrets Manager")
+        if ctx.rds_api_through_nat:  # only with an endpoint key (checks._nat_unneeded)
+            group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), checks.NAT_EGRESS)
         return group
 
     def _secrets_manager_endpoint(self, function_group: ec2.SecurityGroup) -> None:
-        """An Interface endpoint whose group admits the function on 443, and nothing else."""
+        """An Interface endpoint whose group admits the function on 443, and nothing else;
+        the function's HTTPS goes to that group only. Each rule is made on its own side
+        (``connections.allow_from`` described the egress as "HTTPS from ...")."""
         group = ec2.SecurityGroup(
             self, "SecretsManagerEndpointSecurityGroup", vpc=self.vpc, allow_all_outbound=False,
             description=f"Secrets Manager endpoint: HTTPS from {self.ctx.function_name}")
-        group.connections.allow_from(function_group, ec2.Port.tcp(443),
-                                     f"HTTPS from {self.ctx.function_name}")
+        group.add_ingress_rule(function_group, ec2.Port.tcp(443),
+                               f"HTTPS from {self.ctx.function_name}")
+        function_group.add_egress_rule(group, ec2.Port.tcp(443),
+                                       "HTTPS to the Secrets Manager endpoint")
         ec2.InterfaceVpcEndpoint(
             self, "SecretsManagerEndpoint", vpc=self.vpc, subnets=self.subnets,
             service=ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
@@ -183,7 +189,8 @@ class RunnerStack(Stack):
         return role
 
     def _function(self, role: iam.Role) -> lambda_.Function:
-        """The runner: the prebuilt zip as is, one run at a time, never retried."""
+        """The runner: the prebuilt zip as is, one run at a time (reservedConcurrency, 1 by
+        default; with none the migration lock still serializes runs), never retried."""
         ctx = self.ctx
         extension = lambda_.ParamsAndSecretsLayerVersion.from_version(
             lambda_.ParamsAndSecretsVersions.V1_0_103, http_port=2773,
@@ -195,7 +202,7 @@ class RunnerStack(Stack):
             runtime=lambda_.Runtime(spec.RUNTIME, lambda_.RuntimeFamily.PYTHON),
             architecture=ARCHITECTURES[spec.ARCHITECTURE], memory_size=MEMORY_MB,
             timeout=Duration.seconds(ctx.function_timeout),
-            reserved_concurrent_executions=spec.RESERVED_CONCURRENCY,
+            reserved_concurrent_executions=ctx.reserved_concurrency,
             vpc=self.vpc, vpc_subnets=self.subnets, security_groups=[self.security_group],
             role=role, log_group=self.log_group, environment=ctx.function_environment(),
             params_and_secrets=extension, retry_attempts=0,

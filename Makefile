@@ -39,13 +39,22 @@ $(CHECKOV): | $(BIN)/python
 
 comma := ,
 
+# The AWS SDK for JS v3 modules the CDK provider framework's own code requires (Lambda's
+# node runtime has them): tests/deploy/test_deploy_step.py runs that code under node.
+FRAMEWORK_SDK := $(VENV)/framework-sdk/node_modules/.package-lock.json
+FRAMEWORK_LOCK := tests/deploy/framework/package.json tests/deploy/framework/package-lock.json
+$(FRAMEWORK_SDK): $(FRAMEWORK_LOCK) | $(BIN)/python
+	@echo "==> installing the AWS SDK for JS v3 modules the CDK provider framework requires (npm ci)"
+	@mkdir -p $(VENV)/framework-sdk && cp $(FRAMEWORK_LOCK) $(VENV)/framework-sdk/
+	@npm ci --prefix $(VENV)/framework-sdk --no-audit --no-fund --loglevel=error >/dev/null
+
 setup: $(DEV)  ## create .venv with the package (editable) and every dev tool
 
 upgrade: $(RUNTIME)  ## start (or reuse) the local PostgreSQL and upgrade it to head
 	@echo "==> upgrading the local database to head (alquimista-schema upgrade head)"
 	$(BIN)/alquimista-schema upgrade head
 
-test: $(DEV)  ## run the test suite against a throwaway PostgreSQL
+test: $(DEV) $(if $(shell command -v npm),$(FRAMEWORK_SDK))  ## run the test suite against a throwaway PostgreSQL
 	$(BIN)/python -m pytest
 
 lint: $(DEV)  ## ruff, mypy, and the layer rules (import-linter contracts in pyproject.toml)

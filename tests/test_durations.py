@@ -16,7 +16,11 @@ def test_durations_in_seconds(value: str, seconds: float) -> None:
     assert durations.seconds(value) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("value", ["", "banana", "-5s", "1.5s", "5d", "5 sec", "999999h", "1e3"])
+@pytest.mark.parametrize("value", [
+    "", "banana", "-5s", "1.5s", "5d", "5 sec", "999999h", "1e3",
+    "\u0665s", "\u0661\u0660", "\uff15s", "\u09e7min",  # digits PostgreSQL does not read
+    "5\u2003s", "5\ns",  # nor spaces it does not skip
+])
 def test_what_postgresql_would_not_take_is_bad_config(value: str) -> None:
     with pytest.raises(ConfigurationError, match="must look like 250ms"):
         durations.validate("lock_timeout", value)
@@ -25,3 +29,15 @@ def test_what_postgresql_would_not_take_is_bad_config(value: str) -> None:
 def test_milliseconds_are_at_least_one() -> None:
     assert durations.milliseconds(0.0004) == "1ms"
     assert durations.milliseconds(2.5) == "2500ms"
+
+
+def test_the_environment_still_sets_the_timeouts_for_the_cli(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALQUIMISTA_LOCK_TIMEOUT", " 2s ")
+    monkeypatch.delenv("ALQUIMISTA_STATEMENT_TIMEOUT", raising=False)
+    assert durations.setting("lock_timeout") == "2s"
+    assert durations.setting("lock_timeout", "750ms") == "750ms"  # the caller's wins
+    assert durations.setting("statement_timeout") == "15min"
+    monkeypatch.setenv("ALQUIMISTA_STATEMENT_TIMEOUT", "\u0665s")
+    with pytest.raises(ConfigurationError, match="statement_timeout must look like 250ms"):
+        durations.setting("statement_timeout")

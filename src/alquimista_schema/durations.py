@@ -11,7 +11,8 @@ import re
 
 from alquimista_schema.errors import ConfigurationError
 
-PATTERN = re.compile(r"(\d{1,10})\s*(ms|s|min|h)?")
+# ASCII only: ``\d`` would take Arabic-Indic digits, which PostgreSQL refuses.
+PATTERN = re.compile(r"([0-9]{1,10})[ \t]*(ms|s|min|h)?")
 _SECONDS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, None: 0.001}
 _MAX_MS = 2_147_483_647  # PostgreSQL's limit for these settings (INT_MAX milliseconds)
 

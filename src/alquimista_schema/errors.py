@@ -186,6 +186,13 @@ class SnapshotFailed(SchemaError):
     code = "SNAPSHOT_FAILED"
 
 
+class SnapshotPending(SnapshotFailed):
+    """The snapshot is still being created when the run may wait no longer: nothing was
+    applied, and the next run waits for the same snapshot (so a caller may retry)."""
+
+    code = "SNAPSHOT_PENDING"
+
+
 class DowngradeRefused(SchemaError):
     """A downgrade was asked for without the required confirmation."""
 

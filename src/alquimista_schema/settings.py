@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import TypeVar, cast
 
+from alquimista_schema import durations
 from alquimista_schema.errors import ConfigurationError
 
 T = TypeVar("T")
@@ -55,6 +56,24 @@ def _number(env: Mapping[str, str], name: str, default: float | None, low: float
     return value
 
 
+def _count(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """Read a whole number within [low, high] (ASCII digits), else BAD_CONFIG."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if not re.fullmatch(r"[0-9]{1,4}", raw) or not low <= int(raw) <= high:
+        raise ConfigurationError(f"{name} must be a whole number from {low} to {high}, "
+                                 f"not {raw[:40]!r}")
+    return int(raw)
+
+
+def _timeout(env: Mapping[str, str], name: str) -> str | None:
+    """A timeout the function's environment sets (ALQUIMISTA_LOCK_TIMEOUT...), validated
+    here so a malformed one is BAD_CONFIG at every event, and refused by the CDK check."""
+    raw = env.get(name)
+    return None if raw is None or not raw.strip() else durations.validate(name, raw)
+
+
 # name -> (default, lowest, highest), in seconds
 NUMBERS: dict[str, tuple[float | None, float, float]] = {
     "CONNECT_TIMEOUT_SECONDS": (10, 2, 300),
@@ -63,6 +82,13 @@ NUMBERS: dict[str, tuple[float | None, float, float]] = {
     "LOCK_WAIT_SECONDS": (None, 0, 900),
     "SNAPSHOT_WAIT_SECONDS": (600, 1, 900),
 }
+# name -> (default, lowest, highest): whole numbers
+COUNTS: dict[str, tuple[int, int, int]] = {
+    "SNAPSHOT_KEEP": (5, 1, 100),
+}
+# name -> the Run's field: the migration transactions' timeouts, in the duration grammar
+TIMEOUTS = {"ALQUIMISTA_LOCK_TIMEOUT": "lock_timeout",
+            "ALQUIMISTA_STATEMENT_TIMEOUT": "statement_timeout"}
 AUTH_MODES = ("password", "iam")
 IAM_NEEDS = ("DB_HOST", "DB_NAME", "DB_USER", "DB_SSLROOTCERT")
 _CLUSTER_ID = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,62}")
@@ -116,6 +142,12 @@ class Settings:
     cluster: str | None = None
     snapshot_wait: float = 600.0
     auth: str = "password"
+    snapshot_keep: int = 5
+    """How many of the runner's own snapshots of the cluster to keep (SNAPSHOT_KEEP)."""
+    lock_timeout: str | None = None
+    """ALQUIMISTA_LOCK_TIMEOUT, validated (None: the default)."""
+    statement_timeout: str | None = None
+    """ALQUIMISTA_STATEMENT_TIMEOUT, validated (None: the default)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -154,6 +186,10 @@ class Settings:
         for name, (default, low, high) in NUMBERS.items():
             numbers[name] = check(name, partial(_number, env, name, default, low, high),
                                   default)
+        counts = {name: check(name, partial(_count, env, name, *limits), limits[0])
+                  for name, limits in COUNTS.items()}
+        timeouts = {field: check(name, partial(_timeout, env, name), None)
+                    for name, field in TIMEOUTS.items()}
         unset: tuple[bool, str | None] = (False, None)
         snapshot, cluster = check("SNAPSHOT_BEFORE_UPGRADE",
                                   lambda: snapshot_setting(env, environment), unset)
@@ -167,7 +203,9 @@ class Settings:
                    margin=float(given["DEADLINE_MARGIN_SECONDS"]),
                    lock_wait=numbers["LOCK_WAIT_SECONDS"], snapshot=snapshot, cluster=cluster,
                    snapshot_wait=float(given["SNAPSHOT_WAIT_SECONDS"]),
-                   auth=auth), problems
+                   auth=auth, snapshot_keep=counts["SNAPSHOT_KEEP"],
+                   lock_timeout=timeouts["lock_timeout"],
+                   statement_timeout=timeouts["statement_timeout"]), problems
 
 
 def _lint_policy(value: str | None, environment: str) -> str:
@@ -179,13 +217,15 @@ def _lint_policy(value: str | None, environment: str) -> str:
     return policy.lower()
 
 
-LOCAL_KEYS = ("ENVIRONMENT", "LINT_POLICY", "SNAPSHOT_BEFORE_UPGRADE", "DB_CLUSTER_IDENTIFIER")
+LOCAL_KEYS = ("ENVIRONMENT", "LINT_POLICY", "SNAPSHOT_BEFORE_UPGRADE", "DB_CLUSTER_IDENTIFIER",
+              "SNAPSHOT_KEEP")
 
 
 def local(env: Mapping[str, str], snapshot: bool | None = None) -> Settings:
     """What a local door (the CLI, plain ``alembic``) reads from its environment, as the
     Lambda reads it: the environment, the lint policy and the snapshot before an upgrade
-    (``snapshot``: the CLI's --snapshot/--no-snapshot, which wins). Its timeouts and its
+    (``snapshot``: the CLI's --snapshot/--no-snapshot, which wins) and how many to keep. Its
+    timeouts (durations.setting reads ALQUIMISTA_*_TIMEOUT for it) and its
     credentials come from its own options, never from the function's variables.
     """
     read = Settings.from_env({k: v for k, v in env.items() if k in LOCAL_KEYS})

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +16,7 @@ from alquimista_schema import command
 from alquimista_schema.cli import main
 from alquimista_schema.connect import rds
 from alquimista_schema.connect.database import connect
-from alquimista_schema.errors import SnapshotFailed
+from alquimista_schema.errors import SnapshotFailed, SnapshotPending
 from alquimista_schema.runtime import audit, snapshot
 from alquimista_schema.runtime.run import Run
 from tests.support.helpers import Invoke, secret_for
@@ -31,7 +34,8 @@ def rds_api(aws: Any, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> It
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
     client = rds.client("sa-east-1")
     client.create_db_cluster(DBClusterIdentifier=CLUSTER, Engine="aurora-postgresql",
-                             MasterUsername="admin_user", MasterUserPassword="not-a-secret-1")
+                             MasterUsername="admin_user", MasterUserPassword="not-a-secret-1",
+                             BackupRetentionPeriod=7)
     yield client
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
 
@@ -56,7 +60,8 @@ def test_an_upgrade_snapshots_the_cluster_first_and_says_so(
         request_id="Req-42", snapshot=True, cluster=CLUSTER),
         on_applied=lambda item: order.append(item.revision))
     assert order == ["snapshot", "lead_ingestion", "017"]
-    assert result.snapshot == "alquimista-schema-base-to-017-req-42"
+    assert result.snapshot == snapshot.name_for(None, "017", "Req-42")
+    assert result.snapshot.startswith("alquimista-schema-base-to-017-")
     [made] = snapshots(rds_api)
     assert made["DBClusterSnapshotIdentifier"] == result.snapshot
     assert made["Status"] == "available"
@@ -67,6 +72,7 @@ def test_an_upgrade_snapshots_the_cluster_first_and_says_so(
     with connect(empty_url) as conn:
         [row] = audit.entries(conn)
     assert row["snapshot"] == result.snapshot
+    assert row["restore_point"] == result.restore_point is not None
 
 
 def test_a_no_op_never_snapshots(rds_api: Any, head_url: URL) -> None:
@@ -90,12 +96,18 @@ def test_a_snapshot_that_cannot_be_made_applies_nothing(rds_api: Any, empty_url:
 
 class StillCreating:
     """moto makes a snapshot available at once; the real RDS takes minutes. This stand-in
-    (written from RDS's documented statuses: creating, then available) reports creating."""
+    (written from RDS's documented statuses: creating, then available) reports creating
+    to the waiting describe; everything else is moto's."""
 
     def __init__(self, real: Any) -> None:
         self.real = real
+        self.created: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
 
     def create_db_cluster_snapshot(self, **kwargs: Any) -> Any:
+        self.created.append(time.monotonic())
         return self.real.create_db_cluster_snapshot(**kwargs)
 
     def describe_db_cluster_snapshots(self, **kwargs: Any) -> Any:
@@ -105,24 +117,111 @@ class StillCreating:
         return found
 
 
-def test_a_snapshot_not_ready_in_time_applies_nothing(rds_api: Any, empty_url: URL,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rds, "client", lambda *a, **k: StillCreating(rds_api))
-    monkeypatch.setattr(snapshot, "POLL_SECONDS", 0.2)
-    with pytest.raises(SnapshotFailed, match="was still creating after"):
+def timed_wait(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """When the snapshot's wait ended (returned or raised), by time.monotonic()."""
+    ended: list[float] = []
+    real = snapshot._wait
+
+    def timed(*args: Any, **kwargs: Any) -> str:
+        try:
+            return real(*args, **kwargs)
+        finally:
+            ended.append(time.monotonic())
+
+    monkeypatch.setattr(snapshot, "_wait", timed)
+    return ended
+
+
+def test_a_snapshot_not_ready_in_time_applies_nothing_and_stops_by_its_limit(
+        rds_api: Any, empty_url: URL, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With 1 s to wait and a poll every 0.4 s, the polls at 0 and 0.4 s find it creating,
+    and the one at 0.8 s would end past the limit: it is never started."""
+    slow = StillCreating(rds_api)
+    monkeypatch.setattr(rds, "client", lambda *a, **k: slow)
+    monkeypatch.setattr(snapshot, "POLL_SECONDS", 0.4)
+    ended = timed_wait(monkeypatch)
+    with pytest.raises(SnapshotPending) as caught:
         command.upgrade(empty_url, "head", run=Run(snapshot=True, cluster=CLUSTER,
                                                     snapshot_wait=1.0))
+    waited = ended[0] - slow.created[0]
+    assert 0.7 <= waited <= 1.0, waited  # by its limit, never past it
+    assert caught.value.code == "SNAPSHOT_PENDING"
+    assert isinstance(caught.value, SnapshotFailed)  # what a caller of the old code caught
+    message = str(caught.value)
+    assert "is still being created" in message
+    assert "nothing was applied" in message
+    assert "waits for this same snapshot" in message
+    assert "timeout" not in message  # the function's timeout is no setting to raise
     assert command.current(empty_url) is None
 
 
-@pytest.mark.parametrize(("start", "end", "request_id", "name"), [
-    (None, "021", "abc", "alquimista-schema-base-to-021-abc"),
-    ("017", "021", "8f0e_1B/x", "alquimista-schema-017-to-021-8f0e-1b-x"),
-    ("lead_ingestion", "017", "--a--", "alquimista-schema-lead-ingestion-to-017-a"),
-])
-def test_snapshot_names_are_what_rds_accepts(start: str | None, end: str, request_id: str,
-                                             name: str) -> None:
-    assert snapshot.name_for(start, end, request_id) == name
+def test_the_wait_never_passes_the_deadline(rds_api: Any, empty_url: URL,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    slow = StillCreating(rds_api)
+    monkeypatch.setattr(rds, "client", lambda *a, **k: slow)
+    monkeypatch.setattr(snapshot, "POLL_SECONDS", 0.3)
+    ended = timed_wait(monkeypatch)
+    run = Run(snapshot=True, cluster=CLUSTER, snapshot_wait=600.0,
+              deadline=time.monotonic() + 12.5, margin=10.0)
+    with pytest.raises(SnapshotPending):
+        command.upgrade(empty_url, "head", run=run)
+    limit = run.deadline - run.margin  # type: ignore[operator]
+    assert limit - 0.4 <= ended[0] <= limit, (limit, ended)
+
+
+def test_a_run_after_a_pending_snapshot_waits_for_it_instead_of_taking_another(
+        rds_api: Any, empty_url: URL, monkeypatch: pytest.MonkeyPatch) -> None:
+    slow = StillCreating(rds_api)
+    monkeypatch.setattr(rds, "client", lambda *a, **k: slow)
+    monkeypatch.setattr(snapshot, "POLL_SECONDS", 0.1)
+    with pytest.raises(SnapshotPending) as caught:
+        command.upgrade(empty_url, "017", run=Run(request_id="first", snapshot=True,
+                                                   cluster=CLUSTER, snapshot_wait=0.3))
+    made = snapshot.name_for(None, "017", "first")
+    assert caught.value.progress.snapshot == made  # type: ignore[attr-defined]
+    with connect(empty_url) as conn:
+        [row] = audit.entries(conn)
+    assert (row["error_code"], row["snapshot"], row["applied"]) == (
+        "SNAPSHOT_PENDING", made, [])
+    monkeypatch.setattr(rds, "client", lambda *a, **k: rds_api)  # now it is available
+    result = command.upgrade(empty_url, "head", run=Run(request_id="second", snapshot=True,
+                                                         cluster=CLUSTER))
+    assert (result.snapshot, result.to_revision) == (made, "021")
+    assert [s["DBClusterSnapshotIdentifier"] for s in snapshots(rds_api)] == [made]
+    # consumed: a run applied revisions since it was taken, so it is never waited for again
+    command.downgrade(empty_url, "base", run=Run(action="downgrade"))
+    again = command.upgrade(empty_url, "head", run=Run(request_id="third", snapshot=True,
+                                                        cluster=CLUSTER))
+    assert again.snapshot == snapshot.name_for(None, "021", "third")
+    assert len(snapshots(rds_api)) == 2
+
+
+def test_only_the_runners_own_snapshot_taken_at_this_start_is_waited_for(
+        rds_api: Any, head_url: URL) -> None:
+    """Each stand-in is named in an audit row with nothing applied since (so the audit
+    alone would let it be reused): only its name, tag or revision rules it out."""
+    def made(name: str, **tags: str) -> None:
+        rds_api.create_db_cluster_snapshot(
+            DBClusterSnapshotIdentifier=name, DBClusterIdentifier=CLUSTER,
+            Tags=[{"Key": k.replace("_", "-"), "Value": v} for k, v in tags.items()])
+        with connect(head_url) as conn:
+            audit.record(conn.connection.driver_connection, audit.Entry(
+                "by-hand", "test", "upgrade", "head", "020", "020", "error", snapshot=name))
+
+    command.downgrade(head_url, "020", run=Run(action="downgrade"))
+    made("alquimista-schema-020-to-021-untagged", from_revision="020")
+    made("theirs-020", project="alquimista-schema", from_revision="020")
+    made("alquimista-schema-019-to-021-older", project="alquimista-schema",
+         from_revision="019")
+    result = command.upgrade(head_url, "head", run=Run(request_id="r", snapshot=True,
+                                                        cluster=CLUSTER))
+    assert result.snapshot == snapshot.name_for("020", "021", "r")
+    command.downgrade(head_url, "020", run=Run(action="downgrade"))
+    made("alquimista-schema-020-to-021-mine", project="alquimista-schema",
+         from_revision="020")  # the runner's own, at this start: waited for
+    again = command.upgrade(head_url, "head", run=Run(request_id="s", snapshot=True,
+                                                       cluster=CLUSTER))
+    assert again.snapshot == "alquimista-schema-020-to-021-mine"
 
 
 # --- through the doors ----------------------------------------------------------------
@@ -133,12 +232,36 @@ def test_the_lambda_snapshots_when_set_and_answers_with_it(
     env = {"SNAPSHOT_BEFORE_UPGRADE": "true", "DB_CLUSTER_IDENTIFIER": CLUSTER}
     answer = invoke({}, secret=make_secret(secret_for(empty_url)), env=env)
     assert answer["status"] == "success", answer
-    assert answer["snapshot"].startswith("alquimista-schema-base-to-021-req-")
+    assert answer["snapshot"] == snapshot.name_for(None, "021", answer["request_id"])
+    point = datetime.fromisoformat(answer["restore_point"])
+    assert point.utcoffset() == timedelta(0)
+    assert datetime.fromisoformat(answer["restorable_until"]) == point + timedelta(days=7)
+    assert abs(datetime.now(UTC) - point) < timedelta(minutes=1)
     assert [s["DBClusterSnapshotIdentifier"] for s in snapshots(rds_api)] == [
         answer["snapshot"]]
     again = invoke({})
     assert (again["status"], "snapshot" in again) == ("noop", False)
     assert len(snapshots(rds_api)) == 1
+
+
+def test_the_lambda_answers_snapshot_pending_then_waits_for_the_same_snapshot(
+        rds_api: Any, empty_url: URL, invoke: Invoke, make_secret: Callable[..., str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the deploy step reads as "not finished yet": SNAPSHOT_PENDING, nothing applied,
+    the snapshot named; the next invocation upgrades after that same snapshot."""
+    monkeypatch.setattr(rds, "client", lambda *a, **k: StillCreating(rds_api))
+    monkeypatch.setattr(snapshot, "POLL_SECONDS", 0.2)
+    env = {"SNAPSHOT_BEFORE_UPGRADE": "true", "DB_CLUSTER_IDENTIFIER": CLUSTER,
+           "SNAPSHOT_WAIT_SECONDS": "1"}
+    pending = invoke({}, secret=make_secret(secret_for(empty_url)), env=env)
+    assert (pending["status"], pending["error_code"]) == ("error", "SNAPSHOT_PENDING"), pending
+    assert (pending["applied"], pending["to_revision"]) == ([], None)
+    assert pending["snapshot"] == snapshot.name_for(None, "021", pending["request_id"])
+    monkeypatch.setattr(rds, "client", lambda *a, **k: rds_api)
+    done = invoke({})
+    assert (done["status"], done["snapshot"]) == ("success", pending["snapshot"]), done
+    assert len(snapshots(rds_api)) == 1
+    assert command.current(empty_url) == "021"
 
 
 def test_the_lambda_answers_snapshot_failed_and_applies_nothing(
@@ -164,9 +287,14 @@ def test_the_cli_takes_snapshot_and_no_snapshot(rds_api: Any, empty_url: URL,
     on = CliRunner().invoke(main, ["upgrade", "--url", url])  # prod: on by default
     assert on.exit_code == 0, on.output
     [made] = snapshots(rds_api)
-    assert on.stdout.splitlines()[-2:] == [
+    lines = on.stdout.splitlines()
+    assert lines[-2:] == [
         f"snapshot: {made['DBClusterSnapshotIdentifier']} (taken before the first revision)",
         "applied 4 revision(s): 017 -> 021"]
+    [said] = [line for line in on.stderr.splitlines() if line.startswith("restore point")]
+    point, until = re.fullmatch(r"restore point: (\S+) \(restorable until (\S+)\)",
+                                said).groups()  # type: ignore[union-attr]
+    assert datetime.fromisoformat(until) - datetime.fromisoformat(point) == timedelta(days=7)
     assert made["DBClusterSnapshotIdentifier"].startswith("alquimista-schema-017-to-021-")
 
 

@@ -124,9 +124,9 @@ def _item_ok(field: CronField, item: str) -> bool:
     if special:
         return all(_value(field, v) is not None for v in special.groupdict().values() if v)
     base, slash, step = item.partition("/")
-    # A step is at most the field's span (Quartz: "Increment > 60", "> 24" ...): a longer
-    # one never repeats.
-    if slash and not (_digits(step) and 0 < int(step) <= field.high - field.low
+    # A step is at most the field's highest value: Quartz, whose syntax the page documents,
+    # refuses "incr > 59" for minutes, "> 23" for hours, "> 31", "> 12", "> 7" for the rest.
+    if slash and not (_digits(step) and 0 < int(step) <= field.high
                       and "/" in field.wildcards):
         return False
     if base == "*":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import UTC
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from alquimista_schema import command
@@ -67,7 +68,9 @@ class Call:
                    secret_version=secret_version, connect_timeout=s.connect_timeout,
                    connect_budget=s.connect_budget, lint_policy=s.lint_policy,
                    lock_wait=lock_wait, environment=s.environment,
-                   snapshot=s.snapshot, cluster=s.cluster, snapshot_wait=s.snapshot_wait)
+                   snapshot=s.snapshot, cluster=s.cluster, snapshot_wait=s.snapshot_wait,
+                   snapshot_keep=s.snapshot_keep, lock_timeout=s.lock_timeout,
+                   statement_timeout=s.statement_timeout)
 
     def on_database(self, fn: Callable[[Any, Any], dict[str, Any]]) -> dict[str, Any]:
         """Call ``fn(url, run)``; fetch the secret again once if the credentials are refused."""
@@ -92,13 +95,20 @@ class Call:
         self.log("revision.applied", revision=item.revision, duration_ms=item.duration_ms)
 
 
-def moved(result: Any) -> dict[str, Any]:
-    """The answer's part that says what an upgrade or downgrade did (and any warning)."""
+def moved(result: Any, verb: str | None = None, target: str | None = None) -> dict[str, Any]:
+    """The answer's part that says what an upgrade or downgrade did (and any warning);
+    with ``verb``, the ``message`` the CLI prints for it (``Result.summary``)."""
     body = {"status": "success" if result.applied else "noop",
             "from_revision": result.from_revision, "to_revision": result.to_revision,
             "applied": [asdict(a) for a in result.applied]}
+    if verb is not None:
+        body["message"] = result.summary(verb, target)
     if getattr(result, "snapshot", None):
         body["snapshot"] = result.snapshot
+    for key in ("restore_point", "restorable_until"):  # ISO 8601, UTC
+        when = getattr(result, key, None)
+        if when is not None:
+            body[key] = when.astimezone(UTC).isoformat()
     if getattr(result, "warnings", None):
         body["warnings"] = list(result.warnings)
     return body
@@ -110,7 +120,8 @@ def _upgrade(call: Call) -> dict[str, Any]:
     target = call.request.target or "head"
     accept = call.request.accept_checksums
     return call.on_database(lambda url, run: moved(command.upgrade(
-        url, target, run=run, on_applied=call.on_applied, accept_checksums=accept)))
+        url, target, run=run, on_applied=call.on_applied, accept_checksums=accept),
+        "applied", target))
 
 
 def _run_migration(call: Call) -> dict[str, Any]:
@@ -131,7 +142,8 @@ def _downgrade(call: Call) -> dict[str, Any]:
                                "(it drops what later revisions added, data included)")
     target = request.target or ""
     return call.on_database(lambda url, run: moved(command.downgrade(
-        url, target, run=run, confirm=request.confirm, on_applied=call.on_applied)))
+        url, target, run=run, confirm=request.confirm, on_applied=call.on_applied),
+        "reverted", target))
 
 
 def _current(call: Call) -> dict[str, Any]:

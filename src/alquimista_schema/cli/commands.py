@@ -121,11 +121,15 @@ def upgrade(revision: str, url: str | None, secret_arn: str | None, lock_timeout
     run = command.Run(action="upgrade", lock_timeout=lock_timeout,
                       environment=read.environment, lint_policy=read.lint_policy,
                       statement_timeout=statement_timeout, lock_wait=lock_wait,
-                      snapshot=read.snapshot, cluster=read.cluster)
+                      snapshot=read.snapshot, cluster=read.cluster,
+                      snapshot_keep=read.snapshot_keep)
     result = on_database(url, secret_arn, lambda db: command.upgrade(
         db, revision, on_applied=_print_applied, run=run, accept_checksums=accept_checksums))
     if result.snapshot:
         say(f"snapshot: {result.snapshot} (taken before the first revision)")
+    restore = result.restore_line()
+    if restore:  # beside the warnings: stdout stays the results
+        say(restore, err=True)
     _print_result(result, "applied", revision)
 
 
@@ -285,14 +289,20 @@ def revision(message: str, autogenerate: bool, rev_id: str | None, url: str | No
     """Write a new revision file into the package's versions folder."""
     from alquimista_schema import command
 
-    def write(db: Any) -> list[Any]:
+    def write(db: Any) -> command.Written:
         return command.revision(message, url=db, autogenerate=autogenerate, rev_id=rev_id)
 
-    paths = on_database(url, secret_arn, write) if autogenerate else write(url)
-    if not paths:
+    written = on_database(url, secret_arn, write) if autogenerate else write(url)
+    if not written.revisions:
         say("no changes between the models and the database: nothing written")
-    for path in paths:
+    for path in written.revisions:
         say(f"wrote {path}")
+    if written.lint is not None:
+        say(f"linted it into {written.lint} (commit both)")
+    for f in written.findings:
+        state = f"waived: {f.reason}" if f.waived else \
+            "NOT WAIVED: fix it, or waive it in the revision's SQUAWK_WAIVERS with a reason"
+        say(f"lint: {f.revision}:{f.line} {f.rule} ({state})", err=True)
 
 
 @main.command()

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 import psycopg2
@@ -43,14 +44,23 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     secret_version text,
     duration_ms double precision,
     recorded_at timestamptz NOT NULL DEFAULT now(),
-    snapshot text
+    snapshot text,
+    restore_point timestamptz
 )
 """
-# Tables made by a release before snapshots existed gain the column on first use.
+# Tables made by an earlier release gain the later columns on first use.
+_LATER = {"snapshot": "text", "restore_point": "timestamptz"}
 _SHAPE = """
-    SELECT to_regclass(%(t)s) IS NOT NULL, EXISTS (
-           SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%(t)s)
-              AND attname = 'snapshot' AND NOT attisdropped)
+    SELECT to_regclass(%(t)s) IS NOT NULL, ARRAY(
+           SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass(%(t)s)
+              AND attname::text = ANY(%(c)s) AND NOT attisdropped)
+"""
+# See unconsumed(): the row naming the snapshot first, then no change from it on.
+_UNCONSUMED = f"""
+    SELECT EXISTS (SELECT 1 FROM {TABLE} WHERE snapshot = %(s)s) AND NOT EXISTS (
+           SELECT 1 FROM {TABLE}
+            WHERE id >= (SELECT min(id) FROM {TABLE} WHERE snapshot = %(s)s)
+              AND (applied <> '[]'::jsonb OR from_revision IS DISTINCT FROM to_revision))
 """
 
 
@@ -69,6 +79,7 @@ class Entry:
     secret_version: str | None = None
     duration_ms: float | None = None
     snapshot: str | None = None
+    restore_point: datetime | None = None
 
 
 @contextmanager
@@ -95,7 +106,7 @@ def entry_for(run: Run, target: str | None, progress: Progress,
                   progress.to_revision, "success", secret_version=run.secret_version,
                   applied=[asdict(a) for a in progress.applied],
                   duration_ms=round((time.monotonic() - started) * 1000, 1),
-                  snapshot=progress.snapshot)
+                  snapshot=progress.snapshot, restore_point=progress.restore_point)
     if isinstance(outcome, SchemaError):
         entry.outcome, entry.error_code, entry.error = "error", outcome.code, str(outcome)
     elif outcome is not None:  # never audit an unexpected failure as a success
@@ -111,18 +122,19 @@ def record(conn: Any, entry: Entry) -> None:
     The table is created only when missing: CREATE TABLE IF NOT EXISTS needs CREATE
     on the schema even when the table exists (PostgreSQL 15 grants it to owners only).
     """
-    [(exists, has_snapshot)] = fetch(conn, _SHAPE, {"t": TABLE})
+    [(exists, present)] = fetch(conn, _SHAPE, {"t": TABLE, "c": list(_LATER)})
     if not exists:
         fetch(conn, _DDL)
-    elif not has_snapshot:
-        fetch(conn, f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS snapshot text")
+    for name in (n for n in _LATER if exists and n not in present):
+        fetch(conn, f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {name} {_LATER[name]}")
     values = {**entry.__dict__, "applied": json.dumps(entry.applied)}
     fetch(conn,
           f"INSERT INTO {TABLE} (request_id, actor, action, target, from_revision, "
           "to_revision, applied, outcome, error_code, error, secret_version, duration_ms, "
-          "snapshot) VALUES (%(request_id)s, %(actor)s, %(action)s, %(target)s, "
-          "%(from_revision)s, %(to_revision)s, CAST(%(applied)s AS jsonb), %(outcome)s, "
-          "%(error_code)s, %(error)s, %(secret_version)s, %(duration_ms)s, %(snapshot)s)",
+          "snapshot, restore_point) VALUES (%(request_id)s, %(actor)s, %(action)s, "
+          "%(target)s, %(from_revision)s, %(to_revision)s, CAST(%(applied)s AS jsonb), "
+          "%(outcome)s, %(error_code)s, %(error)s, %(secret_version)s, %(duration_ms)s, "
+          "%(snapshot)s, %(restore_point)s)",
           values)
 
 
@@ -144,15 +156,43 @@ def record_safely(conn: Any, entry: Entry | None, progress: Progress) -> None:
         log.warning("%s (request %s)", problem, entry.request_id)
 
 
+def unconsumed(conn: Any, snapshot: str) -> bool:
+    """Whether no run has changed the database since the run that made ``snapshot``.
+
+    The rule, on one clock (the audit's own order, not RDS's and PostgreSQL's times): a
+    row names the snapshot (the run that made it records it, even when it stopped
+    waiting), and no row from the first of those on applied a revision or moved the
+    version (a stamp). The rows are written under the migration lock, so their order is
+    the runs' order. No row (the audit could not be written or read) is "consumed": a
+    new snapshot is taken, never a stale one reused. Changes made outside the runner
+    are not seen. ``conn``: as for :func:`entries`.
+    """
+    conn = _driver(conn)
+    try:
+        if fetch(conn, "SELECT to_regclass(%(t)s)", {"t": TABLE}) == [(None,)]:
+            return False
+        [(fresh,)] = fetch(conn, _UNCONSUMED, {"s": snapshot})
+    except psycopg2.Error as exc:
+        log.warning("the audit could not be read: %s", first_line(exc))
+        return False
+    return bool(fresh)
+
+
+def _driver(conn: Any) -> Any:
+    """A psycopg2 connection: SQLAlchemy's own, its transaction committed first."""
+    if hasattr(conn, "exec_driver_sql"):
+        if conn.in_transaction():
+            conn.commit()
+        conn = conn.connection.driver_connection
+    return conn
+
+
 def entries(conn: Any, limit: int = 20) -> list[dict[str, Any]]:
     """Return the latest audit rows, newest first (empty when the table is absent).
 
     ``conn`` is a psycopg2 connection or a SQLAlchemy one.
     """
-    if hasattr(conn, "exec_driver_sql"):  # SQLAlchemy's: read through its driver connection
-        if conn.in_transaction():
-            conn.commit()
-        conn = conn.connection.driver_connection
+    conn = _driver(conn)  # SQLAlchemy's: read through its driver connection
     if fetch(conn, "SELECT to_regclass(%(t)s)", {"t": TABLE}) == [(None,)]:
         return []
     with conn.cursor() as cur:

@@ -31,7 +31,7 @@ from alquimista_schema.errors import (
 )
 from alquimista_schema.runtime import configure, skeleton
 from alquimista_schema.runtime.run import Change, Run
-from alquimista_schema.script import authoring, directory
+from alquimista_schema.script import authoring, directory, lint
 
 if TYPE_CHECKING:
     from alembic.runtime.environment import EnvironmentContext
@@ -52,8 +52,14 @@ _NEEDS_DATABASE: dict[str, Callable[[Any], bool]] = {
 
 @write_hooks.register("alquimista_manifest")
 def _write_manifest_hook(filename: str, options: dict[str, Any]) -> None:
-    """Keep migrations/manifest.json current after `alembic revision` writes a file."""
+    """Keep migrations/manifest.json and lint.json current after `alembic revision`
+    writes a file, as the CLI's ``revision`` does."""
     authoring.write_manifest()
+    _, findings = lint.record_missing()
+    for f in findings:
+        if not f.waived:
+            print(f"lint: {f.revision}:{f.line} {f.rule} (NOT WAIVED: fix it, or waive it in "
+                  "the revision's SQUAWK_WAIVERS with a reason)", file=sys.stderr)
 
 
 def run(context: EnvironmentContext) -> None:
@@ -162,6 +168,8 @@ def _run_guarded(context: EnvironmentContext, command: str, url: str) -> None:
     result = skeleton.change(url, request, _cli_run(context, command), within=context)
     for warning in result.warnings:
         say(f"warning: {warning}")
+    if result.restorable_until is not None:  # an Aurora cluster is named: PITR applies
+        say(str(result.restore_line()))
     if command == "stamp":
         say(f"stamped {result.to_revision or 'base'} (was {result.from_revision or 'base'})")
     else:
@@ -195,7 +203,8 @@ def _cli_run(context: EnvironmentContext, command: str) -> Run:
     times = configure.timeouts(context)
     return Run(action=command, environment=read.environment, lint_policy=read.lint_policy,
                lock_timeout=times["lock_timeout"], snapshot=read.snapshot,
-               cluster=read.cluster, statement_timeout=times["statement_timeout"])
+               cluster=read.cluster, statement_timeout=times["statement_timeout"],
+               snapshot_keep=read.snapshot_keep)
 
 
 def _alembic_cli_command(context: EnvironmentContext) -> str | None:

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from alquimista_schema import durations
@@ -60,6 +61,8 @@ class Run:
     """The Aurora cluster's identifier (DB_CLUSTER_IDENTIFIER), never guessed."""
     snapshot_wait: float = 600.0
     """Seconds to wait for the snapshot to become available (never past the deadline)."""
+    snapshot_keep: int = 5
+    """How many of the runner's own snapshots of the cluster a successful upgrade keeps."""
 
     def __post_init__(self) -> None:
         if self.lint_policy not in LINT_POLICIES:
@@ -142,10 +145,25 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     """Problems that did not change the outcome (e.g. the audit row could not be written)."""
     snapshot: str | None = None
-    """The cluster snapshot taken before the first revision, if one was."""
+    """The cluster snapshot taken (or reused) before the first revision, if one was; in an
+    error's progress, the one that was being made."""
+    restore_point: datetime | None = None
+    """The database server's time just before the first revision of an upgrade: a
+    point-in-time restore to it undoes the upgrade."""
+    restorable_until: datetime | None = None
+    """Until when the restore point can be restored to (its cluster's backup retention)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def restore_line(self) -> str | None:
+        """Where a point-in-time restore takes the database back to before this upgrade."""
+        if self.restore_point is None:
+            return None
+        line = f"restore point: {self.restore_point.astimezone(UTC).isoformat()}"
+        if self.restorable_until is not None:
+            line += f" (restorable until {self.restorable_until.astimezone(UTC).isoformat()})"
+        return line
 
     def summary(self, verb: str, target: str | None = None) -> str:
         """Say in one line what was done (``verb``: applied, reverted), or why nothing was."""
@@ -173,6 +191,8 @@ class Progress:
     """False inside :meth:`untraced`: a refusal there leaves no trace, not even an audit row."""
     warnings: list[str] = field(default_factory=list)
     snapshot: str | None = None
+    restore_point: datetime | None = None
+    restorable_until: datetime | None = None
     on_applied: Callable[[Applied], None] | None = None
 
     def at(self, revision: str | None) -> None:
@@ -198,4 +218,5 @@ class Progress:
 
     def result(self) -> Result:
         return Result(self.from_revision, self.to_revision, list(self.applied),
-                      list(self.warnings), self.snapshot)
+                      list(self.warnings), self.snapshot, self.restore_point,
+                      self.restorable_until)

@@ -11,10 +11,12 @@ Alembic run: the run's own, or the plain ``alembic`` command's (``within``).
 from __future__ import annotations
 
 import io
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
@@ -48,6 +50,12 @@ if TYPE_CHECKING:
     from alembic.runtime.environment import EnvironmentContext
     from alembic.runtime.migration import RevisionStep
     from alembic.script import ScriptDirectory
+
+
+log = logging.getLogger(__name__)
+
+RETENTION_SECONDS = 6.0
+"""The most the backup retention's lookup may take (one bounded DescribeDBClusters)."""
 
 
 @contextmanager
@@ -92,11 +100,16 @@ def change(url: Any, request: Change, run: Run, *, adopt: Any = None,
             if route is None:
                 _stamp(conn, script, request, progress, within, book)
             else:
-                if request.action == "upgrade":
-                    guards.refuse_unlinted(route.scripts, run.lint_policy)
+                upgrading = request.action == "upgrade"
+                if upgrading:
+                    for problem in guards.refuse_unlinted(route.scripts, run.lint_policy):
+                        _warn(progress, problem)
                     _check_ledger(conn, script, request, run, progress, book)
-                    _snapshot(route, run, progress)
+                    _snapshot(conn, route, run, progress)
+                    _restore_point(conn, route, run, progress)
                 _apply(conn, script, route, run, progress, within, book)
+                if upgrading:
+                    _prune(run, progress)
     return progress.result()
 
 
@@ -169,8 +182,9 @@ def _check_ledger(conn: Connection, script: ScriptDirectory, request: Change, ru
         progress.warnings.extend(f"checksum: {line}" for line in lines)
 
 
-def _snapshot(route: planning.Route, run: Run, progress: Progress) -> None:
-    """Before the first revision of an upgrade that applies something: the snapshot."""
+def _snapshot(conn: Connection, route: planning.Route, run: Run, progress: Progress) -> None:
+    """Before the first revision of an upgrade that applies something: the snapshot (an
+    earlier run's, when one taken at this start is still good: see audit.unconsumed)."""
     if not route.steps or not run.snapshot:
         return
     if run.cluster is None:
@@ -180,15 +194,77 @@ def _snapshot(route: planning.Route, run: Run, progress: Progress) -> None:
                              "applied")
     from alquimista_schema.connect import rds
 
-    name = snapshot.name_for(route.start, route.end, run.request_id)
     limit = time.monotonic() + run.snapshot_wait
     remaining = run.remaining()
     until = limit if remaining is None else min(limit, time.monotonic() + remaining)
-    progress.snapshot = snapshot.take(
-        rds.client(within=until - time.monotonic()), run.cluster, name,
-        wait_until=until,
-        tags={"project": "alquimista-schema", "request-id": run.request_id,
-              "from-revision": route.start or "base", "to-revision": route.end or "base"})
+
+    def chosen(name: str) -> None:
+        progress.snapshot = name
+
+    snapshot.take(rds.client(within=until - time.monotonic()), run.cluster,
+                  snapshot.name_for(route.start, route.end, run.request_id),
+                  wait_until=until, chosen=chosen,
+                  tags=snapshot.tags_for(run.request_id, route.start, route.end),
+                  reuse=lambda name: audit.unconsumed(conn, name))
+
+
+def _restore_point(conn: Connection, route: planning.Route, run: Run,
+                   progress: Progress) -> None:
+    """Just before the first revision: the server's time, the point a point-in-time
+    restore goes back to; where the cluster is named, until when it can (its backup
+    retention, asked first so nothing stands between the restore point and the first
+    revision). A retention that cannot be read is a warning."""
+    if not route.steps:
+        return
+    days = _retention(run, progress) if run.cluster is not None else None
+    point = conn.exec_driver_sql("SELECT clock_timestamp()").scalar()
+    conn.commit()
+    progress.restore_point = point
+    if days is not None and point is not None:
+        progress.restorable_until = (point + timedelta(days=days)).astimezone(UTC)
+
+
+def _retention(run: Run, progress: Progress) -> int | None:
+    """The named cluster's backup retention in days (None: unknown, and warned)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from alquimista_schema.connect import rds
+
+    assert run.cluster is not None
+    try:  # a few seconds at most: an unreachable RDS API must not hold up the upgrade
+        client = rds.client(within=max(run.bounded(RETENTION_SECONDS), 1.0))
+        return snapshot.retention_days(client, run.cluster)
+    except (ClientError, BotoCoreError, SchemaError) as exc:
+        _warn(progress, f"until when the restore point can be restored to is not known: "
+                        f"cluster {run.cluster!r} could not be described ({snapshot.why(exc)}); "
+                        "check DB_CLUSTER_IDENTIFIER and that the role may "
+                        "rds:DescribeDBClusters")
+        return None
+
+
+def _prune(run: Run, progress: Progress) -> None:
+    """After a successful upgrade that took (or reused) a snapshot: keep the newest
+    ``run.snapshot_keep`` of the runner's own; what cannot be deleted is a warning."""
+    if progress.snapshot is None or run.cluster is None:
+        return
+    from alquimista_schema.connect import rds
+
+    remaining = run.remaining()
+    until = None if remaining is None else time.monotonic() + remaining
+    try:
+        client = rds.client(within=remaining)
+    except SchemaError as exc:
+        _warn(progress, f"old snapshots were not pruned: {exc}")
+        return
+    for problem in snapshot.prune(client, run.cluster, run.snapshot_keep, progress.snapshot,
+                                  until=until):
+        _warn(progress, problem)
+
+
+def _warn(progress: Progress, problem: str) -> None:
+    """A problem that does not change the outcome: in the result's warnings and the log."""
+    progress.warnings.append(problem)
+    log.warning("%s", problem)
 
 
 @dataclass

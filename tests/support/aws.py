@@ -1,11 +1,18 @@
 """AWS as boto3 really calls it: moto's server over HTTP, secrets in it, the real handler.
 
+Every moto-backed test runs behind tests/support/aws_rules.py: a call AWS would refuse (an
+identifier, tag or schedule off AWS's documented rules) gets AWS's error, never moto's
+leniency. ``moto_endpoint`` installs the layer in this process; ``aws`` also puts it in the
+children a test starts (ALQUIMISTA_AWS_RULES=1 and tests/support/aws_rules_site on
+PYTHONPATH: its sitecustomize installs the layer when the child imports botocore).
+
 Also a silent TCP port (a host that never answers).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,15 +21,21 @@ from typing import Any
 
 import pytest
 
+from tests.support import aws_rules
 from tests.support.helpers import TLS, Invoke
+
+RULES_SITE = os.path.join(os.path.dirname(__file__), "aws_rules_site")
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """Secrets Manager served by moto's server over HTTP, as boto3 really calls it."""
+    """Secrets Manager served by moto's server over HTTP, as boto3 really calls it, behind
+    the layer that refuses what AWS refuses (installed here, for the whole session)."""
     import socket
 
     from moto.server import ThreadedMotoServer
+
+    aws_rules.install()
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -46,6 +59,10 @@ def aws(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> Any:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "sa-east-1")
+    # children (the CLI, python -m lambda_entry) go through the same layer
+    monkeypatch.setenv(aws_rules.ENABLE, "1")
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([RULES_SITE, *([path] if path else [])]))
     return boto3.client("secretsmanager")
 
 

@@ -14,8 +14,9 @@ from alquimista_schema import command
 from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import InvalidTarget, MigrationFailed, UnknownRevision
 from alquimista_schema.schema import introspect
+from tests.support.revisions import HEAD, REVISIONS, after
 
-CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
+CHAIN = REVISIONS
 
 
 def snap(url: URL) -> dict[str, Any]:
@@ -25,23 +26,23 @@ def snap(url: URL) -> dict[str, Any]:
 
 def test_history_is_one_linear_chain_ending_at_head() -> None:
     assert [r.revision for r in command.history()] == CHAIN
-    assert command.heads() == ["021"]
+    assert command.heads() == [HEAD]
 
 
 def test_base_to_head_applies_every_revision_in_order(empty_url: URL) -> None:
     seen: list[str] = []
     result = command.upgrade(empty_url, "head", on_applied=lambda a: seen.append(a.revision))
     assert [a.revision for a in result.applied] == CHAIN == seen
-    assert (result.from_revision, result.to_revision) == (None, "021")
+    assert (result.from_revision, result.to_revision) == (None, HEAD)
     assert all(a.duration_ms >= 0 for a in result.applied)
     assert all(a.description for a in result.applied)
-    assert command.current(empty_url) == "021"
+    assert command.current(empty_url) == HEAD
 
 
 def test_upgrade_at_head_is_a_noop(head_url: URL) -> None:
     result = command.upgrade(head_url, "head")
     assert result.applied == []
-    assert result.from_revision == result.to_revision == "021"
+    assert result.from_revision == result.to_revision == HEAD
 
 
 @pytest.mark.parametrize("index", range(len(CHAIN)))
@@ -122,7 +123,7 @@ def test_a_failing_revision_leaves_the_revision_before_it(empty_url: URL) -> Non
         assert conn.execute(text("SELECT count(*) FROM dry_run_log")).scalar() == 1
         conn.execute(text("UPDATE dry_run_log SET canal_decidido = 'none'"))
         conn.commit()
-    assert command.upgrade(empty_url, "head").to_revision == "021"
+    assert command.upgrade(empty_url, "head").to_revision == HEAD
 
 
 def test_lock_timeout_fails_cleanly_instead_of_queueing(empty_url: URL) -> None:
@@ -183,7 +184,8 @@ def test_stamp_records_without_running(empty_url: URL) -> None:
 
 @pytest.mark.parametrize(("target", "error"), [
     ("head+1", InvalidTarget), ("base-1", InvalidTarget),  # never well formed (targets.py)
-    ("017+5", UnknownRevision), ("lead_ingestion-1", UnknownRevision),
+    (f"017+{len(after('017')) + 1}", UnknownRevision),  # one past the head
+    ("lead_ingestion-1", UnknownRevision),
 ])
 def test_relative_targets_past_the_ends_are_refused(empty_url: URL, target: str,
                                                     error: type[Exception]) -> None:
@@ -208,7 +210,7 @@ def test_downgrades_leave_the_shared_objects(empty_url: URL) -> None:
     with connect(empty_url) as conn:
         assert conn.execute(text(SHARED)).scalar() == "1/true"
         assert conn.execute(text("SELECT to_regclass('leads')")).scalar() is None
-    assert command.upgrade(empty_url, "head").to_revision == "021"  # and it is reused
+    assert command.upgrade(empty_url, "head").to_revision == HEAD  # and it is reused
 
 
 def test_020_repairs_and_its_downgrade_restores_the_broken_legacy_function(

@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL
 
 from alquimista_schema import command, errors
 from tests.support.helpers import ROOT, missing
+from tests.support.revisions import HEAD
 
 README = ROOT / "README.md"
 
@@ -44,4 +45,4 @@ def test_the_readmes_handler_recipe_runs_as_printed(local_database: URL) -> None
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
-    assert (answer["status"], answer["revision"]) == ("success", "021")
+    assert (answer["status"], answer["revision"]) == ("success", HEAD)

@@ -29,8 +29,9 @@ from alquimista_schema.script import directory
 from tests.corpus.rows import ROW_QUERIES
 from tests.support.doors import Door
 from tests.support.helpers import alembic, plain, url_for
+from tests.support.revisions import HEAD as PACKAGE_HEAD
 
-HEAD = "c13"
+HEAD = "c13"  # the corpus head (the package head is PACKAGE_HEAD)
 
 
 @contextlib.contextmanager
@@ -90,17 +91,17 @@ def test_the_corpus_builds_the_same_database_through_every_door(
 def test_the_corpus_goes_down_and_up_again_through_every_door(
         door: Door, empty_url: URL, pg_server: URL) -> None:
     with fresh_database(pg_server) as reference:
-        by_alembic(reference, "021")
-        at_021 = snapshot(reference, rows=False)
+        by_alembic(reference, PACKAGE_HEAD)
+        at_package_head = snapshot(reference, rows=False)
         by_alembic(reference, "head")
         at_head = snapshot(reference)
     assert door.run("upgrade", empty_url, "head").ok
-    refused = door.run("downgrade", empty_url, "021")  # tables holding rows: confirm
+    refused = door.run("downgrade", empty_url, PACKAGE_HEAD)  # tables holding rows: confirm
     assert not refused.ok
     assert "would drop what holds data" in refused.output + str(refused.answer)
-    down = door.run("downgrade", empty_url, "021", confirm="021")
+    down = door.run("downgrade", empty_url, PACKAGE_HEAD, confirm=PACKAGE_HEAD)
     assert down.ok, down.output
-    assert snapshot(empty_url, rows=False) == at_021
+    assert snapshot(empty_url, rows=False) == at_package_head
     assert door.run("upgrade", empty_url, "head").ok
     assert snapshot(empty_url) == at_head
 
@@ -185,10 +186,10 @@ def test_every_door_records_each_revisions_checksum_and_removes_it_going_down(
             text(f"SELECT revision, checksum, how FROM {ledger.TABLE}"))}
     assert recorded == {rev: (carried[rev], "applied")
                         for rev in chain[:chain.index("c06") + 1]}
-    assert door.run("downgrade", empty_url, "021", confirm="021").ok
+    assert door.run("downgrade", empty_url, PACKAGE_HEAD, confirm=PACKAGE_HEAD).ok
     with connect(empty_url) as conn:
         left = {r[0] for r in conn.execute(text(f"SELECT revision FROM {ledger.TABLE}"))}
-    assert left == set(chain[:chain.index("021") + 1])
+    assert left == set(chain[:chain.index(PACKAGE_HEAD) + 1])
 
 
 # the corpus ships no lint results (prod would refuse it for that); no cluster to snapshot
@@ -240,3 +241,19 @@ def test_prod_enforces_the_lint_policy_at_every_door(door: Door, empty_url: URL)
     with connect(empty_url) as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "c06"
     assert door.run("upgrade", empty_url, "head", env={**prod, "LINT_POLICY": "warn"}).ok
+
+
+def test_an_upgrade_to_a_target_behind_the_database_says_so_at_every_door(
+        door: Door, empty_url: URL) -> None:
+    """Not a bare "noop": every door says the database is past the target, in one line."""
+    from tests.support.revisions import PREVIOUS
+
+    assert door.run("upgrade", empty_url, PACKAGE_HEAD).ok
+    done = door.run("upgrade", empty_url, PREVIOUS)
+    assert done.ok, done.output
+    line = (f"nothing to do: the database is at {PACKAGE_HEAD}, already past {PREVIOUS} "
+            "(use downgrade to go back)")
+    if door.name == "lambda":
+        assert (done.answer["status"], done.answer["message"]) == ("noop", line)
+    else:
+        assert line in done.output.splitlines(), done.output

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
+from tests.support.revisions import COUNT, HEAD
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
@@ -57,7 +59,7 @@ def test_side_by_side_install_upgrades_from_any_directory(wheel: Path, tmp_path:
             [sys.executable, "-S", "-m", "alquimista_schema", "upgrade", "head", "--url", url],
             cwd=cwd, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
-    assert "applied 6 revision(s)" in subprocess.run(
+    assert f"applied {COUNT} revision(s)" in subprocess.run(
         [sys.executable, "-S", "-m", "alquimista_schema", "downgrade", "base", "--url", url],
         cwd=tmp_path, env=env, capture_output=True, text=True).stdout.replace(
             "reverted", "applied")
@@ -73,4 +75,4 @@ def test_fresh_virtualenv_console_script(wheel: Path, tmp_path: Path, head_url: 
         cwd=tmp_path, capture_output=True, text=True,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "021 (head)"
+    assert done.stdout.strip() == f"{HEAD} (head)"

@@ -24,6 +24,7 @@ from alquimista_schema.errors import DriftDetected, SchemaError
 from alquimista_schema.runtime import audit
 from alquimista_schema.schema import models, objects
 from tests.support.helpers import ROOT, Invoke, full, secret_for
+from tests.support.revisions import HEAD, NEXT
 
 
 def copy_metadata() -> MetaData:
@@ -47,7 +48,7 @@ def test_head_has_no_differences(head_url: URL) -> None:
 
 def test_check_refuses_a_database_not_at_head(empty_url: URL) -> None:
     command.upgrade(empty_url, "017")
-    with pytest.raises(SchemaError, match="not at head 021: upgrade it first"):
+    with pytest.raises(SchemaError, match=f"not at head {HEAD}: upgrade it first"):
         command.check(empty_url)
 
 
@@ -59,16 +60,17 @@ def test_a_new_column_fails_check_and_autogenerates_exactly_that(
         command.check(head_url, metadata=md)
     assert caught.value.differences == ["add column dry_run_log.canal_detalhe (VARCHAR(50))"]
 
-    [path] = command.revision("add canal_detalhe", url=head_url, autogenerate=True, metadata=md)
+    [path] = command.revision("add canal_detalhe", url=head_url, autogenerate=True,
+                              metadata=md).revisions
     assert path.parent == scratch_scripts
-    assert path.name == "022_add_canal_detalhe.py"
+    assert path.name == f"{NEXT}_add_canal_detalhe.py"
     assert upgrade_ops(path) == ["add_column"]
     assert "sa.Column('canal_detalhe', sa.String(length=50), nullable=True)" in path.read_text()
 
     result = command.upgrade(head_url, "head")
-    assert [a.revision for a in result.applied] == ["022"]
+    assert [a.revision for a in result.applied] == [NEXT]
     command.check(head_url, metadata=md)  # raises DriftDetected on any difference
-    command.downgrade(head_url, "021")
+    command.downgrade(head_url, HEAD)
     with connect(head_url) as conn:
         assert conn.execute(text(
             "SELECT count(*) FROM information_schema.columns "
@@ -87,7 +89,8 @@ def test_a_changed_view_is_detected_and_replaced_reversibly(
         command.check(head_url, metadata=md)
     assert caught.value.differences == ["replace view v_stats_ingestao"]
 
-    [path] = command.revision("slimmer stats", url=head_url, autogenerate=True, metadata=md)
+    [path] = command.revision("slimmer stats", url=head_url, autogenerate=True,
+                              metadata=md).revisions
     source = path.read_text()
     assert upgrade_ops(path) == ["execute", "execute"]
     assert "CREATE OR REPLACE VIEW v_stats_ingestao" in source
@@ -96,7 +99,7 @@ def test_a_changed_view_is_detected_and_replaced_reversibly(
     # developer sees at once when the revision fails on a scratch database.
     with pytest.raises(Exception, match="cannot drop columns from view"):
         command.upgrade(head_url, "head")
-    assert command.current(head_url) == "021"
+    assert command.current(head_url) == HEAD
 
 
 def test_a_changed_function_body_is_replaced_and_reverted(
@@ -117,7 +120,7 @@ def test_a_changed_function_body_is_replaced_and_reverted(
         changed_def = conn.execute(text(
             "SELECT pg_get_functiondef(to_regprocedure(:f))"), {"f": fn.name}).scalar_one()
     assert "DESC" in changed_def
-    command.downgrade(head_url, "021")
+    command.downgrade(head_url, HEAD)
     with connect(head_url) as conn:
         reverted = conn.execute(text(
             "SELECT pg_get_functiondef(to_regprocedure(:f))"), {"f": fn.name}).scalar_one()
@@ -204,12 +207,13 @@ def test_a_changed_column_comment_fails_check_and_autogenerates_exactly_that(
         command.check(head_url, metadata=md)
     assert caught.value.differences == [
         "change comment of dry_run_log.lead_id: none -> Lead avaliado (sem FK: o log sobrevive)"]
-    [path] = command.revision("comment lead_id", url=head_url, autogenerate=True, metadata=md)
+    [path] = command.revision("comment lead_id", url=head_url, autogenerate=True,
+                              metadata=md).revisions
     assert upgrade_ops(path) == ["alter_column"]
     command.upgrade(head_url, "head")
     assert comment_of(head_url, COLUMN_COMMENT) == "Lead avaliado (sem FK: o log sobrevive)"
     command.check(head_url, metadata=md)  # raises DriftDetected on any difference
-    command.downgrade(head_url, "021")
+    command.downgrade(head_url, HEAD)
     assert comment_of(head_url, COLUMN_COMMENT) is None
 
 
@@ -231,14 +235,15 @@ def test_a_changed_view_comment_is_replaced_and_reverted(head_url: URL,
     with pytest.raises(DriftDetected) as caught:
         command.check(head_url, metadata=md)
     assert caught.value.differences == ["replace view v_stats_ingestao"]
-    [path] = command.revision("stats comment", url=head_url, autogenerate=True, metadata=md)
+    [path] = command.revision("stats comment", url=head_url, autogenerate=True,
+                              metadata=md).revisions
     assert "COMMENT ON VIEW v_stats_ingestao IS 'Estatísticas por arquivo de origem'" \
         in path.read_text()
     command.upgrade(head_url, "head")
     sql = "SELECT obj_description('v_stats_ingestao'::regclass, 'pg_class')"
     assert comment_of(head_url, sql) == "Estatísticas por arquivo de origem"
     command.check(head_url, metadata=md)  # raises DriftDetected on any difference
-    command.downgrade(head_url, "021")
+    command.downgrade(head_url, HEAD)
     assert comment_of(head_url, sql) == "Estatísticas de ingestão por arquivo"
 
 
@@ -377,5 +382,6 @@ def test_a_same_named_table_in_another_schema_is_never_compared(
 
 def test_autogenerate_writes_nothing_for_a_same_named_table_in_another_schema(
         platform_leads: URL, scratch_scripts: Path) -> None:
-    assert command.revision("nothing of ours", url=platform_leads, autogenerate=True) == []
-    assert [p.name for p in scratch_scripts.glob("022_*.py")] == []
+    assert command.revision("nothing of ours", url=platform_leads,
+                            autogenerate=True).revisions == []
+    assert [p.name for p in scratch_scripts.glob(f"{NEXT}_*.py")] == []

@@ -75,6 +75,7 @@ from alquimista_schema.runtime import audit
 from alquimista_schema.schema import introspect
 from alquimista_schema.script import directory
 from tests.support.helpers import Invoke, secret_for
+from tests.support.revisions import HEAD, REVISIONS, after
 
 # --- how many events ----------------------------------------------------------------
 
@@ -112,7 +113,8 @@ ALLOWED_KEYS: dict[str, set[str]] = {
 assert set(ALLOWED_KEYS) == set(protocol.ACTIONS)
 COMMON = {"status", "action", "from_revision", "to_revision", "applied", "duration_ms",
           "request_id"}
-CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
+CHAIN = REVISIONS
+PAST_017 = f"017+{len(after('017')) + 1}"  # one step past the head
 # Every code the package's exceptions carry (the README table, plus BAD_CONFIG and
 # UNKNOWN_DB_REVISION); INTERNAL_ERROR is deliberately absent: it would be a bug.
 ERROR_CODES = {"BAD_EVENT", "UNKNOWN_REVISION", "SECRET_UNAVAILABLE", "DB_UNREACHABLE",
@@ -141,12 +143,12 @@ UNICODE = [
     "\r\n", "\u2028", "\U0010fffd", "a" * 41, "0" * 40,
 ]
 REVISION_LIKE = [
-    "head", "heads", "base", "017", "018", "019", "020", "021", "lead_ingestion", "lead", "all",
+    "head", "heads", "base", *REVISIONS, "lead", "all",
     "999",
     "+1", "-1", "+2", "-2", "+4", "-4", "+0", "017+1", "019-1", "018-2", "head-1", "head-3",
     "heads-2", "base+1", "base+2", "lead_ingestion+1", "0", "01", "017+0", "_", "_+1",
     # walk off the chain (the known AssertionError), a few of them:
-    "head+1", "021+1", "017+5", "lead_ingestion-1", "base-1",
+    "head+1", f"{HEAD}+1", PAST_017, "lead_ingestion-1", "base-1",
 ]
 
 SCALARS: st.SearchStrategy[Any] = st.one_of(
@@ -503,7 +505,7 @@ def changing(draw: st.DrawFn) -> Any:
     event: dict[str, Any] = {"action": action}
     if action != "adopt" and (action != "upgrade" or draw(st.booleans())):
         event["target"] = draw(st.sampled_from(REVISION_LIKE) | st.from_regex(
-            r"(head|base|017|018|019|020|021|lead_ingestion|)[+-][0-7]", fullmatch=True))
+            rf"(head|base|{'|'.join(REVISIONS)}|)[+-][0-7]", fullmatch=True))
     if action == "downgrade":
         event["allow_downgrade"] = True
         if draw(st.booleans()):
@@ -568,7 +570,7 @@ def test_changing_events_answer_what_they_did(invoke: Invoke,
     assert count >= CHANGING_EVENTS
     assert outcomes.get("success", 0) >= 10  # the database really moved
     final = command.upgrade(url, "head")
-    assert final.to_revision == "021"
+    assert final.to_revision == HEAD
     command.check(url)  # raises DriftDetected on any difference
 
 
@@ -576,9 +578,9 @@ def test_changing_events_answer_what_they_did(invoke: Invoke,
 
 @pytest.mark.parametrize(("event", "code"), [
     ({"action": "plan", "target": "head+1"}, "BAD_EVENT"),  # past an end: malformed as such
-    ({"action": "upgrade", "target": "017+5"}, "UNKNOWN_REVISION"),
+    ({"action": "upgrade", "target": PAST_017}, "UNKNOWN_REVISION"),
     ({"action": "run-migration", "target": "lead_ingestion-1"}, "UNKNOWN_REVISION"),
-], ids=["plan head+1", "upgrade 017+5", "run-migration lead_ingestion-1"])
+], ids=["plan head+1", "upgrade past the head", "run-migration lead_ingestion-1"])
 def test_target_off_the_chain_is_answered_not_raised(
         invoke: Invoke, secret_at_017: tuple[URL, str], event: dict[str, Any],
         code: str) -> None:
@@ -598,8 +600,8 @@ def test_null_event_answer_names_its_action(invoke: Invoke,
                                                       secret_at_017: tuple[URL, str]) -> None:
     url, arn = secret_at_017
     answer = invoke(None, secret=arn)
-    assert (answer["status"], answer["to_revision"]) == ("success", "021")
-    assert command.current(url) == "021"
+    assert (answer["status"], answer["to_revision"]) == ("success", HEAD)
+    assert command.current(url) == HEAD
     assert answer["action"] == "upgrade"
 
 
@@ -622,6 +624,6 @@ def test_a_flag_that_is_not_a_json_boolean_changes_nothing(
             key = next(k for k in event if k not in ("action", "target"))
             assert (answer["status"], answer.get("error_code")) == ("error", "BAD_EVENT"), answer
             assert answer["error"] == f"{key} must be true or false"
-    assert command.current(head_url) == "021"
+    assert command.current(head_url) == HEAD
     with connect(legacy_url) as conn:
         assert conn.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None

@@ -27,6 +27,7 @@ from tests.support.helpers import (
     Invoke,
     secret_for,
 )
+from tests.support.revisions import HEAD, REVISIONS, after
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def db(migrator_url: URL, make_secret: Callable[..., str]) -> tuple[URL, str]:
     return migrator_url, make_secret(secret_for(migrator_url))
 
 
-CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
+CHAIN = REVISIONS
 COMMON = {"status", "action", "from_revision", "to_revision", "applied", "duration_ms",
           "request_id"}
 
@@ -46,13 +47,13 @@ def test_default_event_upgrades_to_head(invoke: Invoke, db: tuple[URL, str]) -> 
     assert set(answer) >= COMMON
     assert answer["status"] == "success", answer
     assert (answer["action"], answer["from_revision"], answer["to_revision"]) == \
-        ("upgrade", None, "021")
+        ("upgrade", None, HEAD)
     assert [a["revision"] for a in answer["applied"]] == CHAIN
     assert all(set(a) == {"revision", "description", "duration_ms"} for a in answer["applied"])
     again = invoke({"action": "upgrade", "target": "head"})
     assert again["status"] == "noop"
     assert again["applied"] == []
-    assert command.current(url) == "021"
+    assert command.current(url) == HEAD
 
 
 def test_legacy_run_migration_017_then_all(invoke: Invoke, db: tuple[URL, str]) -> None:
@@ -66,7 +67,7 @@ def test_legacy_run_migration_017_then_all(invoke: Invoke, db: tuple[URL, str]) 
     assert repeat["status"] == "noop"
     assert "already applied" in repeat["message"]
     rest = invoke({"action": "run-migration", "target": "all"})
-    assert [a["revision"] for a in rest["applied"]] == ["018", "019", "020", "021"]
+    assert [a["revision"] for a in rest["applied"]] == after("017")
     listed = invoke({"action": "list-migrations"})
     assert listed["status"] == "success"
     assert listed["executedMigrations"] == CHAIN
@@ -80,8 +81,8 @@ def test_list_migrations_on_a_partly_migrated_database(invoke: Invoke,
     command.upgrade(url, "017")
     listed = invoke({"action": "list-migrations"}, secret=arn)
     assert listed["executedMigrations"] == ["lead_ingestion", "017"]
-    assert [m["applied"] for m in listed["migrations"]] == [True, True, False, False, False,
-                                                            False]
+    assert [m["applied"] for m in listed["migrations"]] == \
+        [True, True] + [False] * len(after("017"))
 
 
 def test_current_history_plan(invoke: Invoke, db: tuple[URL, str]) -> None:
@@ -90,12 +91,12 @@ def test_current_history_plan(invoke: Invoke, db: tuple[URL, str]) -> None:
     current = invoke({"action": "current"}, secret=arn)
     assert (current["revision"], current["is_head"]) == ("017", False)
     history = invoke({"action": "history"})
-    assert [r["revision"] for r in history["revisions"]][-1] == "021"
+    assert [r["revision"] for r in history["revisions"]][-1] == HEAD
     plan = invoke({"action": "plan", "target": "head"})
     assert plan["status"] == "success"
-    assert [p["revision"] for p in plan["pending"]] == ["018", "019", "020", "021"]
+    assert [p["revision"] for p in plan["pending"]] == after("017")
     assert "VALIDATE CONSTRAINT ck_leads_status" in plan["sql"]
-    assert (plan["from_revision"], plan["to_revision"]) == ("017", "021")
+    assert (plan["from_revision"], plan["to_revision"]) == ("017", HEAD)
     assert command.current(url) == "017"  # nothing applied
 
 
@@ -110,7 +111,7 @@ def test_drift(invoke: Invoke, db: tuple[URL, str]) -> None:
     drifted = invoke({"action": "drift"})
     assert drifted["drift"] is True
     assert drifted["differences"] == ["drop column dry_run_log.extra (TEXT)"]
-    assert command.current(url) == "021"
+    assert command.current(url) == HEAD
 
 
 def test_downgrade_needs_the_flag_and_in_prod_a_confirmation(invoke: Invoke,
@@ -124,11 +125,11 @@ def test_downgrade_needs_the_flag_and_in_prod_a_confirmation(invoke: Invoke,
                   env={"ENVIRONMENT": "prod"})
     assert prod["error_code"] == "DOWNGRADE_REFUSED"
     assert '"confirm": "017"' in prod["error"]
-    assert command.current(url) == "021"
+    assert command.current(url) == HEAD
     done = invoke({"action": "downgrade", "target": "017", "allow_downgrade": True,
                    "confirm": "017"})
     assert done["status"] == "success"
-    assert [a["revision"] for a in done["applied"]] == ["021", "020", "019", "018"]
+    assert [a["revision"] for a in done["applied"]] == after("017")[::-1]
     assert command.current(url) == "017"
 
 
@@ -160,7 +161,7 @@ def test_malformed_events_are_refused_and_touch_nothing(invoke: Invoke, db: tupl
 def test_unknown_revision(invoke: Invoke, db: tuple[URL, str]) -> None:
     answer = invoke({"target": "999"}, secret=db[1])
     assert answer["error_code"] == "UNKNOWN_REVISION"
-    assert "Known revisions: lead_ingestion, 017, 018, 019, 020, 021" in answer["error"]
+    assert f"Known revisions: {', '.join(REVISIONS)}" in answer["error"]
 
 
 def test_legacy_error_answer_keeps_the_old_keys(invoke: Invoke, db: tuple[URL, str]) -> None:
@@ -428,7 +429,7 @@ def test_the_extension_serves_the_secret_when_configured(
                "AWS_SESSION_TOKEN": "session-token-1"}
         answer = invoke({}, secret=arn, env=env)
         assert answer["status"] == "success", answer
-        assert invoke({"action": "current"})["revision"] == "021"
+        assert invoke({"action": "current"})["revision"] == HEAD
     assert ext.requests == [arn]  # once per warm container, with the session token
     assert '"via": "extension"' in capsys.readouterr().out
     assert entry._runner is not None
@@ -538,7 +539,7 @@ def test_the_handler_runs_locally_against_a_database_url(head_url: URL) -> None:
     done = _run_locally('{"action": "current"}', DATABASE_URL=url)
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
-    assert (answer["status"], answer["revision"], answer["is_head"]) == ("success", "021", True)
+    assert (answer["status"], answer["revision"], answer["is_head"]) == ("success", HEAD, True)
     steps = [json.loads(line)["step"] for line in done.stderr.splitlines()]
     assert steps[0] == "event.accepted"
     assert str(head_url.password) not in done.stdout + done.stderr

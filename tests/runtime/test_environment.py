@@ -20,8 +20,9 @@ from alquimista_schema.connect.local import DevDatabase
 from alquimista_schema.errors import ConfigurationError
 from alquimista_schema.runtime import audit
 from tests.support.helpers import MIGRATOR_PASSWORD, ROOT, alembic, leaks
+from tests.support.revisions import COUNT, HEAD, NEXT, PREVIOUS, REVISIONS
 
-CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
+CHAIN = REVISIONS
 
 
 def _said_once(output: str) -> None:
@@ -38,12 +39,12 @@ def test_four_parallel_alembic_upgrades_take_the_lock(migrator_url: URL) -> None
     for proc in done:
         assert proc.returncode == 0, proc.stderr
         assert "UniqueViolation" not in proc.stderr + proc.stdout
-    assert sum("applied 6 revision(s): base -> 021" in p.stdout for p in done) == 1
-    assert sum("nothing to do: the database is already at 021" in p.stdout for p in done) == 3
-    assert command.current(migrator_url) == "021"
+    assert sum(f"applied {COUNT} revision(s): base -> {HEAD}" in p.stdout for p in done) == 1
+    assert sum(f"nothing to do: the database is already at {HEAD}" in p.stdout for p in done) == 3
+    assert command.current(migrator_url) == HEAD
     with connect(migrator_url) as conn:
         [row] = audit.entries(conn)  # the run that changed something, recorded like ours
-    assert (row["from_revision"], row["to_revision"]) == (None, "021")
+    assert (row["from_revision"], row["to_revision"]) == (None, HEAD)
     assert [a["revision"] for a in row["applied"]] == CHAIN
     assert all(a["duration_ms"] >= 0 and a["description"] for a in row["applied"])
 
@@ -58,7 +59,7 @@ def test_alembic_downgrade_dropping_rows_needs_confirm(head_url: URL) -> None:
     _said_once(refused.stdout + refused.stderr)
     assert "would drop what holds data: table leads (" in refused.stdout
     assert "-x confirm=base" in refused.stdout
-    assert command.current(head_url) == "021"
+    assert command.current(head_url) == HEAD
     done = alembic("-x", "confirm=base", "downgrade", "base", url=head_url)
     assert done.returncode == 0, done.stderr
     assert command.current(head_url) is None
@@ -70,10 +71,10 @@ def test_alembic_downgrade_in_prod_needs_confirm(head_url: URL, environment: str
     assert refused.returncode != 0
     _said_once(refused.stdout + refused.stderr)
     assert "downgrade refused in prod" in refused.stdout
-    assert command.current(head_url) == "021"
+    assert command.current(head_url) == HEAD
     done = alembic("-x", "confirm=-1", "downgrade", "-1", url=head_url, ENVIRONMENT=environment)
     assert done.returncode == 0, done.stderr
-    assert command.current(head_url) == "020"
+    assert command.current(head_url) == PREVIOUS
 
 
 def test_an_unknown_environment_is_bad_config(head_url: URL) -> None:
@@ -81,7 +82,7 @@ def test_an_unknown_environment_is_bad_config(head_url: URL) -> None:
     assert refused.returncode != 0
     _said_once(refused.stdout + refused.stderr)
     assert "ENVIRONMENT must be one of dev, staging, prod" in refused.stdout
-    assert command.current(head_url) == "021"
+    assert command.current(head_url) == HEAD
 
 
 def test_an_alembic_error_prints_once(head_url: URL) -> None:
@@ -99,7 +100,7 @@ def test_alembic_upgrade_without_a_url_uses_the_local_database() -> None:
         notices = [line for line in done.stderr.splitlines() if "using the local database" in line]
         assert len(notices) == 1, done.stderr
         assert "postgresql+psycopg2://postgres:***@127.0.0.1:" in notices[0]
-        assert "applied 6 revision(s): base -> 021" in done.stdout
+        assert f"applied {COUNT} revision(s): base -> {HEAD}" in done.stdout
     finally:
         DevDatabase(root).remove()
 
@@ -138,29 +139,29 @@ def test_every_alembic_command_works_from_the_root_with_nothing_set(
     """The local database when a command needs one (one notice line), none otherwise."""
     history = alembic("history")
     assert history.returncode == 0, history.stderr
-    assert _lines(history)[0].startswith("020 -> 021 (head), ")
-    assert len(_lines(history)) == 6  # no notice: history reads only the revision files
-    assert _lines(alembic("heads")) == ["021 (head)"]
+    assert _lines(history)[0].startswith(f"{PREVIOUS} -> {HEAD} (head), ")
+    assert len(_lines(history)) == COUNT  # no notice: history reads only the revision files
+    assert _lines(alembic("heads")) == [f"{HEAD} (head)"]
     assert _lines(alembic("current")) == [_lines(alembic("current"))[0]]
     assert _lines(alembic("current"))[0].startswith(NOTICE)
     up = _lines(alembic("upgrade", "head"))
     assert up[0].startswith(NOTICE)
     assert [line.split()[0] for line in up[1:-1]] == CHAIN
-    assert up[-1] == "applied 6 revision(s): base -> 021"
+    assert up[-1] == f"applied {COUNT} revision(s): base -> {HEAD}"
     assert _lines(alembic("upgrade", "head"))[1:] == [
-        "nothing to do: the database is already at 021"]
-    assert _lines(alembic("current"))[1:] == ["021 (head)"]
+        f"nothing to do: the database is already at {HEAD}"]
+    assert _lines(alembic("current"))[1:] == [f"{HEAD} (head)"]
     assert _lines(alembic("check"))[1:] == ["No new upgrade operations detected."]
     down = _lines(alembic("downgrade", "-1"))
-    assert down[-1] == "reverted 1 revision(s): 021 -> 020"
+    assert down[-1] == f"reverted 1 revision(s): {HEAD} -> {PREVIOUS}"
     assert len(down) == 3
-    assert command.current(local_database) == "020"
+    assert command.current(local_database) == PREVIOUS
 
 
 def test_history_needs_no_database_at_all() -> None:
     done = alembic("history", ALQUIMISTA_DEVDB="off")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert len(_lines(done)) == 6
+    assert len(_lines(done)) == COUNT
 
 
 @pytest.mark.parametrize("url", [
@@ -202,14 +203,16 @@ def test_alembic_revision_autogenerate_writes_exactly_the_model_change(
     assert made.returncode == 0, made.stdout + made.stderr
     assert len(_lines(made)) <= 4, made.stdout + made.stderr
     written = tree / "src" / "alquimista_schema" / "migrations" / "versions"
-    new = (written / "022_add_canal_detalhe.py").read_text()
+    new = (written / f"{NEXT}_add_canal_detalhe.py").read_text()
     body = new.split("def upgrade() -> None:")[1].split("def downgrade")[0]
     ops = [line.strip() for line in body.splitlines() if line.strip().startswith("op.")]
     assert ops == ["op.add_column('dry_run_log', sa.Column('canal_detalhe', sa.Text(), "
                    "nullable=True))"]
     manifest = json.loads((written.parent / "manifest.json").read_text())
-    assert manifest["head"] == "022"
+    assert manifest["head"] == NEXT
+    # linted as written: the enforce policy finds lint.json current, no other step
+    assert NEXT in json.loads((written.parent / "lint.json").read_text())
     assert _lines(alembic("upgrade", "head", cwd=tree, PYTHONPATH=path))[-1] == \
-        "applied 1 revision(s): 021 -> 022"
+        f"applied 1 revision(s): {HEAD} -> {NEXT}"
     assert _lines(alembic("check", cwd=tree, PYTHONPATH=path))[-1] == \
         "No new upgrade operations detected."

@@ -1,7 +1,8 @@
 """A failure injected after each revision's first statement leaves the previous revision.
 
-The failure is a real database error raised by ``op.execute``, right after the
-revision's first statement (real DDL) ran.
+The failure is a real database error, raised right after the revision's first statement
+(real DDL) ran, whichever operation sent it (``op.execute``, ``op.add_column``, ...): every
+revision, the shipped ones and any added since, is tried.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from alembic.ddl.impl import DefaultImpl
 from alembic.operations import Operations
 from sqlalchemy import text
 from sqlalchemy.engine import URL
@@ -19,8 +21,9 @@ from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import MigrationFailed
 from alquimista_schema.runtime import audit, locking
 from alquimista_schema.schema import introspect
+from tests.support.revisions import REVISIONS
 
-CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
+# Rows present before each revision runs (a revision added since needs none).
 SEED = {
     "lead_ingestion": [],
     "017": ["INSERT INTO leads (lead_id_externo, origem_arquivo, origem_aba) "
@@ -30,7 +33,6 @@ SEED = {
     "019": ["INSERT INTO lead_telefones (lead_id, telefone) SELECT lead_id, '+55' FROM leads"],
     "020": ["INSERT INTO lead_emails (lead_id, email, email_principal) "
             "SELECT lead_id, 'a@x.com', true FROM leads"],
-    "021": [],
 }
 ROWS = """SELECT coalesce((SELECT count(*) FROM leads), -1) || '/'
           || coalesce((SELECT count(*) FROM dry_run_log), -1)"""
@@ -45,16 +47,16 @@ def _rows(url: URL) -> str:
 
 def _inject_through_alembic(revision: str, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     calls = {"n": 0}
-    original: Callable[..., Any] = Operations.execute
+    original: Callable[..., Any] = DefaultImpl._exec
 
-    def failing(self: Operations, sqltext: Any, *args: Any, **kwargs: Any) -> Any:
+    def failing(self: DefaultImpl, construct: Any, *args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
-        result = original(self, sqltext, *args, **kwargs)
+        result = original(self, construct, *args, **kwargs)
         if calls["n"] == 1:
             original(self, "SELECT 1/0")  # a real database error, after real DDL
         return result
 
-    monkeypatch.setattr(Operations, "execute", failing)
+    monkeypatch.setattr(DefaultImpl, "_exec", failing)
 
     def check() -> None:
         assert calls["n"] == 1  # it failed right after its first statement
@@ -62,15 +64,15 @@ def _inject_through_alembic(revision: str, monkeypatch: pytest.MonkeyPatch) -> C
     return check
 
 
-@pytest.mark.parametrize("index", range(len(CHAIN)), ids=CHAIN)
+@pytest.mark.parametrize("index", range(len(REVISIONS)), ids=REVISIONS)
 def test_failure_after_the_first_statement(empty_url: URL, index: int,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    revision = CHAIN[index]
-    previous = CHAIN[index - 1] if index else None
+    revision = REVISIONS[index]
+    previous = REVISIONS[index - 1] if index else None
     if previous:
         command.upgrade(empty_url, previous)
     with connect(empty_url) as conn:
-        for statement in SEED[revision]:
+        for statement in SEED.get(revision, []):
             conn.execute(text(statement))
         conn.commit()
         before = introspect.snapshot(conn)

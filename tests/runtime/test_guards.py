@@ -30,6 +30,7 @@ from alquimista_schema.errors import DowngradeRefused, LintRefused, NotAdopted, 
 from alquimista_schema.runtime import guards
 from tests.support.doors import Door
 from tests.support.helpers import Invoke, alembic, full
+from tests.support.revisions import EXTRA, HEAD
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +107,7 @@ def test_the_lambda_answers_read_only_replica(standby: URL, invoke: Invoke,
 
 # Confirmations that are not the target: a guard taking any non-empty ``confirm`` (or one
 # merely resembling the target) lets each of them through.
-WRONG_CONFIRMATIONS = ["yes", "true", "021", "020 ", " 020", "020\n", "20", "-1", "head"]
+WRONG_CONFIRMATIONS = ["yes", "true", HEAD, "020 ", " 020", "020\n", "20", "-1", "head"]
 
 PROD_GUARD = [
     # environment, what, target, confirm, refused
@@ -158,11 +159,11 @@ def test_prod_downgrade_takes_only_the_target_as_confirmation_at_every_door(
         door: Door, head_url: URL, monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI's --confirm, plain alembic's -x confirm= and the event's "confirm"."""
     monkeypatch.setenv("ENVIRONMENT", "prod")  # each door's process inherits it
-    for wrong in ("yes", "021"):
+    for wrong in ("yes", HEAD):
         refused = door.run("downgrade", head_url, "020", confirm=wrong)
         assert not refused.ok, refused.output
         assert "downgrade refused in prod" in refused.output + str(refused.answer)
-        assert versions(head_url) == ["021"]
+        assert versions(head_url) == [HEAD]
     if door.name == "lambda":
         assert refused.answer["error_code"] == "DOWNGRADE_REFUSED"
     done = door.run("downgrade", head_url, "020", confirm="020")
@@ -189,11 +190,11 @@ def test_prod_stamp_purge_takes_only_the_target_as_confirmation(
         head_url: URL, stamp: Callable[..., tuple[int, str]],
         spell: Callable[[str], tuple[str, ...]]) -> None:
     """The doors that stamp (the Lambda has no stamp action)."""
-    for wrong in ("yes", "021"):
+    for wrong in ("yes", HEAD):
         code, output = stamp(head_url, *spell(wrong))
         assert code != 0, output
         assert "stamp --purge refused in prod" in output
-        assert versions(head_url) == ["021"]
+        assert versions(head_url) == [HEAD]
     code, output = stamp(head_url, *spell("017"))
     assert code == 0, output
     assert versions(head_url) == ["017"]
@@ -209,7 +210,7 @@ def test_rows_a_downgrade_would_drop_need_the_target_itself(head_url: URL) -> No
         with pytest.raises(DowngradeRefused, match="would drop what holds data: "
                                                     "table dry_run_log \\(1 row\\);"):
             command.downgrade(head_url, "base", confirm=wrong)
-        assert versions(head_url) == ["021"]
+        assert versions(head_url) == [HEAD]
     assert command.downgrade(head_url, "base", confirm="base").to_revision is None
 
 
@@ -228,23 +229,23 @@ def test_two_tables_holding_rows_are_both_named(head_url: URL) -> None:
         f"{guards.confirmation('base')}")
 
 
-# 022 makes a table whose name needs quoting; its downgrade drops it.
-QUOTED = '''"""A table whose name needs quoting."""
+# EXTRA (after the head) makes a table whose name needs quoting; its downgrade drops it.
+QUOTED = f'''"""A table whose name needs quoting."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "022"
-down_revision = "021"
+revision = "{EXTRA}"
+down_revision = "{HEAD}"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table({name!r}, sa.Column("id", sa.Integer, primary_key=True))
+    op.create_table({{name!r}}, sa.Column("id", sa.Integer, primary_key=True))
 
 
 def downgrade() -> None:
-    op.drop_table({name!r})
+    op.drop_table({{name!r}})
 '''
 
 
@@ -255,24 +256,24 @@ def dropped_tables(script: Any, start: str, dest: str) -> list[str]:
 def test_dropped_tables_are_read_from_the_downgrades_own_sql(scratch_scripts: Path) -> None:
     from alquimista_schema.script import directory
 
-    (scratch_scripts / "022_quoted.py").write_text(QUOTED.format(name="XRays"))
+    (scratch_scripts / f"{EXTRA}_quoted.py").write_text(QUOTED.format(name="XRays"))
     script = directory.script_directory()
-    assert dropped_tables(script, "022", "021") == ["XRays"]  # only the quotes go
+    assert dropped_tables(script, EXTRA, HEAD) == ["XRays"]  # only the quotes go
     assert dropped_tables(script, "021", "017") == []  # 018..021 drop no table
     assert dropped_tables(script, "017", "lead_ingestion") == ["dry_run_log"]
     assert dropped_tables(script, "017", "base") == [
         "dry_run_log", "lead_emails", "lead_telefones", "leads"]
-    (scratch_scripts / "022_quoted.py").write_text(QUOTED.format(name="plain_rows").replace(
+    (scratch_scripts / f"{EXTRA}_quoted.py").write_text(QUOTED.format(name="plain_rows").replace(
         "op.drop_table('plain_rows')", "op.drop_table('plain_rows', schema='public')"))
-    assert dropped_tables(directory.script_directory(), "022", "021") == [
+    assert dropped_tables(directory.script_directory(), EXTRA, HEAD) == [
         "public.plain_rows"]
 
 
 @pytest.mark.parametrize("name", ["MixedCase", "Quoted Rows", 'say "hi"', "a.b"])
 def test_a_quoted_table_holding_rows_needs_the_confirmation_too(
         head_url: URL, scratch_scripts: Path, name: str) -> None:
-    (scratch_scripts / "022_quoted.py").write_text(QUOTED.format(name=name))
-    command.upgrade(head_url, "022")
+    (scratch_scripts / f"{EXTRA}_quoted.py").write_text(QUOTED.format(name=name))
+    command.upgrade(head_url, EXTRA)
     with connect(head_url) as conn:
         quoted = name.replace('"', '""')
         conn.execute(text(f'INSERT INTO "{quoted}" VALUES (1)'))
@@ -280,9 +281,9 @@ def test_a_quoted_table_holding_rows_needs_the_confirmation_too(
     try:
         with pytest.raises(DowngradeRefused,
                            match=f"holds data: table {re.escape(name)} \\(1 row\\); nothing"):
-            command.downgrade(head_url, "021")
+            command.downgrade(head_url, HEAD)
     finally:
-        assert versions(head_url) == ["022"], "the table and its rows were dropped"
+        assert versions(head_url) == [EXTRA], "the table and its rows were dropped"
 
 
 LEGACY_OBJECTS = ("dry_run_log, lead_emails, lead_telefones, leads")
@@ -325,9 +326,11 @@ LINT = {
     (["018"], "warn", None), (["018"], "off", None), (["021"], "warn", None),
     (["019", "018"], "enforce", "revision 018 has 3 unwaived squawk finding(s) (a-rule, "
                                 "b-rule): fix them or waive each in the revision's "
-                                "SQUAWK_WAIVERS with a reason"),
-    (["020", "021"], "enforce", "revision 021 has no lint result in this bundle (migrations/"
-                                "lint.json is stale): refusing under the enforce policy"),
+                                "SQUAWK_WAIVERS with a reason; refused under the enforce "
+                                "policy"),
+    (["020", "021"], "enforce", "revision 021 has no lint result in migrations/lint.json "
+                                "(stale): run `alquimista-schema lint --write` and commit it; "
+                                "refused under the enforce policy"),
 ])
 def test_the_enforce_policy_refuses_the_first_revision_not_lint_clean(
         scratch_scripts: Path, revisions: list[str], policy: str,
@@ -340,6 +343,10 @@ def test_the_enforce_policy_refuses_the_first_revision_not_lint_clean(
     with pytest.raises(LintRefused) as caught:
         guards.refuse_unlinted(scripts, policy)
     assert str(caught.value) == refusal
+    # warn says, as a warning line, exactly what enforce refuses, and raises nothing
+    warned = guards.refuse_unlinted(scripts, "warn")
+    head = refusal.removesuffix("; refused under the enforce policy")
+    assert f"lint: {head} (LINT_POLICY=warn here; prod enforces it)" in warned
 
 
 # After the corpus's head: a column added to dry_run_log, dropped by the downgrade.
@@ -391,19 +398,19 @@ def test_a_downgrade_dropping_a_column_with_data_needs_the_confirmation_at_every
 
 def test_a_dropped_column_without_values_needs_no_confirmation(
         head_url: URL, scratch_scripts: Path) -> None:
-    (scratch_scripts / "022_column.py").write_text(
-        COLUMN_AFTER_CORPUS.replace('"zz_column"', '"022"').replace('"c13"', '"021"'))
-    command.upgrade(head_url, "022")
+    (scratch_scripts / f"{EXTRA}_column.py").write_text(
+        COLUMN_AFTER_CORPUS.replace('"zz_column"', f'"{EXTRA}"').replace('"c13"', f'"{HEAD}"'))
+    command.upgrade(head_url, EXTRA)
     _log_rows(head_url, None, None)  # rows, but no value in the column
-    assert command.downgrade(head_url, "021").to_revision == "021"
+    assert command.downgrade(head_url, HEAD).to_revision == HEAD
 
 
 def test_dropped_columns_are_read_from_the_downgrades_own_sql(scratch_scripts: Path) -> None:
     from alquimista_schema.script import directory
 
-    (scratch_scripts / "022_column.py").write_text(
-        COLUMN_AFTER_CORPUS.replace('"zz_column"', '"022"').replace('"c13"', '"021"'))
-    [item] = guards.dropped(directory.script_directory(), "022", "021")
+    (scratch_scripts / f"{EXTRA}_column.py").write_text(
+        COLUMN_AFTER_CORPUS.replace('"zz_column"', f'"{EXTRA}"').replace('"c13"', f'"{HEAD}"'))
+    [item] = guards.dropped(directory.script_directory(), EXTRA, HEAD)
     assert (item.name, item.column) == ("dry_run_log", "canal_origem")
     assert item.describe(1) == "column dry_run_log.canal_origem (1 row with a value)"
     assert item.describe(guards.COUNT_LIMIT + 1) == (

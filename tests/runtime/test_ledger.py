@@ -18,9 +18,10 @@ from alquimista_schema.errors import ChecksumMismatch
 from alquimista_schema.runtime import audit, ledger, locking
 from alquimista_schema.runtime.run import Run
 from alquimista_schema.script import directory
-from tests.support.helpers import EXTRA_COLUMN_022, Invoke, secret_for
+from tests.support.helpers import Invoke, secret_for
+from tests.support.revisions import COUNT, EXTRA, EXTRA_COLUMN, HEAD, REVISIONS, SCRATCH, upto
 
-CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
+CHAIN = REVISIONS
 
 
 def rows(url: URL) -> dict[str, tuple[str, str]]:
@@ -36,52 +37,52 @@ def carried() -> dict[str, str]:
 def test_an_upgrade_records_each_revision_and_a_downgrade_removes_it(empty_url: URL) -> None:
     command.upgrade(empty_url, "head")
     assert rows(empty_url) == {rev: (carried()[rev], "applied") for rev in CHAIN}
-    assert [c.status for c in command.verify(empty_url).checks] == ["ok"] * 6
+    assert [c.status for c in command.verify(empty_url).checks] == ["ok"] * COUNT
     command.downgrade(empty_url, "019")
-    assert sorted(rows(empty_url)) == sorted(CHAIN[:4])
+    assert sorted(rows(empty_url)) == sorted(upto("019"))
 
 
 @pytest.fixture
-def at_022(head_url: URL, scratch_scripts: Path) -> Path:
-    path = scratch_scripts / "022_extra.py"
-    path.write_text(EXTRA_COLUMN_022)
+def at_extra(head_url: URL, scratch_scripts: Path) -> Path:
+    path = scratch_scripts / f"{EXTRA}_extra.py"
+    path.write_text(EXTRA_COLUMN)
     command.upgrade(head_url, "head")
     return path
 
 
 def test_an_edited_statement_is_named_a_reworded_docstring_is_not(head_url: URL,
-                                                                   at_022: Path) -> None:
-    recorded = rows(head_url)["022"][0]
-    at_022.write_text(EXTRA_COLUMN_022.replace('"""An extra column."""',
+                                                                   at_extra: Path) -> None:
+    recorded = rows(head_url)[EXTRA][0]
+    at_extra.write_text(EXTRA_COLUMN.replace('"""An extra column."""',
                                                '"""Reworded, no code."""'))
     assert command.verify(head_url).checks[-1].status == "ok"
-    at_022.write_text(EXTRA_COLUMN_022.replace("extra text", "extra varchar(10)"))
+    at_extra.write_text(EXTRA_COLUMN.replace("extra text", "extra varchar(10)"))
     with pytest.raises(ChecksumMismatch) as caught:
         command.verify(head_url)
     assert caught.value.code == "CHECKSUM_MISMATCH"
     [line] = caught.value.mismatches
-    assert line.startswith(f"022: edited after it was applied: recorded {recorded}, the file "
-                           f"now {carried()['022']} (recorded ")
+    assert line.startswith(f"{EXTRA}: edited after it was applied: recorded {recorded}, the "
+                           f"file now {carried()[EXTRA]} (recorded ")
     assert line.endswith(", applied)")
     cli = CliRunner().invoke(main, ["verify", "--url",
                                     head_url.render_as_string(hide_password=False)])
     assert cli.exit_code == 1
-    assert cli.stderr.splitlines()[1].startswith("  - 022: edited after it was applied")
+    assert cli.stderr.splitlines()[1].startswith(f"  - {EXTRA}: edited after it was applied")
 
 
 def test_upgrade_refuses_in_prod_warns_elsewhere_and_accepts_when_asked(
-        head_url: URL, at_022: Path) -> None:
-    at_022.write_text(EXTRA_COLUMN_022.replace("extra text", "extra varchar(10)"))
+        head_url: URL, at_extra: Path) -> None:
+    at_extra.write_text(EXTRA_COLUMN.replace("extra text", "extra varchar(10)"))
     with pytest.raises(ChecksumMismatch, match="upgrade refused in prod"):
         command.upgrade(head_url, "head", run=Run(environment="prod"))
     elsewhere = command.upgrade(head_url, "head")
     assert [w.split(": recorded")[0] for w in elsewhere.warnings] == [
-        "checksum: 022: edited after it was applied"]
+        f"checksum: {EXTRA}: edited after it was applied"]
     accepted = command.upgrade(head_url, "head", run=Run(environment="prod",
                                                         request_id="accept-1"),
                                accept_checksums=True)
-    assert accepted.warnings == ["accepted the new checksums of 022"]
-    assert rows(head_url)["022"] == (carried()["022"], "accepted")
+    assert accepted.warnings == [f"accepted the new checksums of {EXTRA}"]
+    assert rows(head_url)[EXTRA] == (carried()[EXTRA], "accepted")
     command.verify(head_url)
     with connect(head_url) as conn:
         [row] = [r for r in audit.entries(conn) if r["request_id"] == "accept-1"]
@@ -93,7 +94,7 @@ def test_a_database_from_before_checksums_reports_none_recorded(head_url: URL) -
         conn.execute(text(f"DROP TABLE {ledger.TABLE}"))
         conn.commit()
     found = command.verify(head_url)
-    assert [c.status for c in found.checks] == ["unrecorded"] * 6
+    assert [c.status for c in found.checks] == ["unrecorded"] * COUNT
     assert found.checks[0].describe() == ("lead_ingestion: no checksum recorded (applied "
                                           "before checksums were kept)")
 
@@ -111,40 +112,41 @@ def test_stamp_and_adopt_record_what_they_mark_applied(empty_url: URL,
     command.verify(legacy_url)
 
 
-def test_a_refused_upgrade_in_prod_changed_nothing(head_url: URL, at_022: Path,
+def test_a_refused_upgrade_in_prod_changed_nothing(head_url: URL, at_extra: Path,
                                                    scratch_scripts: Path) -> None:
     """Pending revisions too: the mismatch is checked before anything is applied."""
-    at_022.write_text(EXTRA_COLUMN_022.replace("extra text", "extra varchar(10)"))
-    (scratch_scripts / "023_more.py").write_text(
-        EXTRA_COLUMN_022.replace('"022"', '"023"').replace('"021"', '"022"')
+    at_extra.write_text(EXTRA_COLUMN.replace("extra text", "extra varchar(10)"))
+    more = SCRATCH[1]
+    (scratch_scripts / f"{more}_more.py").write_text(
+        EXTRA_COLUMN.replace(f'"{EXTRA}"', f'"{more}"').replace(f'"{HEAD}"', f'"{EXTRA}"')
         .replace("extra", "more"))
     with pytest.raises(ChecksumMismatch):
         command.upgrade(head_url, "head", run=Run(environment="prod"))
-    assert command.current(head_url) == "022"
+    assert command.current(head_url) == EXTRA
     warned = command.upgrade(head_url, "head")  # elsewhere: a warning, and it runs
-    assert [a.revision for a in warned.applied] == ["023"]
-    assert any(w.startswith("checksum: 022: edited after it was applied")
+    assert [a.revision for a in warned.applied] == [more]
+    assert any(w.startswith(f"checksum: {EXTRA}: edited after it was applied")
                for w in warned.warnings)
 
 
 # --- the Lambda's verify, and its scheduled checks ------------------------------------
 
 
-def test_the_lambda_verifies_and_accepts(invoke: Invoke, head_url: URL, at_022: Path,
+def test_the_lambda_verifies_and_accepts(invoke: Invoke, head_url: URL, at_extra: Path,
                                          make_secret: Callable[..., str]) -> None:
     clean = invoke({"action": "verify"}, secret=make_secret(secret_for(head_url)))
     assert (clean["status"], clean["verified"]) == ("success", True), clean
-    assert [r["status"] for r in clean["revisions"]] == ["ok"] * 7
-    at_022.write_text(EXTRA_COLUMN_022.replace("extra text", "extra varchar(10)"))
+    assert [r["status"] for r in clean["revisions"]] == ["ok"] * (COUNT + 1)
+    at_extra.write_text(EXTRA_COLUMN.replace("extra text", "extra varchar(10)"))
     edited = invoke({"action": "verify"})
     assert edited["error_code"] == "CHECKSUM_MISMATCH"
     [line] = edited["mismatches"]
-    assert line.startswith("022: edited after it was applied")
+    assert line.startswith(f"{EXTRA}: edited after it was applied")
     refused = invoke({"action": "upgrade", "accept_checksums": "true"})
     assert refused["error_code"] == "BAD_EVENT"  # booleans are JSON booleans
     accepted = invoke({"action": "upgrade", "accept_checksums": True},
                       env={"ENVIRONMENT": "prod", "SNAPSHOT_BEFORE_UPGRADE": "false"})
-    assert accepted["warnings"] == ["accepted the new checksums of 022"], accepted
+    assert accepted["warnings"] == [f"accepted the new checksums of {EXTRA}"], accepted
     assert invoke({"action": "verify"})["status"] == "success"
 
 

@@ -47,9 +47,10 @@ from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import DatabaseUnreachable, LockTimeout
 from alquimista_schema.runtime import audit, locking
 from tests.support.doors import Door
+from tests.support.revisions import HEAD, REVISIONS, after
 
 ROOT = Path(__file__).resolve().parents[2]
-CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
+CHAIN = REVISIONS
 PROCESS_TIMEOUT = 120  # seconds: a hang fails the test instead of blocking the suite
 
 # The contender: import the package fresh, wait at the barrier, upgrade, print one line.
@@ -169,10 +170,10 @@ def test_eight_simultaneous_upgrades_apply_the_chain_exactly_once(migrator_url: 
     assert len(winners) == 1, results
     [winner] = winners
     assert winner["applied"] == CHAIN
-    assert (winner["from"], winner["to"]) == (None, "021")
+    assert (winner["from"], winner["to"]) == (None, HEAD)
     assert len(losers) == 7
     for loser in losers:  # waited for the lock, then found the work done
-        assert (loser["from"], loser["to"], loser["applied"]) == ("021", "021", [])
+        assert (loser["from"], loser["to"], loser["applied"]) == (HEAD, HEAD, [])
         assert loser["ended"] >= winner["ended"] - 0.5
     # They really raced: every loser asked for the lock while the winner was migrating.
     spread = max(r["started"] for r in results) - min(r["started"] for r in results)
@@ -180,7 +181,7 @@ def test_eight_simultaneous_upgrades_apply_the_chain_exactly_once(migrator_url: 
           f"{(winner['ended'] - winner['started']) * 1000:.0f} ms")
     assert all(loser["started"] < winner["ended"] for loser in losers), (spread, results)
     assert len({r["pid"] for r in results}) == 8
-    assert command.current(migrator_url) == "021"
+    assert command.current(migrator_url) == HEAD
     command.check(migrator_url)  # raises DriftDetected on any difference
     with connect(migrator_url) as conn:
         rows = audit.entries(conn)
@@ -323,8 +324,8 @@ def test_a_killed_migration_rolls_back_and_frees_the_lock(migrator_url: URL, pg_
     began = time.monotonic()
     done = command.upgrade(migrator_url, "head", run=command.Run(lock_wait=5))
     assert time.monotonic() - began < 10
-    assert [a.revision for a in done.applied] == ["018", "019", "020", "021"]
-    assert command.current(migrator_url) == "021"
+    assert [a.revision for a in done.applied] == after("017")
+    assert command.current(migrator_url) == HEAD
     assert advisory_locks(migrator_url) == 0
 
 

@@ -25,6 +25,7 @@ from alquimista_schema.errors import DeadlineExceeded, MigrationFailed
 from alquimista_schema.runtime import pacing
 from alquimista_schema.runtime.run import Progress, Run
 from tests.support.helpers import Invoke, secret_for
+from tests.support.revisions import HEAD, SCRATCH
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,20 +48,22 @@ def downgrade() -> None:
     op.execute("DROP TABLE IF EXISTS started_{rev}")
 '''
 
+# Scratch revisions after the head, with ids no generated revision takes (not numbers).
+A, B, C = SCRATCH
 CHAIN = {
-    # 022: its time goes to Python, which no statement_timeout can cancel
-    "022": ("Python work.", "    time.sleep({sleep})\n"
-                            "    op.execute('CREATE TABLE started_022 (id int)')"),
-    # 023: many tiny statements, each far under any statement_timeout
-    "023": ("Many tiny statements.", "    op.execute('CREATE TABLE started_023 (id int)')\n"
-                                     "    for _ in range(300):\n"
-                                     "        op.execute('SELECT 1')"),
-    "024": ("Last.", "    op.execute('CREATE TABLE started_024 (id int)')"),
+    # A: its time goes to Python, which no statement_timeout can cancel
+    A: ("Python work.", "    time.sleep({sleep})\n"
+                        f"    op.execute('CREATE TABLE started_{A} (id int)')"),
+    # B: many tiny statements, each far under any statement_timeout
+    B: ("Many tiny statements.", f"    op.execute('CREATE TABLE started_{B} (id int)')\n"
+                                 "    for _ in range(300):\n"
+                                 "        op.execute('SELECT 1')"),
+    C: ("Last.", f"    op.execute('CREATE TABLE started_{C} (id int)')"),
 }
 
 
 def write_chain(versions: Path, sleep: float) -> None:
-    down = "021"
+    down = HEAD
     for rev, (doc, body) in CHAIN.items():
         (versions / f"{rev}_stepping.py").write_text(
             REVISION.format(doc=doc, rev=rev, down=down, body=body.format(sleep=sleep)))
@@ -77,20 +80,20 @@ def test_the_deadline_passing_partway_stops_before_the_next_revision(
         head_url: URL, scratch_scripts: Path) -> None:
     write_chain(scratch_scripts, sleep=3.5)
     seen: list[str] = []
-    # 3 s to work: enough to connect (twice: lock and work) and start 022, which takes 3.5
+    # 3 s to work: enough to connect (twice: lock and work) and start A, which takes 3.5
     run = command.Run(deadline=time.monotonic() + 1.0 + 3.0, margin=1.0)
     with pytest.raises(DeadlineExceeded) as caught:
         command.upgrade(head_url, "head", run=run, on_applied=lambda a: seen.append(a.revision))
-    assert str(caught.value).startswith("stopped before revision 023: too little time left")
-    assert "the database is at 022" in str(caught.value)
+    assert str(caught.value).startswith(f"stopped before revision {B}: too little time left")
+    assert f"the database is at {A}" in str(caught.value)
     progress = caught.value.progress
     assert isinstance(progress, command.Result)
-    assert (progress.from_revision, progress.to_revision) == ("021", "022")
-    assert [a.revision for a in progress.applied] == ["022"] == seen
+    assert (progress.from_revision, progress.to_revision) == (HEAD, A)
+    assert [a.revision for a in progress.applied] == [A] == seen
     assert progress.applied[0].duration_ms >= 3500  # timed once committed
-    assert started(head_url) == ["022"]  # 023 never started
-    assert command.current(head_url) == "022"
-    assert [a.revision for a in command.upgrade(head_url, "head").applied] == ["023", "024"]
+    assert started(head_url) == [A]  # B never started
+    assert command.current(head_url) == A
+    assert [a.revision for a in command.upgrade(head_url, "head").applied] == [B, C]
 
 
 def test_with_time_enough_every_revision_runs_in_one_alembic_run(
@@ -109,9 +112,9 @@ def test_with_time_enough_every_revision_runs_in_one_alembic_run(
     monkeypatch.setattr(environment, "run", counting)
     run = command.Run(deadline=time.monotonic() + 300, margin=10)
     result = command.upgrade(head_url, "head", run=run)
-    assert [a.revision for a in result.applied] == ["022", "023", "024"]
+    assert [a.revision for a in result.applied] == [A, B, C]
     assert len(runs) == 1
-    assert started(head_url) == ["022", "023", "024"]
+    assert started(head_url) == [A, B, C]
 
 
 def test_the_lambda_answers_stopped_before_the_revision(
@@ -121,10 +124,10 @@ def test_the_lambda_answers_stopped_before_the_revision(
     arn = make_secret(secret_for(head_url))
     answer = invoke({}, secret=arn, remaining_ms=10_000 + 4_500)  # margin 10 s: 4.5 s to work
     assert answer["error_code"] == "DEADLINE", answer
-    assert answer["error"].startswith("stopped before revision 023")
-    assert (answer["from_revision"], answer["to_revision"]) == ("021", "022")
-    assert [a["revision"] for a in answer["applied"]] == ["022"]
-    assert started(head_url) == ["022"]
+    assert answer["error"].startswith(f"stopped before revision {B}")
+    assert (answer["from_revision"], answer["to_revision"]) == (HEAD, A)
+    assert [a["revision"] for a in answer["applied"]] == [A]
+    assert started(head_url) == [A]
 
 
 def test_a_failing_revision_under_plain_alembic_keeps_the_ones_before_it(
@@ -147,37 +150,37 @@ def test_a_failing_revision_under_plain_alembic_keeps_the_ones_before_it(
 def test_a_failing_revision_is_named_and_the_ones_before_it_stay(
         head_url: URL, scratch_scripts: Path) -> None:
     write_chain(scratch_scripts, sleep=0)
-    (scratch_scripts / "024_stepping.py").write_text(
-        (scratch_scripts / "024_stepping.py").read_text().replace(
-            "op.execute('CREATE TABLE started_024 (id int)')",
-            "op.execute('CREATE TABLE started_024 (id int)')\n    raise ValueError('boom')"))
-    with pytest.raises(MigrationFailed, match="revision 024 failed and was rolled back: "
+    (scratch_scripts / f"{C}_stepping.py").write_text(
+        (scratch_scripts / f"{C}_stepping.py").read_text().replace(
+            f"op.execute('CREATE TABLE started_{C} (id int)')",
+            f"op.execute('CREATE TABLE started_{C} (id int)')\n    raise ValueError('boom')"))
+    with pytest.raises(MigrationFailed, match=f"revision {C} failed and was rolled back: "
                                               "ValueError: boom") as caught:
         command.upgrade(head_url, "head")
-    assert caught.value.revision == "024"
-    assert command.current(head_url) == "023"
-    assert started(head_url) == ["022", "023"]
+    assert caught.value.revision == C
+    assert command.current(head_url) == B
+    assert started(head_url) == [A, B]
 
 
 def test_a_statement_that_would_outlive_the_deadline_is_cancelled(
         head_url: URL, scratch_scripts: Path) -> None:
     """The backstop: statement_timeout capped at the time left, inside the revision."""
-    (scratch_scripts / "022_backstop.py").write_text(REVISION.format(
-        doc="Sleeps.", rev="022", down="021",
-        body="    op.execute('CREATE TABLE started_022 (id int)')\n"
+    (scratch_scripts / f"{A}_backstop.py").write_text(REVISION.format(
+        doc="Sleeps.", rev=A, down=HEAD,
+        body=f"    op.execute('CREATE TABLE started_{A} (id int)')\n"
              "    op.execute('SELECT pg_sleep(30)')"))
     run = command.Run(deadline=time.monotonic() + 1.0 + 3.0, margin=1.0)
     began = time.monotonic()
-    with pytest.raises(DeadlineExceeded, match="revision 022 was cancelled and rolled back"):
+    with pytest.raises(DeadlineExceeded, match=f"revision {A} was cancelled and rolled back"):
         command.upgrade(head_url, "head", run=run)
     assert time.monotonic() - began < 10
     assert started(head_url) == []
-    assert command.current(head_url) == "021"
+    assert command.current(head_url) == HEAD
 
 
 def test_the_urls_own_options_never_clash_with_the_runners(empty_url: URL) -> None:
     url = empty_url.update_query_dict({"application_name": "mine", "connect_timeout": "3"})
-    assert command.upgrade(url.render_as_string(hide_password=False), "head").to_revision == "021"
+    assert command.upgrade(url.render_as_string(hide_password=False), "head").to_revision == HEAD
 
 
 # --- the statement_timeout cap, re-tightened as the time runs out ------------------------
@@ -243,19 +246,19 @@ def test_the_cap_follows_the_time_left_between_revisions(
     sent = []
     for left, _ in steps:
         run.left = left
-        sent.append(pacer.before("022", Progress()))
+        sent.append(pacer.before(A, Progress()))
         assert pacer.bound is (left is not None and left < 900)  # under the default 15min
     assert sent == [expected for _, expected in steps]
 
 
 def test_a_revision_the_deadline_stops_is_never_started() -> None:
-    for left, at in ((0.0, None), (-5.0, "021")):
+    for left, at in ((0.0, None), (-5.0, HEAD)):
         with pytest.raises(DeadlineExceeded) as caught:
-            pacing.Pacer(clock(left)).before("022", Progress(at, at))
+            pacing.Pacer(clock(left)).before(A, Progress(at, at))
         assert str(caught.value) == (
-            f"stopped before revision 022: too little time left before the deadline; the "
+            f"stopped before revision {A}: too little time left before the deadline; the "
             f"database is at {at or 'base'}. Run again (or raise the function's timeout)")
-    assert pacing.Pacer(clock(0.001)).before("022", Progress()) == cap(1)
+    assert pacing.Pacer(clock(0.001)).before(A, Progress()) == cap(1)
 
 
 class DriverError(Exception):
@@ -268,16 +271,16 @@ class DriverError(Exception):
 
 FAILURES = [
     # SQLSTATE, deadline set the cap?, error, message
-    ("57014", True, DeadlineExceeded, "revision 022 was cancelled and rolled back because the "
+    ("57014", True, DeadlineExceeded, f"revision {A} was cancelled and rolled back because the "
      "time left before the deadline ran out; raise the function's timeout and run again"),
-    ("57014", False, MigrationFailed, "revision 022 failed and was rolled back: cancelled by "
+    ("57014", False, MigrationFailed, f"revision {A} failed and was rolled back: cancelled by "
      "statement_timeout; raise it, or split the revision"),
-    ("55P03", True, MigrationFailed, "revision 022 failed and was rolled back: could not get "
+    ("55P03", True, MigrationFailed, f"revision {A} failed and was rolled back: could not get "
      "a lock within lock_timeout: another session holds a conflicting lock; retry when "
      "traffic is lower, or raise lock_timeout"),
-    ("42P01", True, MigrationFailed, "revision 022 failed and was rolled back: relation "
+    ("42P01", True, MigrationFailed, f"revision {A} failed and was rolled back: relation "
      '"x" does not exist'),
-    (None, False, MigrationFailed, "revision 022 failed and was rolled back: relation "
+    (None, False, MigrationFailed, f"revision {A} failed and was rolled back: relation "
      '"x" does not exist'),
 ]
 
@@ -287,11 +290,11 @@ def test_a_revisions_database_error_says_what_it_means(
         pgcode: str | None, bound: bool, kind: type[Exception], message: str) -> None:
     text_ = "relation \"x\" does not exist\nLINE 1: SELECT * FROM x" if pgcode in ("42P01", None) \
         else "canceled"
-    error = pacing.failure(DriverError(pgcode, text_), "022", deadline_bound=bound)
+    error = pacing.failure(DriverError(pgcode, text_), A, deadline_bound=bound)
     assert type(error) is kind
     assert str(error) == message
     if isinstance(error, MigrationFailed):
-        assert error.revision == "022"
+        assert error.revision == A
 
 
 RECORDING = '''"""Records the statement_timeout it runs under."""
@@ -317,12 +320,12 @@ def downgrade() -> None:
 
 
 def recording_chain(url: URL, versions: Path, sleep: float) -> None:
-    """022 to 024, each recording its statement_timeout (ms), then taking ``sleep`` s."""
+    """A to C (after the head), each recording its statement_timeout (ms), then sleeping."""
     with connect(url) as conn:
         conn.execute(text("CREATE TABLE pace_log (revision text, timeout_ms bigint)"))
         conn.commit()
-    down = "021"
-    for rev in ("022", "023", "024"):
+    down = HEAD
+    for rev in (A, B, C):
         (versions / f"{rev}_pace.py").write_text(
             RECORDING.format(rev=rev, down=down, sleep=sleep))
         down = rev
@@ -348,7 +351,7 @@ def test_the_lambda_caps_each_revision_at_the_time_left(
         invoke: Invoke, head_url: URL, scratch_scripts: Path, make_secret: Any) -> None:
     recording_chain(head_url, scratch_scripts, sleep=1.5)
     answer = invoke({}, secret=make_secret(secret_for(head_url)), remaining_ms=100_000)
-    assert [a["revision"] for a in answer["applied"]] == ["022", "023", "024"], answer
+    assert [a["revision"] for a in answer["applied"]] == [A, B, C], answer
     assert_retightened(recorded(head_url), budget_ms=100_000 - 10_000, sleep_ms=1_500)
 
 
@@ -366,12 +369,12 @@ def test_a_run_with_a_deadline_caps_each_revision_at_the_time_left(
     recording_chain(head_url, scratch_scripts, sleep=1.5)
     run = command.Run(deadline=time.monotonic() + 61.0, margin=1.0, statement_timeout="2min")
     assert [a.revision for a in command.upgrade(head_url, run=run).applied] == \
-        ["022", "023", "024"]
+        [A, B, C]
     assert_retightened(recorded(head_url), budget_ms=60_000, sleep_ms=1_500)
 
 
 def test_an_error_without_a_sqlstate_is_a_failed_revision() -> None:
     """Not every error under a revision comes from the server (no pgcode at all)."""
-    error = pacing.failure(RuntimeError("the driver gave up"), "022", deadline_bound=True)
+    error = pacing.failure(RuntimeError("the driver gave up"), A, deadline_bound=True)
     assert type(error) is MigrationFailed
-    assert str(error) == "revision 022 failed and was rolled back: the driver gave up"
+    assert str(error) == f"revision {A} failed and was rolled back: the driver gave up"

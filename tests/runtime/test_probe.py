@@ -23,20 +23,21 @@ from alquimista_schema.runtime import probe
 from alquimista_schema.script import manifest
 from tests.script.test_lint import BAD_REVISION
 from tests.support.helpers import TLS, Invoke, full, secret_for
+from tests.support.revisions import EXTRA, HEAD, after
 
 
 def test_committed_manifest_matches_the_script_directory() -> None:
     """It can never go stale unnoticed: regenerate with command.write_manifest()."""
     assert manifest.manifest_path().read_text() == manifest.manifest(command.heads()[0])
-    assert manifest.known_head() == "021"
+    assert manifest.known_head() == HEAD
 
 
 def test_noop_at_head_is_one_query_on_a_reused_connection(head_url: URL) -> None:
     probe.drop()
-    assert probe.probe(head_url).head == "021"
+    assert probe.probe(head_url).head == HEAD
     [conn] = probe._cached.values()
     pid = conn.get_backend_pid()
-    assert probe.probe(head_url).head == "021"
+    assert probe.probe(head_url).head == HEAD
     assert probe._cached[probe._key(head_url)].get_backend_pid() == pid
     probe.drop()
 
@@ -49,19 +50,18 @@ def test_not_at_head_or_unversioned_takes_the_full_path(empty_url: URL) -> None:
         assert answer.head is None
         assert answer.connection is not None  # handed over to the full path
         answer.connection.close()
-    assert [a.revision for a in command.upgrade(empty_url, "head").applied] == ["018", "019", "020",
-                                                                        "021"]
-    assert probe.probe(empty_url).head == "021"
+    assert [a.revision for a in command.upgrade(empty_url, "head").applied] == after("017")
+    assert probe.probe(empty_url).head == HEAD
     probe.drop()
 
 
 def test_a_revision_added_by_hand_is_never_hidden(head_url: URL,
                                                   scratch_scripts: Path) -> None:
-    (scratch_scripts / "022_email_index.py").write_text(BAD_REVISION)
+    (scratch_scripts / f"{EXTRA}_email_index.py").write_text(BAD_REVISION)
     recorded = scratch_scripts.parent / "manifest.json"
-    assert json.loads(recorded.read_text())["head"] == "021"  # stale
+    assert json.loads(recorded.read_text())["head"] == HEAD  # stale
     assert manifest.known_head() is None
-    assert [a.revision for a in command.upgrade(head_url, "head").applied] == ["022"]
+    assert [a.revision for a in command.upgrade(head_url, "head").applied] == [EXTRA]
     probe.drop()
 
 
@@ -88,7 +88,7 @@ def test_a_cold_noop_never_imports_alembic(head_url: URL, aws: Any, tls: TLS) ->
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["answer"]["status"] == "noop", result
-    assert result["answer"]["to_revision"] == "021"
+    assert result["answer"]["to_revision"] == HEAD
     assert result["alembic"] is False
     assert result["orm"] is False
     with connect(head_url) as conn:
@@ -112,12 +112,12 @@ def test_importing_the_verbs_loads_neither_alembic_nor_the_orm() -> None:
 
 VERSION_TABLES = {
     # rows of alembic_version, in the order they are inserted; the fast answer expected
-    "one row, the head": (["021"], "021"),
+    "one row, the head": ([HEAD], HEAD),
     "one row, below head": (["017"], None),
     "no row": ([], None),
-    "the head, then an ancestor (hand-edited)": (["021", "017"], None),
-    "an ancestor, then the head (hand-edited)": (["017", "021"], None),
-    "the head and another branch's revision": (["021", "c0ffee"], None),
+    "the head, then an ancestor (hand-edited)": ([HEAD, "017"], None),
+    "an ancestor, then the head (hand-edited)": (["017", HEAD], None),
+    "the head and another branch's revision": ([HEAD, "c0ffee"], None),
 }
 
 
@@ -151,9 +151,9 @@ def test_only_a_single_row_at_head_is_answered_fast(head_url: URL, rows: list[st
 
 
 TWO_ROWS = [
-    pytest.param(["017", "021"], id="ancestor-then-head"),
-    pytest.param(["021", "c0ffee"], id="head-and-another-branch"),
-    pytest.param(["021", "017"], id="head-then-ancestor"),
+    pytest.param(["017", HEAD], id="ancestor-then-head"),
+    pytest.param([HEAD, "c0ffee"], id="head-and-another-branch"),
+    pytest.param([HEAD, "017"], id="head-then-ancestor"),
 ]
 
 
@@ -191,14 +191,14 @@ def test_two_rows_in_alembic_version_are_never_already_at_head(
     assert error is not None, "answered as if at head"
     # said as what it is, never as a revision failing to re-apply over its own objects
     assert "failed and was rolled back" not in error, error
-    assert all(row in error for row in rows if row != "021") or "c0ffee" in error, error
+    assert all(row in error for row in rows if row != HEAD) or "c0ffee" in error, error
     assert sorted(versions(head_url)) == sorted(rows)  # and changed nothing
 
 
 def test_the_probe_bounds_its_one_query_and_names_itself(head_url: URL) -> None:
     """Its defaults: 10 s to connect and to answer, as alquimista-schema (pg_stat_activity)."""
     probe.drop()
-    assert probe.probe(head_url).head == "021"
+    assert probe.probe(head_url).head == HEAD
     [conn] = probe._cached.values()
     with conn.cursor() as cur:
         cur.execute("SELECT current_setting('statement_timeout'), "
@@ -206,7 +206,7 @@ def test_the_probe_bounds_its_one_query_and_names_itself(head_url: URL) -> None:
         assert cur.fetchone() == ("10s", "alquimista-schema")
     assert conn.get_dsn_parameters()["connect_timeout"] == "10"
     probe.drop()
-    assert probe.probe(head_url, statement_timeout=0.0001, application_name="x").head == "021"
+    assert probe.probe(head_url, statement_timeout=0.0001, application_name="x").head == HEAD
     [conn] = probe._cached.values()
     with conn.cursor() as cur:
         cur.execute("SELECT current_setting('statement_timeout')")
@@ -218,7 +218,7 @@ def test_the_probe_bounds_its_one_query_and_names_itself(head_url: URL) -> None:
 def test_a_connection_is_reused_only_for_the_very_same_url(head_url: URL) -> None:
     """Keyed by the whole URL, password included: another password is another login."""
     probe.drop()
-    assert probe.probe(head_url).head == "021"
+    assert probe.probe(head_url).head == HEAD
     wrong = probe.probe(head_url.set(password="not-the-password"))
     assert (wrong.head, wrong.connection) == (None, None)  # refused, not the cached one
     assert probe._cached == {}  # the failed attempt dropped what was cached

@@ -16,8 +16,9 @@ from sqlalchemy.engine import URL
 from alquimista_schema.connect.database import connect
 from alquimista_schema.runtime import configure, stepping
 from alquimista_schema.script import directory
+from tests.support.revisions import HEAD, REVISIONS
 
-CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
+CHAIN = REVISIONS
 
 
 def test_steps_are_alembics_revision_steps_in_order() -> None:
@@ -81,7 +82,7 @@ def test_a_downgrade_renders_offline_even_inside_a_running_environment(
     rendered: list[str] = []
 
     def render_then_nothing(heads: Any, context: Any) -> Iterator[Any]:
-        rendered.append(stepping.render_downgrade(script, "021", "lead_ingestion"))
+        rendered.append(stepping.render_downgrade(script, HEAD, "lead_ingestion"))
         return iter(())
 
     with connect(empty_url) as conn:

@@ -418,3 +418,22 @@ def test_the_legacy_function_body_is_the_live_one_byte_for_byte(route: str, empt
         assert "LATERAL" in _prosrc(empty_url)  # the repaired one, before
         command.downgrade(empty_url, "019")
     _is_the_live_body(_prosrc(empty_url))
+
+
+def test_a_dropped_and_re_added_column_compares_by_position_not_attnum(
+        at_017: dict[str, Any], empty_url: URL) -> None:
+    """A revision pair that drops and re-adds the last column builds the same table as a
+    fresh build: PostgreSQL keeps the dropped column's attnum, the snapshot must not."""
+    table = at_017["tables"]["dry_run_log"]
+    last = table["columns"][-1]
+    with connect(empty_url) as conn:
+        conn.execute(text(f'ALTER TABLE dry_run_log DROP COLUMN "{last["name"]}"'))
+        conn.execute(text(f'ALTER TABLE dry_run_log ADD COLUMN "{last["name"]}" '
+                          f'{last["type"]} DEFAULT {last["default"] or "NULL"}'))
+        if last["comment"] is not None:
+            conn.execute(text(f"COMMENT ON COLUMN dry_run_log.\"{last['name']}\" IS "
+                              ":c").bindparams(c=last["comment"]))
+        if not last["nullable"]:
+            conn.execute(text(f'ALTER TABLE dry_run_log ALTER "{last["name"]}" SET NOT NULL'))
+        again = introspect.snapshot(conn)["tables"]["dry_run_log"]["columns"]
+    assert again == table["columns"]

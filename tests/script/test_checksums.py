@@ -6,15 +6,16 @@ import pytest
 
 from alquimista_schema.script import checksums
 from alquimista_schema.script.checksums import checksum
+from tests.support.revisions import EXTRA, HEAD
 
-REVISION = '''"""Add a column.
+REVISION = f'''"""Add a column.
 
-Revision ID: 022
+Revision ID: {EXTRA}
 """
 from alembic import op
 
-revision = "022"
-down_revision = "021"
+revision = "{EXTRA}"
+down_revision = "{HEAD}"
 
 
 def upgrade() -> None:
@@ -33,14 +34,14 @@ SAME = {
     "comments": REVISION.replace("  # the change", "  # why: the dashboard wants it"),
     "layout": REVISION.replace('op.execute("ALTER', 'op.execute(\n        "ALTER')
                       .replace("\n\n\ndef downgrade", "\n\ndef downgrade"),
-    "quotes": REVISION.replace('revision = "022"', "revision = '022'"),
+    "quotes": REVISION.replace(f'revision = "{EXTRA}"', f"revision = '{EXTRA}'"),
 }
 DIFFERENT = {
     "a statement": REVISION.replace("ADD COLUMN extra text", "ADD COLUMN extra varchar"),
     "an operation": REVISION.replace('op.execute("ALTER TABLE dry_run_log DROP COLUMN extra")',
                                      'op.drop_column("dry_run_log", "extra")'),
     "a statement added": REVISION.replace("  # the change", "\n    op.execute('SELECT 1')"),
-    "the down revision": REVISION.replace('down_revision = "021"', 'down_revision = "020"'),
+    "the down revision": REVISION.replace(f'down_revision = "{HEAD}"', 'down_revision = "017"'),
 }
 
 

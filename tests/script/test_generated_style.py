@@ -17,6 +17,7 @@ from alembic import util
 from mako.template import Template
 
 from alquimista_schema.script import directory
+from tests.support.revisions import HEAD
 
 ROOT = Path(__file__).resolve().parents[2]
 BODIES = {
@@ -31,7 +32,7 @@ def test_a_rendered_revision_passes_ruff(body: str) -> None:
     upgrades, downgrades = BODIES[body]
     template = Path(directory.script_directory().dir) / "script.py.mako"
     text = Template(filename=str(template)).render_unicode(  # noqa: S702 (Python, not HTML)
-        message="Add canal_origem", up_revision="zz_next", down_revision="021",
+        message="Add canal_origem", up_revision="zz_next", down_revision=HEAD,
         branch_labels=None, depends_on=None, create_date="2026-12-07 08:00:00",
         imports="", upgrades=upgrades, downgrades=downgrades,
         comma=util.format_as_comma)  # as ScriptDirectory.generate_revision passes it

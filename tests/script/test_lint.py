@@ -13,13 +13,14 @@ from alquimista_schema.cli import main
 from alquimista_schema.errors import LintRefused
 from alquimista_schema.script import lint
 from tests.support.helpers import Invoke
+from tests.support.revisions import EXTRA, HEAD, REVISIONS
 
-BAD_REVISION = '''"""Index the lead e-mail (the unsafe way)."""
+BAD_REVISION = f'''"""Index the lead e-mail (the unsafe way)."""
 
 from alembic import op
 
-revision = "022"
-down_revision = "021"
+revision = "{EXTRA}"
+down_revision = "{HEAD}"
 branch_labels = None
 depends_on = None
 
@@ -36,14 +37,14 @@ def downgrade() -> None:
 @pytest.fixture
 def with_bad_revision(scratch_scripts: Path) -> Path:
     """A copy of the script directory plus a revision squawk objects to, linted."""
-    (scratch_scripts / "022_email_index.py").write_text(BAD_REVISION)
+    (scratch_scripts / f"{EXTRA}_email_index.py").write_text(BAD_REVISION)
     lint.manifest_path().write_text(lint.to_manifest(lint.lint()))
     return scratch_scripts.parent
 
 
 def test_every_shipped_revision_is_clean_or_waived_with_a_reason() -> None:
     results = lint.lint()
-    assert set(results) == {"lead_ingestion", "017", "018", "019", "020", "021"}
+    assert set(results) == set(REVISIONS)
     assert lint.unwaived(results) == []
     waived = [f for findings in results.values() for f in findings]
     assert waived, "squawk found nothing at all: is it really running?"
@@ -59,15 +60,15 @@ def test_an_unsafe_revision_is_found_and_refused_under_enforce(with_bad_revision
                                                                head_url: URL) -> None:
     result = CliRunner().invoke(main, ["lint"])
     assert result.exit_code == 1
-    assert "022:" in result.stdout
+    assert f"{EXTRA}:" in result.stdout
     assert "require-concurrent-index-creation (NOT WAIVED)" in result.stdout
     plan = command.plan(head_url, "head")
     assert [f.rule for f in plan.findings] == ["require-concurrent-index-creation"]
-    with pytest.raises(LintRefused, match="revision 022 has 1 unwaived squawk finding"):
+    with pytest.raises(LintRefused, match=f"revision {EXTRA} has 1 unwaived squawk finding"):
         command.upgrade(head_url, "head", run=command.Run(lint_policy="enforce"))
-    assert command.current(head_url) == "021"
+    assert command.current(head_url) == HEAD
     applied = command.upgrade(head_url, "head", run=command.Run(lint_policy="warn"))
-    assert [a.revision for a in applied.applied] == ["022"]
+    assert [a.revision for a in applied.applied] == [EXTRA]
 
 
 def test_a_revision_missing_from_lint_json_is_refused_under_enforce(
@@ -82,13 +83,13 @@ def test_prod_lambda_enforces_and_plan_shows_findings(with_bad_revision: Path, i
                                                       make_secret: object) -> None:
     from tests.support.helpers import secret_for
 
-    command.upgrade(migrator_url, "021")
+    command.upgrade(migrator_url, HEAD)
     arn = make_secret(secret_for(migrator_url))  # type: ignore[operator]
     plan = invoke({"action": "plan"}, secret=arn, env={"ENVIRONMENT": "prod"})
     assert [f["rule"] for f in plan["lint"]] == ["require-concurrent-index-creation"]
     refused = invoke({})
     assert refused["error_code"] == "LINT_REFUSED"
-    assert command.current(migrator_url) == "021"
+    assert command.current(migrator_url) == HEAD
     # prod snapshots before upgrading by default; this test is about the lint policy
     allowed = invoke({}, env={"ENVIRONMENT": "prod", "LINT_POLICY": "warn",
                               "SNAPSHOT_BEFORE_UPGRADE": "false"})

@@ -21,7 +21,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 from sqlalchemy.engine import URL
 
 from alquimista_schema import command
-from alquimista_schema.connect.local import DevDatabase
+from alquimista_schema.connect.local import DevDatabase, checkout_dbname
 from alquimista_schema.script import directory
 from tests.support.helpers import LEAK_WATCH, MIGRATOR, MIGRATOR_PASSWORD, TLS, plain, url_for
 
@@ -163,11 +163,14 @@ def local_database(pg_cluster: DevDatabase, pg_server: URL,
     """What a door uses when given no URL: the local database (``connect/local.py``).
 
     Here the test server itself is that local database (ALQUIMISTA_DEVDB_DIR points at
-    it), with a fresh ``alquimista`` database, so nothing set means this one.
+    it), with a fresh database of this checkout's name, so nothing set means this one.
     """
-    with psycopg.connect(plain(pg_server), autocommit=True) as conn:
-        conn.execute(b"DROP DATABASE IF EXISTS alquimista WITH (FORCE)")
     monkeypatch.setenv("ALQUIMISTA_DEVDB_DIR", str(pg_cluster.root))
-    for name in ("ALQUIMISTA_DEVDB", "DATABASE_URL"):
+    for name in ("ALQUIMISTA_DEVDB", "ALQUIMISTA_DEVDB_NAME", "DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
-    return DevDatabase(pg_cluster.root).start()
+    # The doors pick this checkout's own database (connect/local.py): start each test
+    # without it, whatever an earlier test or an earlier run left there.
+    dbname = checkout_dbname().encode()
+    with psycopg.connect(plain(pg_server), autocommit=True) as conn:
+        conn.execute(b'DROP DATABASE IF EXISTS "' + dbname + b'" WITH (FORCE)')
+    return DevDatabase(pg_cluster.root, dbname.decode()).start()

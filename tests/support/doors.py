@@ -140,8 +140,12 @@ def alembic_ini(folder: Path) -> Path:
 @pytest.fixture
 def corpus_scripts(scratch_scripts: Path) -> Path:
     """The scratch script directory with the corpus chained after the package's head."""
+    from tests.support.revisions import HEAD
+
     for path in sorted(CORPUS.glob("c*.py")):
         shutil.copy(path, scratch_scripts / path.name)
+    first = scratch_scripts / "c01_corpus_customers_orders.py"  # revises "package_head":
+    first.write_text(first.read_text().replace('= "package_head"', f'= "{HEAD}"', 1))
     alembic_ini(scratch_scripts.parent)
     return scratch_scripts.parent
 

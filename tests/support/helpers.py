@@ -70,25 +70,6 @@ def secret_for(url: URL, **overrides: Any) -> dict[str, Any]:
 ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC = [sys.executable, "-c", "from alembic.config import main; main()"]
 
-# A scratch revision after the package's head: one column added to dry_run_log.
-EXTRA_COLUMN_022 = '''"""An extra column."""
-from alembic import op
-
-revision = "022"
-down_revision = "021"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("ALTER TABLE dry_run_log ADD COLUMN extra text")
-
-
-def downgrade() -> None:
-    op.execute("ALTER TABLE dry_run_log DROP COLUMN extra")
-'''
-
-
 def full(url: URL) -> str:
     return url.render_as_string(hide_password=False)
 

@@ -28,7 +28,11 @@ _TABLES = text("""
 """)
 
 _COLUMNS = text("""
-    SELECT c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod),
+    SELECT c.relname,
+           -- the position among the live columns, not attnum: a dropped column keeps its
+           -- attnum, so a drop and re-add would never compare equal to a fresh build
+           row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum),
+           a.attname, format_type(a.atttypid, a.atttypmod),
            a.attnotnull, pg_get_expr(d.adbin, d.adrelid), col_description(c.oid, a.attnum)
       FROM pg_attribute a
       JOIN pg_class c ON c.oid = a.attrelid

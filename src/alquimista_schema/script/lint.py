@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -65,12 +66,16 @@ def squawk_binary() -> str:
     return found
 
 
-def lint(*, squawk: str | None = None) -> dict[str, list[Finding]]:
-    """Run squawk over each revision's upgrade SQL; return findings by revision."""
+def lint(*, squawk: str | None = None,
+         only: Collection[str] | None = None) -> dict[str, list[Finding]]:
+    """Run squawk over each revision's upgrade SQL (or only those named); return findings
+    by revision."""
     binary = squawk or squawk_binary()
     results: dict[str, list[Finding]] = {}
     with tempfile.TemporaryDirectory(prefix="alq-lint-") as tmp:
         for rev in directory.chain(directory.script_directory()):
+            if only is not None and rev.revision not in only:
+                continue
             down = rev.down_revision if isinstance(rev.down_revision, str) else None
             sql = authoring.sql(f"{down}:{rev.revision}" if down else rev.revision)
             path = Path(tmp) / f"{rev.revision}.sql"
@@ -109,3 +114,17 @@ def load_manifest() -> dict[str, list[Finding]]:
     except FileNotFoundError:
         return {}
     return {rev: [Finding(rev, **f) for f in findings] for rev, findings in data.items()}
+
+
+def record_missing() -> tuple[Path, list[Finding]]:
+    """Lint the revisions lint.json does not cover yet (a new one) and write the file.
+
+    ``revision`` calls it, so the file the enforce policy reads is never stale after a
+    revision is generated; results of revisions no longer in the history are dropped.
+    Returns the file and the new findings."""
+    known = load_manifest()
+    chain = [rev.revision for rev in directory.chain(directory.script_directory())]
+    fresh = lint(only=set(chain) - set(known))
+    kept = {rev: known.get(rev, []) for rev in chain if rev in known}
+    manifest_path().write_text(to_manifest({**kept, **fresh}))
+    return manifest_path(), [f for findings in fresh.values() for f in findings]

@@ -20,7 +20,7 @@ as a string (``'0'``) and as ``sa.text("10")``. ``now()`` is a schema default on
 no row of the corpus stores it in a compared column.
 
 Revision ID: c01
-Revises: 021
+Revises: the package's head (chained at copy time: corpus_scripts, tests/support/doors.py)
 Create Date: 2026-12-04
 """
 
@@ -31,7 +31,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "c01"
-down_revision: str | Sequence[str] | None = "021"
+down_revision: str | Sequence[str] | None = "package_head"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

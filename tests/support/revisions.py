@@ -1,0 +1,81 @@
+"""The package's revisions, as the tests read them: derived from the script directory.
+
+Tests never pin the head or the revision list. A revision a developer generates (the next
+number: after 021 comes 022) moves ``HEAD`` and lengthens ``REVISIONS``, and every test that
+means "the head", "the revision before it", "all of them" or "how many" follows. A test
+about one shipped revision (017's legacy schema, 020's repaired function) names it.
+
+The tests' own scratch revisions (written into a copy of the script directory) take ids
+that no generated revision can take (``SCRATCH``: not numbers), chained after ``HEAD``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alquimista_schema.script import directory
+
+
+def _chain() -> list[str]:
+    # The package's own folder, never a test's scratch copy (fixtures patch the module's
+    # VERSIONS_LOCATION, and this module may be imported first inside such a test).
+    from alembic.script import ScriptDirectory
+
+    config = directory.make_config()
+    config.set_main_option("script_location", str(_PACKAGE_SCRIPTS))
+    return [r.revision for r in directory.chain(ScriptDirectory.from_config(config))]
+
+
+_PACKAGE_SCRIPTS = Path(directory.__file__).resolve().parent.parent / "migrations"
+
+
+REVISIONS: list[str] = _chain()
+"""Every shipped revision, base to head (``lead_ingestion``, ``017``, ...)."""
+HEAD: str = REVISIONS[-1]
+COUNT: int = len(REVISIONS)
+
+NEXT: str = f"{max((int(r) for r in REVISIONS if r.isdigit()), default=0) + 1:03d}"
+"""The id the next generated revision gets (``revision`` numbers it after the highest)."""
+
+SCRATCH: tuple[str, ...] = ("t_scratch_a", "t_scratch_b", "t_scratch_c")
+"""Ids for the tests' scratch revisions, in chain order after ``HEAD``: never a number."""
+EXTRA = SCRATCH[0]
+
+
+def after(rev: str | None, upto: str = HEAD) -> list[str]:
+    """The revisions after ``rev`` (None: base), up to and including ``upto``."""
+    start = 0 if rev is None else REVISIONS.index(rev) + 1
+    return REVISIONS[start:REVISIONS.index(upto) + 1]
+
+
+def upto(rev: str) -> list[str]:
+    """The revisions from the first up to and including ``rev``."""
+    return REVISIONS[:REVISIONS.index(rev) + 1]
+
+
+def previous(rev: str = HEAD) -> str | None:
+    """The revision before ``rev`` (None: ``rev`` is the first)."""
+    at = REVISIONS.index(rev)
+    return REVISIONS[at - 1] if at else None
+
+
+PREVIOUS: str = previous() or "base"
+"""The revision before the head."""
+
+# A scratch revision after the package's head: one column added to dry_run_log.
+EXTRA_COLUMN = f'''"""An extra column."""
+from alembic import op
+
+revision = "{EXTRA}"
+down_revision = "{HEAD}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("ALTER TABLE dry_run_log ADD COLUMN extra text")
+
+
+def downgrade() -> None:
+    op.execute("ALTER TABLE dry_run_log DROP COLUMN extra")
+'''

@@ -367,12 +367,24 @@ CASES: list[Case] = [
          U("the database URL names driver 'asyncpg'; this package uses psycopg2: write "
            "postgresql:// or postgresql+psycopg2://"),
          lambda ctx: dsn.parse(f"postgresql+asyncpg://{MIGRATOR}:{ENCODED}@h/d")),
-    Case("the password unencoded", "dsn._host_port: ConfigurationError: the database URL's "
-         "port", errors.ConfigurationError, U("the database URL's port is not a number"),
+    Case("the password unencoded", "dsn.parse: ConfigurationError: _AT_HINT",
+         errors.ConfigurationError, U(dsn._AT_HINT),
          lambda ctx: dsn.parse(f"postgresql://{MIGRATOR}:{PASSWORD}@db.internal/app")),
-    Case("port out of range", "dsn._host_port: ConfigurationError: the database URL's port",
-         errors.ConfigurationError, U("the database URL's port is not a number"),
+    Case("an unencoded @ then ?", "dsn.parse: ConfigurationError: _AT_HINT",
+         errors.ConfigurationError, U(dsn._AT_HINT),
+         lambda ctx: dsn.parse(f"postgresql://{MIGRATOR}:Sup3r@Secret?Pw1@db.internal/app")),
+    Case("an unencoded @ then /", "dsn.parse: ConfigurationError: _AT_HINT",
+         errors.ConfigurationError, U(dsn._AT_HINT),
+         lambda ctx: dsn.parse(f"postgresql://{MIGRATOR}:Sup3r@Secret/Pw1@db.internal/app")),
+    Case("port out of range", "dsn._host_port: ConfigurationError: the database URL's port must",
+         errors.ConfigurationError, U("the database URL's port must be 1 to 65535, not 65536"),
          lambda ctx: database.parse_url(f"postgresql://{MIGRATOR}:{ENCODED}@h:65536/d")),
+    Case("port not a number", "dsn._host_port: ConfigurationError: the database URL's port is",
+         errors.ConfigurationError, U("the database URL's port is not a number"),
+         lambda ctx: database.parse_url(f"postgresql://{MIGRATOR}:{ENCODED}@h:5x/d")),
+    Case("port 0", "dsn._host_port: ConfigurationError: the database URL's port must",
+         errors.ConfigurationError, U("the database URL's port must be 1 to 65535, not 0"),
+         lambda ctx: database.parse_url(f"postgresql://{MIGRATOR}:{ENCODED}@h:0/d")),
 
     # connect/database.py: what the server (or the network) said, translated
     Case("credentials refused", "database.describe_connect_error: AuthenticationFailed: ",
@@ -446,8 +458,11 @@ CASES: list[Case] = [
          U("the secret is for engine that is not an engine name, not PostgreSQL"),
          lambda ctx: secrets.url_from_secret(secret_fields(engine=PASSWORD), {})),
     Case("the password as the port", "secrets.url_from_secret: SecretUnavailable: {name} has a "
-         "port", errors.SecretUnavailable, U("the secret has a port that is not a number"),
+         "port that", errors.SecretUnavailable, U("the secret has a port that is not a number"),
          lambda ctx: secrets.url_from_secret(secret_fields(port=PASSWORD), {})),
+    Case("port 0 in the secret", "secrets.url_from_secret: SecretUnavailable: {name} has a "
+         "port outside", errors.SecretUnavailable, U("the secret has a port outside 1 to 65535"),
+         lambda ctx: secrets.url_from_secret(secret_fields(port=0), {})),
     Case("the password in the host", "secrets.url_from_secret: SecretUnavailable: {name} has a "
          "host", errors.SecretUnavailable, U("the secret has a host that is not a host name"),
          lambda ctx: secrets.url_from_secret(
@@ -692,7 +707,7 @@ URLS: dict[str, tuple[Callable[[Context], str], str]] = {
     "an @ left unencoded": (lambda ctx: ctx.url().replace(ENCODED, PASSWORD.replace(
         "/", "%2F").replace("?", "%3F")), "must be percent-encoded"),
     "the password unencoded": (lambda ctx: ctx.url().replace(ENCODED, PASSWORD),
-                               "port is not a number"),
+                               "must be percent-encoded"),
     "sslmode unknown": (lambda ctx: ctx.url(query="?sslmode=on"), "sslmode must be one of"),
     "another driver": (lambda ctx: ctx.url().replace("postgresql:", "postgresql+asyncpg:"),
                        "names driver 'asyncpg'"),

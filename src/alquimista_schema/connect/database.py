@@ -40,7 +40,7 @@ def parse_url(url: str | UrlLike) -> URL:
 
 def describe_connect_error(url: URL, exc: DBAPIError) -> SchemaError:
     """Translate a failed connection into a specific, password-free error."""
-    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    where = f"{url.host or 'localhost'}:{5432 if url.port is None else url.port}"
     raw = str(exc.orig) if exc.orig is not None else str(exc)
     text = raw.lower()  # matched in lower case, quoted as the driver said it
     said = raw.strip().splitlines()[0] if raw.strip() else ""
@@ -50,8 +50,10 @@ def describe_connect_error(url: URL, exc: DBAPIError) -> SchemaError:
             f"PostgreSQL at {where} refused the credentials of user {url.username!r}: "
             "check the user name and password (or the secret they come from)")
     if "does not exist" in text and "database" in text:
+        named = repr(url.database) if url.database else \
+            f"{url.username!r} (the URL names none: PostgreSQL takes the user's name)"
         return ConfigurationError(
-            f"database {url.database!r} does not exist on {where}: create it, or fix the URL")
+            f"database {named} does not exist on {where}: create it, or fix the URL")
     if "certificate" in text or "ssl" in text:
         return DatabaseUnreachable(
             f"TLS with PostgreSQL at {where} failed ({said}): for "

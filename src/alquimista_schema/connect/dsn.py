@@ -94,10 +94,13 @@ def parse(text: str) -> Dsn:
         username = unquote(userinfo["username"])
         password = None if userinfo["password"] is None else unquote(userinfo["password"])
         rest = rest[userinfo.end():]
+    # A second '@' anywhere after the first (host, path or query) means a password with an
+    # unencoded '@': split at the first, its tail would be taken for a host (and looked up
+    # in DNS) or for driver options, and shown in errors.
+    if "@" in rest:
+        raise ConfigurationError(_AT_HINT)
     rest, _, query = rest.partition("?")
     hostport, _, database = rest.partition("/")
-    if "@" in hostport:
-        raise ConfigurationError(_AT_HINT)
     host, port = _host_port(hostport)
     params = dict(parse_qsl(query, keep_blank_values=True))
     sslmode = params.get("sslmode")
@@ -137,6 +140,8 @@ def _host_port(hostport: str) -> tuple[str | None, int | None]:
         port = after[1:] if after.startswith(":") else after
     else:
         host, _, port = hostport.partition(":")
-    if port and not (port.isascii() and port.isdigit() and int(port) < 65536):
+    if port and not (port.isascii() and port.isdigit()):
         raise ConfigurationError("the database URL's port is not a number")
+    if port and not 0 < int(port) < 65536:
+        raise ConfigurationError(f"the database URL's port must be 1 to 65535, not {port[:6]}")
     return unquote(host) or None, int(port) if port else None

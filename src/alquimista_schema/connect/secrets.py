@@ -219,9 +219,11 @@ def url_from_secret(secret: Mapping[str, Any], env: Mapping[str, str] | None = N
             r"[a-z0-9-]{1,30}", engine) else "that is not an engine name"
         raise SecretUnavailable(f"{name} is for engine {shown}, not PostgreSQL")
     try:
-        port_number = int(port) if port else 5432
+        port_number = int(port) if port not in (None, "") else 5432
     except (TypeError, ValueError):
         raise SecretUnavailable(f"{name} has a port that is not a number") from None
+    if not 0 < port_number < 65536:
+        raise SecretUnavailable(f"{name} has a port outside 1 to 65535")
     query: dict[str, str] = {"sslmode": "require"}
     ca_bundle = env.get("DB_SSLROOTCERT")
     if ca_bundle:

@@ -67,8 +67,12 @@ def test_side_by_side_install_upgrades_from_any_directory(wheel: Path, tmp_path:
 
 def test_fresh_virtualenv_console_script(wheel: Path, tmp_path: Path, head_url: URL) -> None:
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], check=True)
+    # A fresh venv sees nothing of ours: with PYTHONPATH=src, pip would take the source
+    # tree's egg-info for an installed alquimista-schema and install nothing.
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=clean)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], check=True,
+                   env=clean)
     done = subprocess.run(
         [str(venv / "bin" / "alquimista-schema"), "current", "--url",
          head_url.render_as_string(hide_password=False)],

@@ -248,7 +248,7 @@ def _skeleton_snapshot(start: str | None, end: str | None, request_id: str) -> d
     return seen
 
 
-@_settings(300)
+@_settings(100)  # each example patches and runs the skeleton's step: ~0.1 s
 @given(start=REVISION, end=REVISION, request_id=REQUEST_ID)
 def test_the_snapshots_name_and_tags_as_the_run_builds_them_meet_rdss_rules(
         start: str | None, end: str | None, request_id: str) -> None:

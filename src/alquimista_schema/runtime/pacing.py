@@ -45,6 +45,8 @@ class Pacer:
     """Whether the deadline set the current revision's statement_timeout."""
     set_at: float | None = None
     """The time left when statement_timeout was last shrunk to it."""
+    cap: str | None = None
+    """The statement_timeout the deadline last set (while ``bound``)."""
 
     def before(self, revision: str, progress: Progress) -> str | None:
         """Check the deadline (a revision it stops is never started); return the SET that
@@ -61,7 +63,7 @@ class Pacer:
         if not self.bound or remaining is None:
             return None
         if self.set_at is None or self.set_at - remaining > SLACK:
-            self.set_at = remaining
+            self.set_at, self.cap = remaining, timeout
             return f"SET statement_timeout = '{timeout}'"
         return None
 

@@ -267,6 +267,10 @@ def _warn(progress: Progress, problem: str) -> None:
     log.warning("%s", problem)
 
 
+# What a revision may SET that would otherwise leak into the later revisions of the run.
+SESSION = ("search_path", "lock_timeout", "statement_timeout")
+
+
 @dataclass
 class _Steps:
     """One Alembic run's steps, handed out one at a time.
@@ -284,6 +288,8 @@ class _Steps:
     current: RevisionStep | None = None
     began: float = 0.0
     pacer: Pacer = field(init=False)
+    session: dict[str, str] | None = None
+    """The settings every revision starts from (``SESSION``), read before the first."""
 
     def __post_init__(self) -> None:
         self.pacer = Pacer(self.run)
@@ -291,14 +297,28 @@ class _Steps:
     def __call__(self, heads: Any, context: Any) -> Iterator[RevisionStep]:
         for step in self.todo:
             self._committed()
-            cap = self.pacer.before(step.revision.revision, self.progress)
-            if cap is not None:
-                # Not committed here: Alembic's transaction for the revision takes it up,
-                # so the SET costs no round trip of its own.
-                self.conn.exec_driver_sql(cap)
+            self.pacer.before(step.revision.revision, self.progress)
+            self._reassert()
             self.current, self.began = step, time.perf_counter()
             yield step
         self._committed()
+
+    def _reassert(self) -> None:
+        """Start each revision from the run's session: a ``SET search_path`` or
+        ``SET statement_timeout = 0`` in one revision never reaches the next one, nor
+        switches off the deadline's cap. One round trip, not committed here: Alembic's
+        transaction for the revision takes it up (a rollback undoes it with the revision).
+        """
+        if self.session is None:  # as the run set it up, before any revision ran
+            row = self.conn.exec_driver_sql(
+                "SELECT " + ", ".join(f"current_setting('{n}')" for n in SESSION)).one()
+            self.session = dict(zip(SESSION, row, strict=True))
+        values = dict(self.session)
+        if self.pacer.bound and self.pacer.cap is not None:
+            values["statement_timeout"] = self.pacer.cap
+        self.conn.exec_driver_sql(
+            "SELECT " + ", ".join(f"set_config('{n}', %({n})s, false)" for n in values),
+            values)
 
     def _committed(self) -> None:
         step, self.current = self.current, None

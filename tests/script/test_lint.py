@@ -11,7 +11,7 @@ from sqlalchemy.engine import URL
 from alquimista_schema import command
 from alquimista_schema.cli import main
 from alquimista_schema.errors import LintRefused
-from alquimista_schema.script import lint
+from alquimista_schema.script import directory, lint
 from tests.support.helpers import Invoke
 from tests.support.revisions import EXTRA, HEAD, REVISIONS
 
@@ -94,3 +94,64 @@ def test_prod_lambda_enforces_and_plan_shows_findings(with_bad_revision: Path, i
     allowed = invoke({}, env={"ENVIRONMENT": "prod", "LINT_POLICY": "warn",
                               "SNAPSHOT_BEFORE_UPGRADE": "false"})
     assert allowed["status"] == "success"
+
+
+IMPORTING_REVISION = f'''"""Takes its SQL from a project module, which can change later."""
+
+from alembic import op
+
+from alquimista_schema.schema import objects
+
+revision = "{EXTRA}"
+down_revision = "{HEAD}"
+branch_labels = None
+depends_on = None
+SQUAWK_WAIVERS = {{"{lint.IMPORT_RULE}": "no waiver lifts this rule, whatever it says"}}
+
+
+def upgrade() -> None:
+    assert objects
+    op.execute("SELECT 1")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def test_no_shipped_revision_imports_code_that_can_change() -> None:
+    """The checksum covers a revision's own file: what it runs must all be in it."""
+    for path in sorted(directory.VERSIONS_LOCATION.glob("*.py")):
+        assert lint.import_findings(path.stem, path.read_text()) == [], path.name
+
+
+@pytest.mark.parametrize(("source", "imported"), [
+    ("from alquimista_schema.schema.objects import SQL", "alquimista_schema.schema.objects"),
+    ("import alquimista_schema", "alquimista_schema"),
+    ("def upgrade():\n    from tests.support import helpers", "tests.support"),
+    ("from . import sibling", "."),
+    ("import yaml", "yaml"),
+    ("import importlib\nimportlib.import_module('x')", "(a dynamic import)"),
+])
+def test_an_import_of_code_that_can_change_is_a_finding(source: str, imported: str) -> None:
+    [finding] = lint.import_findings("r", source)
+    assert (finding.rule, finding.waived) == (lint.IMPORT_RULE, False)
+    assert finding.message.startswith(f"imports {imported}: a revision may import only")
+
+
+def test_stable_imports_are_no_finding() -> None:
+    assert lint.import_findings("r", "from __future__ import annotations\nimport re\n"
+                                     "import sqlalchemy as sa\nfrom alembic import op\n"
+                                     "from collections.abc import Sequence\n") == []
+
+
+def test_a_revision_importing_project_code_is_refused_under_enforce(
+        scratch_scripts: Path, head_url: URL) -> None:
+    (scratch_scripts / f"{EXTRA}_imports.py").write_text(IMPORTING_REVISION)
+    lint.manifest_path().write_text(lint.to_manifest(lint.lint()))
+    result = CliRunner().invoke(main, ["lint"])
+    assert result.exit_code == 1
+    assert f"{EXTRA}:5 {lint.IMPORT_RULE} (NOT WAIVED)" in result.stdout
+    with pytest.raises(LintRefused, match=f"revision {EXTRA} has 1 unwaived"):
+        command.upgrade(head_url, "head", run=command.Run(lint_policy="enforce"))
+    assert command.current(head_url) == HEAD

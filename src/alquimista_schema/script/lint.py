@@ -10,10 +10,16 @@ bundle carries them without carrying squawk); a test keeps that file equal to a
 fresh run. With the ``enforce`` policy (the default when ``ENVIRONMENT=prod``) the
 runner refuses a revision with unwaived findings, or one the file does not cover
 (runtime/guards.py).
+
+Beside squawk's rules, one of ours that no waiver lifts: a revision imports only what
+cannot change under it (Alembic, SQLAlchemy, the standard library). Its checksum covers
+its own file; SQL taken from a project module would change what an applied revision
+runs while ``verify`` saw nothing.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import subprocess
@@ -93,8 +99,36 @@ def lint(*, squawk: str | None = None,
                 Finding(rev.revision, f["rule_name"], int(f["line"]), f["message"],
                         f["rule_name"] in waivers, waivers.get(f["rule_name"]))
                 for f in raw
-            ]
+            ] + import_findings(rev.revision, Path(rev.path).read_text(encoding="utf-8"))
     return results
+
+
+IMPORT_RULE = "revision-imports-changing-code"
+STABLE_IMPORTS = frozenset({"alembic", "sqlalchemy", "__future__"}) | sys.stdlib_module_names
+
+
+def import_findings(revision: str, source: str) -> list[Finding]:
+    """Each import of the revision (at any depth, ``importlib`` included) of a module
+    that can change under an applied revision: the project's own, or any other."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            names = [("." * node.level) + (node.module or "")]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(
+                node.func, "id", None)) in ("import_module", "__import__"):
+            names = ["(a dynamic import)"]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] not in STABLE_IMPORTS:
+                found.append(Finding(
+                    revision, IMPORT_RULE, node.lineno,
+                    f"imports {name}: a revision may import only Alembic, SQLAlchemy and "
+                    "the standard library (its checksum covers its own file only); copy "
+                    "the SQL into the revision", False, None))
+    return found
 
 
 def unwaived(results: dict[str, list[Finding]]) -> list[Finding]:

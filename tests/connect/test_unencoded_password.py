@@ -14,12 +14,16 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from urllib.parse import unquote
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alquimista_schema.cli import main
 from alquimista_schema.connect import dsn
+from alquimista_schema.errors import ConfigurationError
 from tests.support.helpers import ROOT, alembic
 
 PASSWORDS = ["Sup3r@Secret?Pw1", "Sup3r@Secret/Pw1", "Sup3r@Secret#Pw1", "Sup3r@Se:cret@Pw1"]
@@ -69,3 +73,25 @@ def test_an_unencoded_at_is_refused_with_no_fragment_at_every_door(door: str,
     assert dsn._AT_HINT in said.replace("\n", " "), said
     for fragment in FRAGMENTS:
         assert fragment not in said, (fragment, said)
+
+
+RESERVED = "@:/?#%[]!$&'()*+,;= "
+FIXED = {dsn._AT_HINT, dsn.MALFORMED}  # the parser's refusals that can meet a password
+
+
+@settings(max_examples=400, deadline=None)
+@given(password=st.text(alphabet=RESERVED + "aZ9-._~", min_size=3, max_size=24))
+def test_a_password_of_any_reserved_characters_parses_whole_or_is_refused_in_fixed_words(
+        password: str) -> None:
+    """Written unencoded into a URL: either the driver gets exactly that password (and the
+    host stays the host), or the refusal is one of the parser's fixed sentences, which
+    quote nothing of the URL, so no run of the password's characters can appear."""
+    url = f"postgresql://migrator:{password}@db.internal:5432/app"
+    try:
+        parsed = dsn.parse(url)
+    except ConfigurationError as exc:
+        assert str(exc) in FIXED, str(exc)
+        return
+    assert (parsed.host, parsed.port, parsed.database) == ("db.internal", 5432, "app")
+    assert parsed.password == unquote(password)
+

@@ -87,10 +87,13 @@ def test_a_password_of_any_reserved_characters_parses_whole_or_is_refused_in_fix
     host stays the host), or the refusal is one of the parser's fixed sentences, which
     quote nothing of the URL, so no run of the password's characters can appear."""
     url = f"postgresql://migrator:{password}@db.internal:5432/app"
+    refused = None
     try:
         parsed = dsn.parse(url)
     except ConfigurationError as exc:
-        assert str(exc) in FIXED, str(exc)
+        refused = str(exc)
+    if refused is not None:
+        assert refused in FIXED, refused
         return
     assert (parsed.host, parsed.port, parsed.database) == ("db.internal", 5432, "app")
     assert parsed.password == unquote(password)

@@ -168,6 +168,12 @@ class LintRefused(SchemaError):
     code = "LINT_REFUSED"
 
 
+class PermissionDenied(SchemaError):
+    """The database role lacks a privilege an operation outside a revision needs."""
+
+    code = "PERMISSION_DENIED"
+
+
 class ReadOnlyReplica(SchemaError):
     """The connection reached a reader (a standby), which cannot be migrated."""
 

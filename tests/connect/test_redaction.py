@@ -251,6 +251,12 @@ def connect(url: str, **options: Any) -> None:
         pass
 
 
+def read_what_it_may_not(url: str) -> None:
+    """Outside any revision, a query the role has no privilege for."""
+    with database.connect(url) as conn:
+        conn.exec_driver_sql("SELECT 1 FROM pg_authid")
+
+
 def no_credentials(ctx: Context) -> None:
     """boto3 with no credentials anywhere (no environment, no files, no metadata)."""
     ctx.fixture("aws")
@@ -393,6 +399,12 @@ CASES: list[Case] = [
              " refused the credentials of user 'nobody_here': check the user name and "
              "password (or the secret they come from)"),
          lambda ctx: connect(ctx.url(user="nobody_here"))),
+    Case("permission denied outside a revision", "database.connect: refused: exc",
+         errors.PermissionDenied,
+         U("PostgreSQL at ") + "{host}:{port}" + U(
+             f" refused user '{MIGRATOR}': permission denied for table pg_authid ("
+             + database._REFUSALS["42501"][1] + ")"),
+         lambda ctx: read_what_it_may_not(ctx.url())),
     Case("database does not exist", "database.describe_connect_error: ConfigurationError: ",
          errors.ConfigurationError,
          U("database 'no_such_db' does not exist on ") + "{host}:{port}" +

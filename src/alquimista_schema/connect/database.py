@@ -18,6 +18,9 @@ from alquimista_schema.errors import (
     AuthenticationFailed,
     ConfigurationError,
     DatabaseUnreachable,
+    LockTimeout,
+    PermissionDenied,
+    ReadOnlyReplica,
     SchemaError,
 )
 
@@ -94,7 +97,34 @@ def connect(url: str | UrlLike, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOU
     else:
         conn = _open(parsed, connect_timeout, application_name, budget, deadline)
     with conn:
-        yield conn
+        try:
+            yield conn
+        except DBAPIError as exc:  # outside a revision: a revision's own is translated
+            raise refused(exc, parsed) from exc
+
+
+def refused(exc: DBAPIError, url: URL) -> SchemaError:
+    """What the database refused outside a revision (reading alembic_version, the
+    runner's tables, the catalogue), in one line that names it and what to do."""
+    from alquimista_schema.connect.sessions import first_line
+
+    code = getattr(exc.orig, "pgcode", None)
+    said = first_line(exc)
+    where = f"{url.host or 'localhost'}:{5432 if url.port is None else url.port}"
+    kind, advice = _REFUSALS.get(code or "", (SchemaError, None))
+    return kind(f"PostgreSQL at {where} refused user {url.username!r}: {said}"
+                + (f" ({advice})" if advice else f" (SQLSTATE {code or 'unknown'})"))
+
+
+# SQLSTATE -> (error, what to do). Anything else keeps its SQLSTATE, never "a bug".
+_REFUSALS: dict[str, tuple[type[SchemaError], str]] = {
+    "42501": (PermissionDenied,
+              "grant the privilege on the object named, e.g. GRANT SELECT, INSERT, UPDATE, "
+              "DELETE ON alembic_version TO the migration role; or run as the schema's owner"),
+    "25006": (ReadOnlyReplica, "connected to a reader: use the cluster's writer endpoint"),
+    "57014": (SchemaError, "cancelled by statement_timeout, or by an administrator"),
+    "55P03": (LockTimeout, "another session holds a conflicting lock; run again later"),
+}
 
 
 # libpq waits at least 2 s per attempt (and forever for 0): an attempt needs this much.

@@ -94,13 +94,14 @@ def parse(text: str) -> Dsn:
         username = unquote(userinfo["username"])
         password = None if userinfo["password"] is None else unquote(userinfo["password"])
         rest = rest[userinfo.end():]
-    # A second '@' anywhere after the first (host, path or query) means a password with an
-    # unencoded '@': split at the first, its tail would be taken for a host (and looked up
-    # in DNS) or for driver options, and shown in errors.
-    if "@" in rest:
-        raise ConfigurationError(_AT_HINT)
+    # A second '@' anywhere after the one ending the user and password means one of them
+    # holds an unencoded '@': nothing tells where the password ends, and split at the
+    # first its tail would be taken for a host (looked up in DNS), a database or a driver
+    # option, and shown in errors. Without user and password, '@' may be a query value's.
     rest, _, query = rest.partition("?")
     hostport, _, database = rest.partition("/")
+    if "@" in hostport or (userinfo and "@" in f"{database}?{query}"):
+        raise ConfigurationError(_AT_HINT)
     host, port = _host_port(hostport)
     params = dict(parse_qsl(query, keep_blank_values=True))
     sslmode = params.get("sslmode")

@@ -58,6 +58,37 @@ def describe_holder(conn: Any) -> str:
     return f"pid {pid} ({', '.join(facts)})"
 
 
+# Another of the runner's sessions still holding a table lock once this run has the
+# migration lock: a killed run's work session, whose statement goes on until the server
+# notices its client is gone (client_connection_check_interval, set on every work session).
+_ORPHANS = """
+    SELECT a.pid, a.application_name, l.mode, l.relation::regclass::text,
+           extract(epoch FROM now() - a.xact_start)::int
+      FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+     WHERE l.locktype = 'relation' AND l.granted AND l.mode <> 'AccessShareLock'
+       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND a.application_name LIKE %(app)s AND a.pid <> pg_backend_pid()
+     ORDER BY a.pid
+"""
+ORPHAN_WAIT_SECONDS = 10.0  # several check intervals: the orphan ends well within it
+
+
+def await_orphans(conn: Any, *, wait_seconds: float = ORPHAN_WAIT_SECONDS) -> None:
+    """With the lock held, wait for an earlier run's orphaned statement to end; if it
+    does not in time, say whose it is (never "traffic")."""
+    deadline = time.monotonic() + max(wait_seconds, 0.0)
+    while rows := fetch(conn, _ORPHANS, {"app": "alquimista-schema%"}):
+        if time.monotonic() >= deadline:
+            pid, app, mode, table, open_for = rows[0]
+            raise LockTimeout(
+                f"an earlier run's session still holds {mode} on {table} (pid {pid}, "
+                f"application_name {app!r}, transaction open {open_for}s) although the "
+                f"migration lock is free: its client is gone (killed?) and PostgreSQL ends "
+                f"it when it next checks the connection; waited {wait_seconds:.0f}s. Run "
+                f"again shortly, or end it: SELECT pg_terminate_backend({pid})")
+        time.sleep(_POLL_SECONDS)
+
+
 def try_lock(conn: Any) -> bool:
     """Try once; a connection lost while waiting is the database's fault, not ours."""
     try:
@@ -91,6 +122,8 @@ def migration_lock(conn: Any, *, wait_seconds: float) -> Iterator[None]:
                 f"{wait_seconds:.0f}s. Let it finish (or end that session), then retry")
         time.sleep(min(_POLL_SECONDS, max(deadline - time.monotonic(), 0.01)))
     try:
+        await_orphans(conn, wait_seconds=min(ORPHAN_WAIT_SECONDS,
+                                             max(deadline - time.monotonic(), 0.0) + 2.0))
         yield
     finally:
         # Never let the unlock hide what happened while the lock was held.

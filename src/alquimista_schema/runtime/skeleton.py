@@ -54,6 +54,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# What a revision may SET that would otherwise leak into the later revisions of the run.
+SESSION = ("search_path", "lock_timeout", "statement_timeout",
+           "client_connection_check_interval")
+CHECK_INTERVAL = "1s"  # PostgreSQL 14+ (Aurora PostgreSQL 15 has it)
+
 RETENTION_SECONDS = 6.0
 """The most the backup retention's lookup may take (one bounded DescribeDBClusters)."""
 
@@ -87,7 +92,10 @@ def change(url: Any, request: Change, run: Run, *, adopt: Any = None,
                           request.confirm)
     script = within.script if within is not None else directory.script_directory()
     directory.resolve(script, request.target.name)
-    timeouts = default_timeouts(run.lock_timeout, run.statement_timeout)
+    # A killed run's statement must not outlive its lock (runtime/locking.await_orphans):
+    # the server checks the client is still there while a statement runs.
+    timeouts = {**default_timeouts(run.lock_timeout, run.statement_timeout),
+                "client_connection_check_interval": CHECK_INTERVAL}
     with connect(url, adopt=adopt, **run.connect_options()) as conn:
         moving = request.action != "stamp"
         route = _route(script, request, conn) if moving else None
@@ -265,10 +273,6 @@ def _warn(progress: Progress, problem: str) -> None:
     """A problem that does not change the outcome: in the result's warnings and the log."""
     progress.warnings.append(problem)
     log.warning("%s", problem)
-
-
-# What a revision may SET that would otherwise leak into the later revisions of the run.
-SESSION = ("search_path", "lock_timeout", "statement_timeout")
 
 
 @dataclass

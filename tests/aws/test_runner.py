@@ -518,7 +518,8 @@ def test_a_failed_audit_write_shows_in_the_answer(invoke: Invoke, head_url: URL,
         command.stamp(url, "020")
         answer = invoke({}, secret=make_secret(secret_for(url)))
     assert answer["error_code"] == "MIGRATION_FAILED", answer  # not the view's owner
-    checksums, audit_row = answer["warnings"]  # the runner's own tables, both out of reach
+    # the runner's own tables, both out of reach (the audit row is tried first: at start)
+    audit_row, checksums = answer["warnings"]
     assert checksums == ("checksums were not recorded: this role may not write "
                          "alquimista_schema_checksums (grant SELECT, INSERT, UPDATE, DELETE on it)")
     assert audit_row.startswith("the audit row was not written: permission denied")

@@ -20,8 +20,9 @@ import psycopg2
 import pytest
 from sqlalchemy.engine import URL
 
+from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import LockTimeout
-from alquimista_schema.runtime import locking
+from alquimista_schema.runtime import audit, locking
 from tests.support.doors import Door
 from tests.support.helpers import plain
 
@@ -73,6 +74,13 @@ def test_a_rerun_after_kill_9_waits_for_the_orphan_and_succeeds_at_every_door(
     assert "traffic" not in rerun.output
     assert _sleeping(empty_url) == []
     assert took < 30, took  # not the orphan's 60 s
+    # the killed run left a true record: running (never finished), and how far it got
+    with connect(empty_url) as conn:
+        done, killed_row = audit.entries(conn, limit=2)
+    assert (done["outcome"], done["to_revision"]) == ("success", "zz_sleeper")
+    assert killed_row["outcome"] == audit.RUNNING
+    assert killed_row["to_revision"] == "c13"
+    assert killed_row["applied"][-1]["revision"] == "c13"
 
 
 def test_an_orphan_that_does_not_end_is_named_never_blamed_on_traffic(head_url: URL) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -82,11 +82,26 @@ class Entry:
     restore_point: datetime | None = None
 
 
+RUNNING = "running"
+"""The outcome of a row whose run has not ended: a run killed (SIGKILL, a Lambda timeout)
+leaves it so, with how far it got."""
+
+
 @contextmanager
 def audited(conn: Any, run: Run, target: str | None, started: float) -> Iterator[Progress]:
     """Yield the run's Progress; record it on ``conn`` whatever happens (see entry_for),
-    and hand it to the package's error as its ``progress``."""
+    and hand it to the package's error as its ``progress``.
+
+    The row is written when the run starts (outcome ``running``), brought up to date as
+    each revision commits, and completed at the end; a run that must leave no trace has
+    its row removed then. So a run killed at any point leaves a true record.
+    """
     progress = Progress()
+    row = start_safely(conn, entry_for(run, target, progress, None, started, RUNNING),
+                       progress)
+    if row is not None:
+        progress.on_recorded = lambda: update_safely(
+            conn, row, entry_for(run, target, progress, None, started, RUNNING), progress)
     outcome: BaseException | None = None
     try:
         yield progress
@@ -94,16 +109,20 @@ def audited(conn: Any, run: Run, target: str | None, started: float) -> Iterator
         outcome = exc
         raise
     finally:
-        record_safely(conn, entry_for(run, target, progress, outcome, started), progress)
+        final = entry_for(run, target, progress, outcome, started)
+        if row is not None:
+            update_safely(conn, row, final, progress)
         if isinstance(outcome, SchemaError):
             outcome.progress = progress.result()
 
 
 def entry_for(run: Run, target: str | None, progress: Progress,
-              outcome: BaseException | None, started: float) -> Entry | None:
-    """Return the audit row for a run, or None when it must leave no trace."""
+              outcome: BaseException | None, started: float,
+              status: str = "success") -> Entry | None:
+    """Return the audit row for a run, or None when it must leave no trace (``status``
+    ``running``: the row of a run under way, always written)."""
     entry = Entry(run.request_id, run.actor, run.action, target, progress.from_revision,
-                  progress.to_revision, "success", secret_version=run.secret_version,
+                  progress.to_revision, status, secret_version=run.secret_version,
                   applied=[asdict(a) for a in progress.applied],
                   duration_ms=round((time.monotonic() - started) * 1000, 1),
                   snapshot=progress.snapshot, restore_point=progress.restore_point)
@@ -113,11 +132,12 @@ def entry_for(run: Run, target: str | None, progress: Progress,
         entry.outcome, entry.error_code = "error", "INTERNAL_ERROR"
         entry.error = f"{type(outcome).__name__}: {outcome}"[:500]
     failed = entry.outcome == "error" and progress.traced
-    return entry if failed or entry.applied or progress.changed else None
+    keep = failed or entry.applied or progress.changed or status == RUNNING
+    return entry if keep else None
 
 
-def record(conn: Any, entry: Entry) -> None:
-    """Append ``entry`` (creating the table on first use) and commit.
+def record(conn: Any, entry: Entry) -> int:
+    """Append ``entry`` (creating the table on first use), commit; return its id.
 
     The table is created only when missing: CREATE TABLE IF NOT EXISTS needs CREATE
     on the schema even when the table exists (PostgreSQL 15 grants it to owners only).
@@ -128,32 +148,57 @@ def record(conn: Any, entry: Entry) -> None:
     for name in (n for n in _LATER if exists and n not in present):
         fetch(conn, f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {name} {_LATER[name]}")
     values = {**entry.__dict__, "applied": json.dumps(entry.applied)}
-    fetch(conn,
-          f"INSERT INTO {TABLE} (request_id, actor, action, target, from_revision, "
-          "to_revision, applied, outcome, error_code, error, secret_version, duration_ms, "
-          "snapshot, restore_point) VALUES (%(request_id)s, %(actor)s, %(action)s, "
-          "%(target)s, %(from_revision)s, %(to_revision)s, CAST(%(applied)s AS jsonb), "
-          "%(outcome)s, %(error_code)s, %(error)s, %(secret_version)s, %(duration_ms)s, "
-          "%(snapshot)s, %(restore_point)s)",
-          values)
+    [(row,)] = fetch(
+        conn,
+        f"INSERT INTO {TABLE} (request_id, actor, action, target, from_revision, "
+        "to_revision, applied, outcome, error_code, error, secret_version, duration_ms, "
+        "snapshot, restore_point) VALUES (%(request_id)s, %(actor)s, %(action)s, "
+        "%(target)s, %(from_revision)s, %(to_revision)s, CAST(%(applied)s AS jsonb), "
+        "%(outcome)s, %(error_code)s, %(error)s, %(secret_version)s, %(duration_ms)s, "
+        "%(snapshot)s, %(restore_point)s) RETURNING id",
+        values)
+    return int(row)
 
 
-def record_safely(conn: Any, entry: Entry | None, progress: Progress) -> None:
-    """Record ``entry`` (None: nothing to record) without ever changing the run's outcome.
+_UPDATE = f"""
+    UPDATE {TABLE} SET from_revision = %(from_revision)s, to_revision = %(to_revision)s,
+           applied = CAST(%(applied)s AS jsonb), outcome = %(outcome)s,
+           error_code = %(error_code)s, error = %(error)s, duration_ms = %(duration_ms)s,
+           snapshot = %(snapshot)s, restore_point = %(restore_point)s, recorded_at = now()
+     WHERE id = %(id)s
+"""
 
-    Permission denied, or the lock connection died: the connection is rolled back (so
-    the unlock can run) and the problem lands in ``progress.warnings`` and the log.
-    """
+
+def start_safely(conn: Any, entry: Entry | None, progress: Progress) -> int | None:
+    """Write the row of a run that starts; None (and a warning) if it cannot be."""
+    return _safely(conn, progress, entry, lambda: record(conn, entry)) if entry else None
+
+
+def update_safely(conn: Any, row: int, entry: Entry | None, progress: Progress) -> None:
+    """Bring row ``row`` up to date with ``entry``; None: the run leaves no trace."""
     if entry is None:
+        _safely(conn, progress, None, lambda: fetch(
+            conn, f"DELETE FROM {TABLE} WHERE id = %(id)s", {"id": row}))
         return
+    values = {**entry.__dict__, "applied": json.dumps(entry.applied), "id": row}
+    _safely(conn, progress, entry, lambda: fetch(conn, _UPDATE, values))
+
+
+def _safely(conn: Any, progress: Progress, entry: Entry | None,
+            write: Callable[[], Any]) -> Any:
+    """Run ``write`` without ever changing the run's outcome: permission denied, or the
+    lock connection died, the connection is rolled back (so the unlock can run) and the
+    problem lands in ``progress.warnings`` and the log, once."""
     try:
-        record(conn, entry)
+        return write()
     except psycopg2.Error as exc:
         with contextlib.suppress(psycopg2.Error):
             conn.rollback()
         problem = f"the audit row was not written: {first_line(exc)}"
-        progress.warnings.append(problem)
-        log.warning("%s (request %s)", problem, entry.request_id)
+        if problem not in progress.warnings:  # once per run, however often it is tried
+            progress.warnings.append(problem)
+            log.warning("%s (request %s)", problem, entry.request_id if entry else "?")
+        return None
 
 
 def unconsumed(conn: Any, snapshot: str) -> bool:

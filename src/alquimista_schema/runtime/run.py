@@ -194,6 +194,8 @@ class Progress:
     restore_point: datetime | None = None
     restorable_until: datetime | None = None
     on_applied: Callable[[Applied], None] | None = None
+    on_recorded: Callable[[], None] | None = None
+    """Called after each revision is recorded (the audit row follows the run)."""
 
     def at(self, revision: str | None) -> None:
         """Record where the database starts (and, so far, ends)."""
@@ -205,6 +207,8 @@ class Progress:
         self.to_revision = landed
         if self.on_applied is not None:
             self.on_applied(applied)
+        if self.on_recorded is not None:
+            self.on_recorded()
 
     @contextmanager
     def untraced(self) -> Iterator[None]:

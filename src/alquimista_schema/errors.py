@@ -168,6 +168,12 @@ class LintRefused(SchemaError):
     code = "LINT_REFUSED"
 
 
+class Interrupted(SchemaError):
+    """Ctrl-C or SIGTERM stopped the run; the revision under way was rolled back."""
+
+    code = "INTERRUPTED"
+
+
 class PermissionDenied(SchemaError):
     """The database role lacks a privilege an operation outside a revision needs."""
 

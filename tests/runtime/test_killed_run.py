@@ -99,3 +99,32 @@ def test_an_orphan_that_does_not_end_is_named_never_blamed_on_traffic(head_url: 
                            "req-x', transaction open "), said
     assert f"SELECT pg_terminate_backend({pid})" in said
     assert "traffic" not in said
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_cancels_the_statement_and_ends_with_a_final_row_at_every_door(
+        door: Door, empty_url: URL, signum: signal.Signals) -> None:
+    (door.folder / "versions" / "zz_sleeper.py").write_text(SLEEPER)
+    running = door.popen("upgrade", empty_url, "head")
+    try:
+        ends = time.monotonic() + 60
+        while not _sleeping(empty_url):
+            assert running.poll() is None, running.communicate()[0]
+            assert time.monotonic() < ends, "the sleeper never started"
+            time.sleep(0.1)
+        began = time.monotonic()
+        running.send_signal(signum)
+        output, _ = running.communicate(timeout=30)
+        took = time.monotonic() - began
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.communicate()
+    assert running.returncode != 0, output
+    assert took < 10, (took, output)  # not the sleeper's 60 s
+    assert f"interrupted by {signum.name} during revision zz_sleeper" in output, output
+    assert _sleeping(empty_url) == []
+    with connect(empty_url) as conn:
+        [row] = audit.entries(conn, limit=1)
+    assert (row["outcome"], row["error_code"], row["to_revision"]) == (
+        "error", "INTERRUPTED", "c13")

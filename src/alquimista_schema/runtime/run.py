@@ -196,6 +196,8 @@ class Progress:
     on_applied: Callable[[Applied], None] | None = None
     on_recorded: Callable[[], None] | None = None
     """Called after each revision is recorded (the audit row follows the run)."""
+    stop_signal: int | None = None
+    """The signal (SIGINT, SIGTERM) that asked the run to stop (runtime/interrupts.py)."""
 
     def at(self, revision: str | None) -> None:
         """Record where the database starts (and, so far, ends)."""

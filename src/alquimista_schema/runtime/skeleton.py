@@ -35,6 +35,7 @@ from alquimista_schema.runtime import (
     audit,
     configure,
     guards,
+    interrupts,
     ledger,
     planning,
     snapshot,
@@ -115,7 +116,8 @@ def change(url: Any, request: Change, run: Run, *, adopt: Any = None,
                     _check_ledger(conn, script, request, run, progress, book)
                     _snapshot(conn, route, run, progress)
                     _restore_point(conn, route, run, progress)
-                _apply(conn, script, route, run, progress, within, book)
+                with interrupts.cancelling(conn.connection.driver_connection, progress):
+                    _apply(conn, script, route, run, progress, within, book)
                 if upgrading:
                     _prune(run, progress)
     return progress.result()
@@ -301,6 +303,9 @@ class _Steps:
     def __call__(self, heads: Any, context: Any) -> Iterator[RevisionStep]:
         for step in self.todo:
             self._committed()
+            if self.progress.stop_signal is not None:
+                raise interrupts.stopped(self.progress,
+                                         f"before revision {step.revision.revision}")
             self.pacer.before(step.revision.revision, self.progress)
             self._reassert()
             self.current, self.began = step, time.perf_counter()
@@ -356,6 +361,9 @@ def _apply(conn: Connection, script: ScriptDirectory, route: planning.Route, run
         raise
     except Exception as exc:
         failing = (steps.current or route.steps[0]).revision.revision
+        if progress.stop_signal is not None:  # the watcher cancelled its statement
+            raise interrupts.stopped(progress, f"during revision {failing}, which was "
+                                               "rolled back") from exc
         if isinstance(exc, DBAPIError):
             raise failure(exc, failing, deadline_bound=steps.pacer.bound) from exc
         # a revision's own code may raise anything

@@ -55,7 +55,7 @@ upgrade: $(RUNTIME)  ## start (or reuse) the local PostgreSQL and upgrade it to 
 	$(BIN)/alquimista-schema upgrade head
 
 test: $(DEV) $(if $(shell command -v npm),$(FRAMEWORK_SDK))  ## run the test suite against a throwaway PostgreSQL
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: $(DEV)  ## ruff, mypy, and the layer rules (import-linter contracts in pyproject.toml)
 	$(BIN)/ruff check .

@@ -199,6 +199,8 @@ def test_the_documented_schedules_are_eventbridges_and_the_contexts(bundle: Path
 
 @_settings(1500)
 @given(schedule=SCHEDULE)
+@example(schedule="cron(* 0 ? JUL,* * *)")  # JUL's L is a name's, not the L wildcard
+@example(schedule="cron(0 0 ? * WED,FRI *)")
 def test_the_context_accepts_exactly_the_schedules_eventbridge_accepts(
         bundle: Path, schedule: str) -> None:
     """EventBridge, "Schedule expressions for rules": six fields with the table's values and

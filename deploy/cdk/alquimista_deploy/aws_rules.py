@@ -111,11 +111,18 @@ def _field_problem(field: CronField, text: str) -> str | None:
     # expressions." Where the page is silent, the syntax it documents (Quartz's) says the
     # same of L and W: "Support for specifying 'L' with other days ... is not implemented".
     items = text.split(",")
-    if len(items) > 1 and any(set(item) & set("LW#") for item in items):
+    if len(items) > 1 and any(set(_unnamed(field, item)) & set("LW#") for item in items):
         return "L, W and # admit no other item in the field"
     if not all(_item_ok(field, item) for item in items):
         return f"allows {allowed}"
     return None
+
+
+def _unnamed(field: CronField, item: str) -> str:
+    """The item without the field's names (JUL, WED hold an L and a W of no meaning)."""
+    for name in field.names:
+        item = item.replace(name, "")
+    return item
 
 
 def _item_ok(field: CronField, item: str) -> bool:

@@ -97,11 +97,19 @@ def audited(conn: Any, run: Run, target: str | None, started: float) -> Iterator
     its row removed then. So a run killed at any point leaves a true record.
     """
     progress = Progress()
-    row = start_safely(conn, entry_for(run, target, progress, None, started, RUNNING),
-                       progress)
-    if row is not None:
-        progress.on_recorded = lambda: update_safely(
-            conn, row, entry_for(run, target, progress, None, started, RUNNING), progress)
+    # Not created for a run that may leave no trace: a missing table waits for the first
+    # revision committed (or the end).
+    rows = [start_safely(conn, entry_for(run, target, progress, None, started, RUNNING),
+                         progress, create=False)]
+
+    def follow() -> None:
+        running = entry_for(run, target, progress, None, started, RUNNING)
+        if rows[0] is None:
+            rows[0] = start_safely(conn, running, progress)
+        else:
+            update_safely(conn, rows[0], running, progress)
+
+    progress.on_recorded = follow
     outcome: BaseException | None = None
     try:
         yield progress
@@ -110,8 +118,10 @@ def audited(conn: Any, run: Run, target: str | None, started: float) -> Iterator
         raise
     finally:
         final = entry_for(run, target, progress, outcome, started)
-        if row is not None:
-            update_safely(conn, row, final, progress)
+        if rows[0] is not None:
+            update_safely(conn, rows[0], final, progress)
+        elif final is not None:
+            start_safely(conn, final, progress)
         if isinstance(outcome, SchemaError):
             outcome.progress = progress.result()
 
@@ -136,13 +146,16 @@ def entry_for(run: Run, target: str | None, progress: Progress,
     return entry if keep else None
 
 
-def record(conn: Any, entry: Entry) -> int:
-    """Append ``entry`` (creating the table on first use), commit; return its id.
+def record(conn: Any, entry: Entry, *, create: bool = True) -> int | None:
+    """Append ``entry`` (creating the table on first use, unless ``create`` is False:
+    then None when it is missing), commit; return its id.
 
     The table is created only when missing: CREATE TABLE IF NOT EXISTS needs CREATE
     on the schema even when the table exists (PostgreSQL 15 grants it to owners only).
     """
     [(exists, present)] = fetch(conn, _SHAPE, {"t": TABLE, "c": list(_LATER)})
+    if not exists and not create:
+        return None
     if not exists:
         fetch(conn, _DDL)
     for name in (n for n in _LATER if exists and n not in present):
@@ -169,9 +182,15 @@ _UPDATE = f"""
 """
 
 
-def start_safely(conn: Any, entry: Entry | None, progress: Progress) -> int | None:
-    """Write the row of a run that starts; None (and a warning) if it cannot be."""
-    return _safely(conn, progress, entry, lambda: record(conn, entry)) if entry else None
+def start_safely(conn: Any, entry: Entry | None, progress: Progress, *,
+                 create: bool = True) -> int | None:
+    """Write a run's row; None if it is not (the table is missing and not ``create``;
+    or it cannot be written: a warning)."""
+    if entry is None:
+        return None
+    written: int | None = _safely(conn, progress, entry,
+                                  lambda: record(conn, entry, create=create))
+    return written
 
 
 def update_safely(conn: Any, row: int, entry: Entry | None, progress: Progress) -> None:

@@ -49,10 +49,11 @@ from tests.support.framework_fixtures import (  # noqa: F401 (fixtures)
     statuses,
 )
 from tests.support.helpers import Invoke, secret_for
+from tests.support.revisions import HEAD, REVISIONS
 from tests.tooling import lambda_standin
 from tests.tooling.lambda_standin import Reply
 
-CHAIN = ["lead_ingestion", "017", "018", "019", "020", "021"]
+CHAIN = REVISIONS  # derived from the script directory, never pinned
 
 # --- migrate on deploy, in the template ---------------------------------------------------
 
@@ -199,7 +200,7 @@ def test_a_migration_stopped_by_its_deadline_resumes_on_the_next_poll(
     assert command.current(empty_url) is None
     done = step.is_complete(cfn_event("Create"), None,
                             invoke=lambda name, payload, ctx: invoke(payload, secret=arn))
-    assert (done["IsComplete"], done["Data"]["ToRevision"]) == (True, "021")
+    assert (done["IsComplete"], done["Data"]["ToRevision"]) == (True, HEAD)
 
 
 def test_an_error_answer_fails_the_deploy_with_its_code_and_log_groups(
@@ -305,7 +306,7 @@ def test_framework_an_invoke_retried_after_a_lost_answer_applies_once(
     assert response["Status"] == "SUCCESS", response
     assert statuses(harness.lambda_api.of(RUNNER)) == ["success", "noop", "noop", "noop"]
     assert harness.lambda_api.get_function >= 1  # outbound.js's waitUntilFunctionActiveV2
-    assert response["Data"]["ToRevision"] == "021"
+    assert response["Data"]["ToRevision"] == HEAD
     assert applied_runs(deployment.url) == [CHAIN]
 
 

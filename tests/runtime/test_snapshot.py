@@ -20,6 +20,9 @@ from alquimista_schema.errors import SnapshotFailed, SnapshotPending
 from alquimista_schema.runtime import audit, snapshot
 from alquimista_schema.runtime.run import Run
 from tests.support.helpers import Invoke, secret_for
+from tests.support.revisions import HEAD, PREVIOUS, after, previous
+
+BEFORE = previous(PREVIOUS) or "base"  # the revision before the one before the head
 
 CLUSTER = "aurora-alquimista-dev"
 
@@ -186,13 +189,13 @@ def test_a_run_after_a_pending_snapshot_waits_for_it_instead_of_taking_another(
     monkeypatch.setattr(rds, "client", lambda *a, **k: rds_api)  # now it is available
     result = command.upgrade(empty_url, "head", run=Run(request_id="second", snapshot=True,
                                                          cluster=CLUSTER))
-    assert (result.snapshot, result.to_revision) == (made, "021")
+    assert (result.snapshot, result.to_revision) == (made, HEAD)
     assert [s["DBClusterSnapshotIdentifier"] for s in snapshots(rds_api)] == [made]
     # consumed: a run applied revisions since it was taken, so it is never waited for again
     command.downgrade(empty_url, "base", run=Run(action="downgrade"))
     again = command.upgrade(empty_url, "head", run=Run(request_id="third", snapshot=True,
                                                         cluster=CLUSTER))
-    assert again.snapshot == snapshot.name_for(None, "021", "third")
+    assert again.snapshot == snapshot.name_for(None, HEAD, "third")
     assert len(snapshots(rds_api)) == 2
 
 
@@ -206,22 +209,22 @@ def test_only_the_runners_own_snapshot_taken_at_this_start_is_waited_for(
             Tags=[{"Key": k.replace("_", "-"), "Value": v} for k, v in tags.items()])
         with connect(head_url) as conn:
             audit.record(conn.connection.driver_connection, audit.Entry(
-                "by-hand", "test", "upgrade", "head", "020", "020", "error", snapshot=name))
+                "by-hand", "test", "upgrade", "head", PREVIOUS, PREVIOUS, "error", snapshot=name))
 
-    command.downgrade(head_url, "020", run=Run(action="downgrade"))
-    made("alquimista-schema-020-to-021-untagged", from_revision="020")
-    made("theirs-020", project="alquimista-schema", from_revision="020")
-    made("alquimista-schema-019-to-021-older", project="alquimista-schema",
-         from_revision="019")
+    command.downgrade(head_url, PREVIOUS, run=Run(action="downgrade"))
+    made(f"alquimista-schema-{PREVIOUS}-to-{HEAD}-untagged", from_revision=PREVIOUS)
+    made(f"theirs-{PREVIOUS}", project="alquimista-schema", from_revision=PREVIOUS)
+    made(f"alquimista-schema-{BEFORE}-to-{HEAD}-older", project="alquimista-schema",
+         from_revision=BEFORE)
     result = command.upgrade(head_url, "head", run=Run(request_id="r", snapshot=True,
                                                         cluster=CLUSTER))
-    assert result.snapshot == snapshot.name_for("020", "021", "r")
-    command.downgrade(head_url, "020", run=Run(action="downgrade"))
-    made("alquimista-schema-020-to-021-mine", project="alquimista-schema",
-         from_revision="020")  # the runner's own, at this start: waited for
+    assert result.snapshot == snapshot.name_for(PREVIOUS, HEAD, "r")
+    command.downgrade(head_url, PREVIOUS, run=Run(action="downgrade"))
+    made(f"alquimista-schema-{PREVIOUS}-to-{HEAD}-mine", project="alquimista-schema",
+         from_revision=PREVIOUS)  # the runner's own, at this start: waited for
     again = command.upgrade(head_url, "head", run=Run(request_id="s", snapshot=True,
                                                        cluster=CLUSTER))
-    assert again.snapshot == "alquimista-schema-020-to-021-mine"
+    assert again.snapshot == f"alquimista-schema-{PREVIOUS}-to-{HEAD}-mine"
 
 
 # --- through the doors ----------------------------------------------------------------
@@ -232,7 +235,7 @@ def test_the_lambda_snapshots_when_set_and_answers_with_it(
     env = {"SNAPSHOT_BEFORE_UPGRADE": "true", "DB_CLUSTER_IDENTIFIER": CLUSTER}
     answer = invoke({}, secret=make_secret(secret_for(empty_url)), env=env)
     assert answer["status"] == "success", answer
-    assert answer["snapshot"] == snapshot.name_for(None, "021", answer["request_id"])
+    assert answer["snapshot"] == snapshot.name_for(None, HEAD, answer["request_id"])
     point = datetime.fromisoformat(answer["restore_point"])
     assert point.utcoffset() == timedelta(0)
     assert datetime.fromisoformat(answer["restorable_until"]) == point + timedelta(days=7)
@@ -256,12 +259,12 @@ def test_the_lambda_answers_snapshot_pending_then_waits_for_the_same_snapshot(
     pending = invoke({}, secret=make_secret(secret_for(empty_url)), env=env)
     assert (pending["status"], pending["error_code"]) == ("error", "SNAPSHOT_PENDING"), pending
     assert (pending["applied"], pending["to_revision"]) == ([], None)
-    assert pending["snapshot"] == snapshot.name_for(None, "021", pending["request_id"])
+    assert pending["snapshot"] == snapshot.name_for(None, HEAD, pending["request_id"])
     monkeypatch.setattr(rds, "client", lambda *a, **k: rds_api)
     done = invoke({})
     assert (done["status"], done["snapshot"]) == ("success", pending["snapshot"]), done
     assert len(snapshots(rds_api)) == 1
-    assert command.current(empty_url) == "021"
+    assert command.current(empty_url) == HEAD
 
 
 def test_the_lambda_answers_snapshot_failed_and_applies_nothing(
@@ -290,12 +293,12 @@ def test_the_cli_takes_snapshot_and_no_snapshot(rds_api: Any, empty_url: URL,
     lines = on.stdout.splitlines()
     assert lines[-2:] == [
         f"snapshot: {made['DBClusterSnapshotIdentifier']} (taken before the first revision)",
-        "applied 4 revision(s): 017 -> 021"]
+        f"applied {len(after('017'))} revision(s): 017 -> {HEAD}"]
     [said] = [line for line in on.stderr.splitlines() if line.startswith("restore point")]
     point, until = re.fullmatch(r"restore point: (\S+) \(restorable until (\S+)\)",
                                 said).groups()  # type: ignore[union-attr]
     assert datetime.fromisoformat(until) - datetime.fromisoformat(point) == timedelta(days=7)
-    assert made["DBClusterSnapshotIdentifier"].startswith("alquimista-schema-017-to-021-")
+    assert made["DBClusterSnapshotIdentifier"].startswith(f"alquimista-schema-017-to-{HEAD}-")
 
 
 def test_aws_credentials_that_cannot_load_are_said_and_apply_nothing(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 import psycopg
@@ -52,16 +53,21 @@ def _sleeping(url: URL) -> list[int]:
             b"AND state = 'active'").fetchall()]
 
 
+def _await_sleeper(run: subprocess.Popen[str], url: URL) -> None:
+    """Until the run's revision is sleeping in the database (the run still alive)."""
+    ends = time.monotonic() + 60
+    while not _sleeping(url):
+        assert run.poll() is None, run.communicate()[0]
+        assert time.monotonic() < ends, "the sleeper never started"
+        time.sleep(0.1)
+
+
 def test_a_rerun_after_kill_9_waits_for_the_orphan_and_succeeds_at_every_door(
         door: Door, empty_url: URL) -> None:
     (door.folder / "versions" / "zz_sleeper.py").write_text(SLEEPER)
     killed = door.popen("upgrade", empty_url, "head")
     try:
-        ends = time.monotonic() + 60
-        while not _sleeping(empty_url):
-            assert killed.poll() is None, killed.communicate()[0]
-            assert time.monotonic() < ends, "the sleeper never started"
-            time.sleep(0.1)
+        _await_sleeper(killed, empty_url)
     finally:
         os.kill(killed.pid, signal.SIGKILL)
         killed.communicate()  # reaps it and closes its pipe
@@ -107,11 +113,7 @@ def test_sigterm_or_ctrl_c_cancels_the_statement_and_ends_with_a_final_row_at_ev
     (door.folder / "versions" / "zz_sleeper.py").write_text(SLEEPER)
     running = door.popen("upgrade", empty_url, "head")
     try:
-        ends = time.monotonic() + 60
-        while not _sleeping(empty_url):
-            assert running.poll() is None, running.communicate()[0]
-            assert time.monotonic() < ends, "the sleeper never started"
-            time.sleep(0.1)
+        _await_sleeper(running, empty_url)
         began = time.monotonic()
         running.send_signal(signum)
         output, _ = running.communicate(timeout=30)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from alquimista_schema.connect import dsn
 from alquimista_schema.connect.dsn import Dsn, UrlLike
-from alquimista_schema.connect.sessions import KEEPALIVES
+from alquimista_schema.connect.sessions import KEEPALIVES, first_line
 from alquimista_schema.errors import (
     AuthenticationFailed,
     ConfigurationError,
@@ -106,8 +106,6 @@ def connect(url: str | UrlLike, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOU
 def refused(exc: DBAPIError, url: URL) -> SchemaError:
     """What the database refused outside a revision (reading alembic_version, the
     runner's tables, the catalogue), in one line that names it and what to do."""
-    from alquimista_schema.connect.sessions import first_line
-
     code = getattr(exc.orig, "pgcode", None)
     said = first_line(exc)
     where = f"{url.host or 'localhost'}:{5432 if url.port is None else url.port}"

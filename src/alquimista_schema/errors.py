@@ -95,13 +95,20 @@ class AuthenticationFailed(SchemaError):
 
 
 class MigrationFailed(SchemaError):
-    """A revision failed; its transaction was rolled back."""
+    """A revision failed; its transaction was rolled back (``committed``: the statements
+    of it that had already committed, and so stayed)."""
 
     code = "MIGRATION_FAILED"
 
-    def __init__(self, message: str, *, revision: str | None = None) -> None:
+    def __init__(self, message: str, *, revision: str | None = None,
+                 committed: list[str] | None = None) -> None:
         super().__init__(message)
         self.revision = revision
+        self.committed = committed or []
+
+    @property
+    def details(self) -> list[str]:
+        return self.committed
 
 
 class DriftDetected(SchemaError):

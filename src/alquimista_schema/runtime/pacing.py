@@ -68,13 +68,17 @@ class Pacer:
         return None
 
 
-def failure(exc: BaseException, revision: str, *, deadline_bound: bool) -> SchemaError:
-    """Translate a revision's database error (psycopg2's, or SQLAlchemy's wrapping it)."""
+def failure(exc: BaseException, revision: str, *, deadline_bound: bool, caveat: str = "",
+            committed: list[str] | None = None) -> SchemaError:
+    """Translate a revision's database error (psycopg2's, or SQLAlchemy's wrapping it).
+
+    ``caveat``/``committed``: what of the revision had already committed, and so stayed
+    (runtime/transactions.py)."""
     code = getattr(driver_error(exc), "pgcode", None)
     if code == "57014" and deadline_bound:
         return DeadlineExceeded(
             f"revision {revision} was cancelled and rolled back because the time left before "
-            "the deadline ran out; raise the function's timeout and run again")
+            f"the deadline ran out{caveat}; raise the function's timeout and run again")
     if code == "55P03":
         reason = ("could not get a lock within lock_timeout: another session holds a "
                   "conflicting lock; retry when traffic is lower, or raise lock_timeout")
@@ -82,5 +86,5 @@ def failure(exc: BaseException, revision: str, *, deadline_bound: bool) -> Schem
         reason = "cancelled by statement_timeout; raise it, or split the revision"
     else:
         reason = first_line(exc)
-    return MigrationFailed(f"revision {revision} failed and was rolled back: {reason}",
-                           revision=revision)
+    return MigrationFailed(f"revision {revision} failed and was rolled back{caveat}: {reason}",
+                           revision=revision, committed=committed)

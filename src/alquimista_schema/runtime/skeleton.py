@@ -40,6 +40,7 @@ from alquimista_schema.runtime import (
     planning,
     snapshot,
     stepping,
+    transactions,
 )
 from alquimista_schema.runtime.locking import migration_lock
 from alquimista_schema.runtime.pacing import Pacer, failure
@@ -291,6 +292,7 @@ class _Steps:
     run: Run
     progress: Progress
     todo: list[RevisionStep]
+    witness: transactions.Witness
     current: RevisionStep | None = None
     began: float = 0.0
     pacer: Pacer = field(init=False)
@@ -309,6 +311,7 @@ class _Steps:
             self.pacer.before(step.revision.revision, self.progress)
             self._reassert()
             self.current, self.began = step, time.perf_counter()
+            self.witness.begin(step.revision.revision, self.progress.to_revision)
             yield step
         self._committed()
 
@@ -346,7 +349,14 @@ def _apply(conn: Connection, script: ScriptDirectory, route: planning.Route, run
     """
     if not route.steps:
         return
-    steps = _Steps(conn, run, progress, route.steps)
+    with transactions.watching(conn) as witness:
+        _run_steps(conn, script, route, run, progress, within, book, witness)
+
+
+def _run_steps(conn: Connection, script: ScriptDirectory, route: planning.Route, run: Run,
+               progress: Progress, within: EnvironmentContext | None, book: ledger.Ledger,
+               witness: transactions.Witness) -> None:
+    steps = _Steps(conn, run, progress, route.steps, witness)
     record = [book.recorder()]
     try:
         if within is not None:
@@ -361,14 +371,17 @@ def _apply(conn: Connection, script: ScriptDirectory, route: planning.Route, run
         raise
     except Exception as exc:
         failing = (steps.current or route.steps[0]).revision.revision
+        caveat = witness.caveat()
         if progress.stop_signal is not None:  # the watcher cancelled its statement
             raise interrupts.stopped(progress, f"during revision {failing}, which was "
-                                               "rolled back") from exc
+                                               f"rolled back{caveat}") from exc
         if isinstance(exc, DBAPIError):
-            raise failure(exc, failing, deadline_bound=steps.pacer.bound) from exc
+            raise failure(exc, failing, deadline_bound=steps.pacer.bound, caveat=caveat,
+                          committed=witness.kept) from exc
         # a revision's own code may raise anything
-        raise MigrationFailed(f"revision {failing} failed and was rolled back: "
-                              f"{type(exc).__name__}: {exc}", revision=failing) from exc
+        raise MigrationFailed(f"revision {failing} failed and was rolled back{caveat}: "
+                              f"{type(exc).__name__}: {exc}", revision=failing,
+                              committed=witness.kept) from exc
 
 
 def adopt(url: Any, run: Run, *, dry_run: bool = False) -> adoption.Adoption:

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL
 
 import lambda_entry.handler as entry
 from alquimista_schema import command
+from alquimista_schema.aws.runner import Runner
 from alquimista_schema.connect import secretsmanager
 from alquimista_schema.connect.database import connect
 from alquimista_schema.runtime import audit, locking
@@ -557,3 +558,27 @@ def test_on_lambda_database_url_is_never_read(head_url: URL) -> None:
     answer = json.loads(done.stdout)
     assert answer["error_code"] == "BAD_CONFIG"
     assert "DB_SECRET_ARN is not set" in answer["error"]
+
+
+class _Raising(Mapping[str, Any]):
+    """An event no JSON decoder makes: a Mapping whose every read raises."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise RuntimeError("unreadable")
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("unreadable")
+
+    def __len__(self) -> int:
+        return 1
+
+
+def test_the_answer_comes_even_when_the_event_or_the_context_cannot_be_read() -> None:
+    """Issue 31: reading the action and the time left sat outside the error handling."""
+    def no_time() -> int:
+        raise RuntimeError("no context")
+
+    answer = Runner.from_environment({}).handle(_Raising(), request_id="r",
+                                                remaining_ms=no_time)
+    assert (answer["status"], answer["action"]) == ("error", "invalid"), answer
+    assert answer["request_id"] == "r"

@@ -120,6 +120,31 @@ def test_no_connect_attempt_outlives_the_deadline(blackhole: tuple[str, int]) ->
     assert time.monotonic() - began < 4.5  # cut to the time left, not the 10 s configured
 
 
+def test_a_url_libpq_refuses_is_tried_once_and_is_bad_config_in_the_lambda_and_cli(
+        pg_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 31: the Lambda retried a URL with an option libpq does not know for 40 s
+    (8 attempts) and called it unreachable. libpq's own refusal ("invalid dsn") is the
+    URL's fault: BAD_CONFIG after one attempt, whatever the budget."""
+    from alquimista_schema.aws.runner import Runner
+
+    url = pg_server.update_query_dict({"bogus_option": "1"}).render_as_string(
+        hide_password=False)
+    slept: list[float] = []
+    monkeypatch.setattr(database.time, "sleep", slept.append)
+    with pytest.raises(ConfigurationError, match="unknown option 'bogus_option'") as caught, \
+            database.connect(url, budget=30):
+        pass
+    assert type(caught.value) is ConfigurationError
+    assert slept == []
+    answer = Runner.from_environment({"DATABASE_URL": url}).handle(
+        {"action": "current"}, request_id="r", remaining_ms=lambda: 120_000)
+    assert (answer["error_code"], slept) == ("BAD_CONFIG", []), answer
+    assert "libpq refused the database URL's options" in answer["error"]
+    result = CliRunner().invoke(main, ["current"], env={"DATABASE_URL": url})
+    assert result.exit_code == 1, result.output
+    assert "unknown option 'bogus_option'" in result.stderr
+
+
 # --- the Dsn: rendered as a URL, the password masked unless asked ------------------------
 
 DSNS = [

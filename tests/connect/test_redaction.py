@@ -405,7 +405,8 @@ CASES: list[Case] = [
              f" refused user '{MIGRATOR}': permission denied for table pg_authid ("
              + database._REFUSALS["42501"][1] + ")"),
          lambda ctx: read_what_it_may_not(ctx.url())),
-    Case("database does not exist", "database.describe_connect_error: ConfigurationError: ",
+    Case("database does not exist",
+         "database.describe_connect_error: ConfigurationError: database",
          errors.ConfigurationError,
          U("database 'no_such_db' does not exist on ") + "{host}:{port}" +
          U(": create it, or fix the URL"),
@@ -427,9 +428,14 @@ CASES: list[Case] = [
            lambda ctx: connect(ctx.url(host="127.0.0.1", port=ctx.fixture("blackhole")[1]),
                                connect_timeout=2)),
           ("the host name does not resolve", U("no-such-host.invalid:5432"),
-           lambda ctx: connect(f"postgresql://{MIGRATOR}:{ENCODED}@no-such-host.invalid/d")),
-          ('invalid dsn: invalid connection option "no_such_option"', "{host}:{port}",
-           lambda ctx: connect(ctx.url(query="?no_such_option=1")))]],
+           lambda ctx: connect(f"postgresql://{MIGRATOR}:{ENCODED}@no-such-host.invalid/d"))]],
+    Case("an option libpq does not know",
+         "database.describe_connect_error: ConfigurationError: libpq refused",
+         errors.ConfigurationError,
+         U("libpq refused the database URL's options (unknown option 'no_such_option'): each "
+           "key after '?' must be a libpq connection parameter (sslmode, sslrootcert, "
+           "connect_timeout, options, ...); fix or remove it"),
+         lambda ctx: connect(ctx.url(query="?no_such_option=1"))),
     Case("no time left before the deadline", "database._attempt_timeout: DatabaseUnreachable",
          errors.DatabaseUnreachable,
          U("no time left to connect to PostgreSQL at ") + "{host}:{port}" +

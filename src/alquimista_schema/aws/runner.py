@@ -32,6 +32,23 @@ T = TypeVar("T")
 assert set(HANDLERS) == set(ACTIONS)  # every action answered, no handler orphaned
 
 
+def _named(event: object) -> str:
+    """The action for the answer, whatever the event is (a Mapping's own ``get`` may raise:
+    the parse then says what is wrong with it)."""
+    try:
+        return action_name(event)
+    except Exception:
+        return "invalid"
+
+
+def _deadline(started: float, remaining_ms: Callable[[], int] | None) -> float | None:
+    """When the invocation ends (None: no context, or one that cannot say)."""
+    try:
+        return started + remaining_ms() / 1000 if remaining_ms is not None else None
+    except Exception:
+        return None
+
+
 class JsonLog:
     """One JSON line per step, to stdout (CloudWatch), without touching ``logging``."""
 
@@ -108,8 +125,7 @@ class Runner:
                remaining_ms: Callable[[], int] | None = None) -> dict[str, Any]:
         """Answer ``event``; never raise."""
         started = time.monotonic()
-        deadline = started + remaining_ms() / 1000 if remaining_ms is not None else None
-        action = action_name(event)
+        action, deadline = _named(event), _deadline(started, remaining_ms)
         try:
             if self.config_error is not None:
                 raise self.config_error

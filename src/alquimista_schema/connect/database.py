@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,6 +58,11 @@ def describe_connect_error(url: URL, exc: DBAPIError) -> SchemaError:
             f"{url.username!r} (the URL names none: PostgreSQL takes the user's name)"
         return ConfigurationError(
             f"database {named} does not exist on {where}: create it, or fix the URL")
+    if text.startswith("invalid dsn"):  # libpq refused the URL itself: no retry mends it
+        return ConfigurationError(
+            f"libpq refused the database URL's options ({_option(said)}): each key after "
+            "'?' must be a libpq connection parameter (sslmode, sslrootcert, "
+            "connect_timeout, options, ...); fix or remove it")
     if "certificate" in text or "ssl" in text:
         return DatabaseUnreachable(
             f"TLS with PostgreSQL at {where} failed ({said}): for "
@@ -75,6 +81,12 @@ def describe_connect_error(url: URL, exc: DBAPIError) -> SchemaError:
         "and the host and port are right; from a Lambda, that the cluster's security group "
         "admits 5432 from the function's security group and the function's subnets route "
         "to the cluster")
+
+
+def _option(said: str) -> str:
+    """libpq's complaint, quoting the option only when it looks like one (a word)."""
+    found = re.search(r'invalid connection option "([A-Za-z_]{1,40})"', said)
+    return f"unknown option {found.group(1)!r}" if found else "an option it does not accept"
 
 
 @contextmanager

@@ -130,7 +130,7 @@ def test_a_url_libpq_refuses_is_tried_once_and_is_bad_config_in_the_lambda_and_c
     url = pg_server.update_query_dict({"bogus_option": "1"}).render_as_string(
         hide_password=False)
     slept: list[float] = []
-    monkeypatch.setattr(database.time, "sleep", slept.append)
+    monkeypatch.setattr(time, "sleep", slept.append)
     with pytest.raises(ConfigurationError, match="unknown option 'bogus_option'") as caught, \
             database.connect(url, budget=30):
         pass

@@ -16,6 +16,7 @@ import os
 import string
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -240,7 +241,8 @@ def _skeleton_snapshot(start: str | None, end: str | None, request_id: str) -> d
     run = SimpleNamespace(snapshot=True, cluster=aws_rules.CLUSTER, snapshot_wait=60.0,
                           remaining=lambda: None, request_id=request_id)
     progress = SimpleNamespace(snapshot=None)
-    arguments: dict[str, Any] = {"conn": None, "route": route, "run": run, "progress": progress}
+    arguments: dict[str, Any] = {"conn": None, "route": route, "run": run, "progress": progress,
+                                 "stopping": threading.Event()}
     wanted = inspect.signature(skeleton._snapshot).parameters
     with mock.patch.object(snapshot, "take", take), \
             mock.patch.object(rds, "client", return_value=None):

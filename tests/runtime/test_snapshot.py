@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import signal
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import SnapshotFailed, SnapshotPending
 from alquimista_schema.runtime import audit, snapshot
 from alquimista_schema.runtime.run import Run
+from tests.support.doors import Door
 from tests.support.helpers import Invoke, secret_for
 from tests.support.revisions import HEAD, PREVIOUS, after, previous
 
@@ -316,3 +319,64 @@ def test_aws_credentials_that_cannot_load_are_said_and_apply_nothing(
         "error: the AWS credentials could not be loaded for RDS (ProfileNotFound: The config "
         "profile (no-such-profile) could not be found)"), result.stderr
     assert command.current(empty_url) is None
+
+
+# Loaded at the start of every door's process (PYTHONPATH): RDS reports the snapshot
+# "creating" for as long as the process lives (the StillCreating stand-in, above).
+STILL_CREATING = '''
+from alquimista_schema.connect import rds
+
+_real = rds.client
+
+
+class _Creating:
+    def __init__(self, client):
+        self.client = client
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def describe_db_cluster_snapshots(self, **kwargs):
+        found = self.client.describe_db_cluster_snapshots(**kwargs)
+        for item in found["DBClusterSnapshots"]:
+            item["Status"] = "creating"
+        return found
+
+
+rds.client = lambda *args, **kwargs: _Creating(_real(*args, **kwargs))
+'''
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_the_snapshot_wait_ends_it_at_once_with_a_final_row_at_every_door(
+        door: Door, rds_api: Any, head_url: URL, tmp_path: Path,
+        signum: signal.Signals) -> None:
+    """Issue 31: SIGTERM while a run waited for its snapshot (30 s between two polls) acted
+    as Python's default: the process died, its audit row said "running"."""
+    (tmp_path / "sitecustomize.py").write_text(STILL_CREATING)
+    running = door.popen("upgrade", head_url, "head", env={
+        "PYTHONPATH": str(tmp_path), "SNAPSHOT_BEFORE_UPGRADE": "true",
+        "DB_CLUSTER_IDENTIFIER": CLUSTER})
+    try:
+        ends = time.monotonic() + 60
+        while not snapshots(rds_api):  # the snapshot is asked for: the wait has begun
+            assert running.poll() is None, running.communicate()[0]
+            assert time.monotonic() < ends, "no snapshot was ever asked for"
+            time.sleep(0.1)
+        time.sleep(0.5)
+        began = time.monotonic()
+        running.send_signal(signum)
+        output, _ = running.communicate(timeout=30)
+        took = time.monotonic() - began
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.communicate()
+    assert running.returncode != 0, output
+    assert took < 5, (took, output)  # not the 30 s poll
+    assert f"interrupted by {signum.name} while waiting for the snapshot" in output, output
+    with connect(head_url) as conn:  # at the package's head, the corpus pending
+        [row] = audit.entries(conn, limit=1)
+    assert (row["outcome"], row["error_code"], row["applied"], row["to_revision"]) == (
+        "error", "INTERRUPTED", [], HEAD), row
+    assert command.current(head_url) == HEAD

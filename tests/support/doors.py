@@ -78,11 +78,12 @@ class Door:
                                        if line.startswith("ANSWER ")), {})
         return Done(done.returncode == 0, output, answer)
 
-    def popen(self, action: str, url: URL, target: str) -> subprocess.Popen[str]:
-        """Start ``run`` without waiting (for concurrent runners)."""
-        command, env = _COMMANDS[self.name](self, action, url, target, None, False)
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+    def popen(self, action: str, url: URL, target: str, *,
+              env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """Start ``run`` without waiting (for concurrent runners, or to signal it)."""
+        command, environ = _COMMANDS[self.name](self, action, url, target, None, False)
+        return subprocess.Popen(command, cwd=ROOT, env={**environ, **(env or {})},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _env(**extra: str) -> dict[str, str]:

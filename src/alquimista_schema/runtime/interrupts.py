@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,11 +28,13 @@ _WATCH_SECONDS = 0.1
 
 
 @contextmanager
-def cancelling(driver_conn: Any, progress: Progress) -> Iterator[None]:
-    """While inside: a SIGINT or SIGTERM cancels ``driver_conn``'s statement and sets
-    ``progress.stop_signal``; on the way out, the signals are as they were."""
+def cancelling(driver_conn: Any, progress: Progress) -> Iterator[threading.Event]:
+    """While inside: a SIGINT or SIGTERM cancels ``driver_conn``'s statement, sets
+    ``progress.stop_signal`` and the yielded event (which a wait, such as the snapshot's,
+    watches: see :func:`pause`); on the way out, the signals are as they were."""
+    stopping = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stopping
         return
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     stop = threading.Event()
@@ -42,13 +44,14 @@ def cancelling(driver_conn: Any, progress: Progress) -> Iterator[None]:
             caught = signal.sigtimedwait(SIGNALS, _WATCH_SECONDS)
             if caught is not None and progress.stop_signal is None:
                 progress.stop_signal = caught.si_signo
+                stopping.set()
                 with contextlib.suppress(Exception):  # nothing running: nothing to cancel
                     driver_conn.cancel()
 
     watcher = threading.Thread(target=watch, name="alquimista-interrupts", daemon=True)
     watcher.start()
     try:
-        yield
+        yield stopping
     finally:
         stop.set()
         watcher.join()
@@ -61,3 +64,11 @@ def stopped(progress: Progress, where: str) -> Interrupted:
     return Interrupted(f"interrupted by {name} {where}; the database is at "
                        f"{progress.to_revision or 'base'} (every revision before it "
                        "committed, none after it started)")
+
+
+def pause(stopping: threading.Event, progress: Progress, where: str) -> Callable[[float], None]:
+    """A ``time.sleep`` that a signal ends at once, raising :class:`Interrupted`."""
+    def sleep(seconds: float) -> None:
+        if stopping.wait(seconds):
+            raise stopped(progress, where)
+    return sleep

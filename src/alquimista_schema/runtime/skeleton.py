@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -115,9 +116,11 @@ def change(url: Any, request: Change, run: Run, *, adopt: Any = None,
                     for problem in guards.refuse_unlinted(route.scripts, run.lint_policy):
                         _warn(progress, problem)
                     _check_ledger(conn, script, request, run, progress, book)
-                    _snapshot(conn, route, run, progress)
-                    _restore_point(conn, route, run, progress)
-                with interrupts.cancelling(conn.connection.driver_connection, progress):
+                with interrupts.cancelling(conn.connection.driver_connection,
+                                           progress) as stopping:
+                    if upgrading:
+                        _snapshot(conn, route, run, progress, stopping)
+                        _restore_point(conn, route, run, progress)
                     _apply(conn, script, route, run, progress, within, book)
                 if upgrading:
                     _prune(run, progress)
@@ -193,7 +196,8 @@ def _check_ledger(conn: Connection, script: ScriptDirectory, request: Change, ru
         progress.warnings.extend(f"checksum: {line}" for line in lines)
 
 
-def _snapshot(conn: Connection, route: planning.Route, run: Run, progress: Progress) -> None:
+def _snapshot(conn: Connection, route: planning.Route, run: Run, progress: Progress,
+              stopping: threading.Event) -> None:
     """Before the first revision of an upgrade that applies something: the snapshot (an
     earlier run's, when one taken at this start is still good: see audit.unconsumed)."""
     if not route.steps or not run.snapshot:
@@ -216,7 +220,9 @@ def _snapshot(conn: Connection, route: planning.Route, run: Run, progress: Progr
                   snapshot.name_for(route.start, route.end, run.request_id),
                   wait_until=until, chosen=chosen,
                   tags=snapshot.tags_for(run.request_id, route.start, route.end),
-                  reuse=lambda name: audit.unconsumed(conn, name))
+                  reuse=lambda name: audit.unconsumed(conn, name),
+                  sleep=interrupts.pause(stopping, progress, "while waiting for the snapshot, "
+                                                             "before any revision ran"))
 
 
 def _restore_point(conn: Connection, route: planning.Route, run: Run,

@@ -119,13 +119,15 @@ def pending(client: Any, cluster: str, wanted: str,
 
 def take(client: Any, cluster: str, name: str, *, tags: dict[str, str], wait_until: float,
          poll: float | None = None, reuse: Callable[[str], bool] | None = None,
-         chosen: Callable[[str], None] | None = None) -> str:
+         chosen: Callable[[str], None] | None = None,
+         sleep: Callable[[float], None] = time.sleep) -> str:
     """Create snapshot ``name`` of ``cluster`` (or, when ``reuse`` allows, wait for an
     earlier run's: see :func:`pending`) until it is available; return its name.
 
     ``chosen`` hears the name before the wait, so a run that stops waiting still says
-    which snapshot it made. Raise SnapshotPending when it is still being created at
-    ``wait_until``, SnapshotFailed when it cannot be made; nothing is applied then.
+    which snapshot it made; ``sleep`` waits between two polls (a signal may end it).
+    Raise SnapshotPending when it is still being created at ``wait_until``, SnapshotFailed
+    when it cannot be made; nothing is applied then.
     """
     began = time.monotonic()
     with _said(cluster):
@@ -136,11 +138,11 @@ def take(client: Any, cluster: str, name: str, *, tags: dict[str, str], wait_unt
         if chosen is not None:
             chosen(name)
         return _wait(client, cluster, name, wait_until,
-                     POLL_SECONDS if poll is None else poll, began)
+                     POLL_SECONDS if poll is None else poll, began, sleep)
 
 
 def _wait(client: Any, cluster: str, name: str, wait_until: float, poll: float,
-          began: float) -> str:
+          began: float, sleep: Callable[[float], None]) -> str:
     """Poll until available. A poll that would end past ``wait_until`` is never started:
     the wait ends by its limit (give or take one bounded describe call)."""
     while True:
@@ -158,7 +160,7 @@ def _wait(client: Any, cluster: str, name: str, wait_until: float, poll: float,
                 "SNAPSHOT_WAIT_SECONDS, within the function's time); nothing was applied. "
                 "Running the upgrade again waits for this same snapshot instead of taking "
                 "another")
-        time.sleep(poll)
+        sleep(poll)
 
 
 @contextmanager

@@ -101,10 +101,11 @@ class MigrationFailed(SchemaError):
     code = "MIGRATION_FAILED"
 
     def __init__(self, message: str, *, revision: str | None = None,
-                 committed: list[str] | None = None) -> None:
+                 committed: list[str] | None = None, sqlstate: str | None = None) -> None:
         super().__init__(message)
         self.revision = revision
         self.committed = committed or []
+        self.sqlstate = sqlstate
 
     @property
     def details(self) -> list[str]:
@@ -164,9 +165,18 @@ class SecretUnavailable(SchemaError):
 
 
 class LockTimeout(SchemaError):
-    """Another run holds the migration lock and did not release it in time."""
+    """Another run holds the migration lock and did not release it in time; or a revision
+    could not get its table lock, however often it was tried (``blockers``: who held it)."""
 
     code = "LOCK_TIMEOUT"
+
+    def __init__(self, message: str, *, blockers: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.blockers = blockers or []
+
+    @property
+    def details(self) -> list[str]:
+        return self.blockers
 
 
 class LintRefused(SchemaError):

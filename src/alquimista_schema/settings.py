@@ -85,6 +85,8 @@ NUMBERS: dict[str, tuple[float | None, float, float]] = {
 # name -> (default, lowest, highest): whole numbers
 COUNTS: dict[str, tuple[int, int, int]] = {
     "SNAPSHOT_KEEP": (5, 1, 100),
+    # how often a revision that could not get its table lock is tried again (0: never)
+    "LOCK_RETRIES": (5, 0, 20),
 }
 # name -> the Run's field: the migration transactions' timeouts, in the duration grammar
 TIMEOUTS = {"ALQUIMISTA_LOCK_TIMEOUT": "lock_timeout",
@@ -148,6 +150,8 @@ class Settings:
     """ALQUIMISTA_LOCK_TIMEOUT, validated (None: the default)."""
     statement_timeout: str | None = None
     """ALQUIMISTA_STATEMENT_TIMEOUT, validated (None: the default)."""
+    lock_retries: int = 5
+    """LOCK_RETRIES: a revision's tries after a lock failure (runtime/lockwaits.py)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -204,6 +208,7 @@ class Settings:
                    lock_wait=numbers["LOCK_WAIT_SECONDS"], snapshot=snapshot, cluster=cluster,
                    snapshot_wait=float(given["SNAPSHOT_WAIT_SECONDS"]),
                    auth=auth, snapshot_keep=counts["SNAPSHOT_KEEP"],
+                   lock_retries=counts["LOCK_RETRIES"],
                    lock_timeout=timeouts["lock_timeout"],
                    statement_timeout=timeouts["statement_timeout"]), problems
 
@@ -218,7 +223,7 @@ def _lint_policy(value: str | None, environment: str) -> str:
 
 
 LOCAL_KEYS = ("ENVIRONMENT", "LINT_POLICY", "SNAPSHOT_BEFORE_UPGRADE", "DB_CLUSTER_IDENTIFIER",
-              "SNAPSHOT_KEEP")
+              "SNAPSHOT_KEEP", "LOCK_RETRIES")
 
 
 def local(env: Mapping[str, str], snapshot: bool | None = None) -> Settings:

@@ -70,7 +70,7 @@ class Call:
                    lock_wait=lock_wait, environment=s.environment,
                    snapshot=s.snapshot, cluster=s.cluster, snapshot_wait=s.snapshot_wait,
                    snapshot_keep=s.snapshot_keep, lock_timeout=s.lock_timeout,
-                   statement_timeout=s.statement_timeout)
+                   statement_timeout=s.statement_timeout, lock_retries=s.lock_retries)
 
     def on_database(self, fn: Callable[[Any, Any], dict[str, Any]]) -> dict[str, Any]:
         """Call ``fn(url, run)``; fetch the secret again once if the credentials are refused."""

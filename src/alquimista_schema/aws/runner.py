@@ -27,7 +27,7 @@ from alquimista_schema.settings import Settings
 __all__ = ["JsonLog", "LocalUrl", "Runner"]
 # What an error's details are called in the answer, by its code.
 _DETAILS = {"DRIFT": "differences", "CHECKSUM_MISMATCH": "mismatches",
-            "MIGRATION_FAILED": "committed"}
+            "MIGRATION_FAILED": "committed", "LOCK_TIMEOUT": "blockers"}
 T = TypeVar("T")
 assert set(HANDLERS) == set(ACTIONS)  # every action answered, no handler orphaned
 

@@ -122,7 +122,7 @@ def upgrade(revision: str, url: str | None, secret_arn: str | None, lock_timeout
                       environment=read.environment, lint_policy=read.lint_policy,
                       statement_timeout=statement_timeout, lock_wait=lock_wait,
                       snapshot=read.snapshot, cluster=read.cluster,
-                      snapshot_keep=read.snapshot_keep)
+                      snapshot_keep=read.snapshot_keep, lock_retries=read.lock_retries)
     result = on_database(url, secret_arn, lambda db: command.upgrade(
         db, revision, on_applied=_print_applied, run=run, accept_checksums=accept_checksums))
     if result.snapshot:
@@ -153,14 +153,15 @@ def downgrade(revision: str | None, url: str | None, secret_arn: str | None,
     A downgrade drops what later revisions added, data included: in prod, and
     wherever it would drop a table that holds rows, it needs --confirm REVISION.
     """
-    from alquimista_schema import command
+    from alquimista_schema import command, settings
 
     if revision is None:
         raise click.UsageError("downgrade needs a REVISION to go back to: a revision id "
                                "(e.g. 017), base, or a relative step such as -1")
 
     run = command.Run(action="downgrade", lock_timeout=lock_timeout, environment=environment(),
-                      statement_timeout=statement_timeout, lock_wait=lock_wait)
+                      statement_timeout=statement_timeout, lock_wait=lock_wait,
+                      lock_retries=settings.local(os.environ).lock_retries)
     result = on_database(url, secret_arn, lambda db: command.downgrade(
         db, revision, on_applied=_print_applied, run=run, confirm=confirm))
     _print_result(result, "reverted")

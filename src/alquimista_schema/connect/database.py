@@ -115,6 +115,21 @@ def connect(url: str | UrlLike, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOU
             raise refused(exc, parsed) from exc
 
 
+def open_driver(url: str | UrlLike, *, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+                application_name: str = APPLICATION_NAME) -> Any:
+    """One more DBAPI connection to ``url``, in autocommit, for a watcher's queries
+    (runtime/lockwaits.py); the caller closes it. One attempt, no retry. (The pool's
+    proxy is returned, not psycopg2's own connection: the pool closes that one as soon
+    as its proxy is dropped.)"""
+    engine = create_engine(parse_url(url), poolclass=pool.NullPool, connect_args={
+        "connect_timeout": max(connect_timeout, MIN_ATTEMPT_SECONDS),
+        "application_name": application_name[:63], **KEEPALIVES})
+    proxy = engine.raw_connection()
+    driver: Any = proxy.driver_connection
+    driver.autocommit = True
+    return proxy
+
+
 def refused(exc: DBAPIError, url: URL) -> SchemaError:
     """What the database refused outside a revision (reading alembic_version, the
     runner's tables, the catalogue), in one line that names it and what to do."""

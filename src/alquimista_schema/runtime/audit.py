@@ -45,11 +45,13 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     duration_ms double precision,
     recorded_at timestamptz NOT NULL DEFAULT now(),
     snapshot text,
-    restore_point timestamptz
+    restore_point timestamptz,
+    attempts jsonb NOT NULL DEFAULT '[]'::jsonb
 )
 """
 # Tables made by an earlier release gain the later columns on first use.
-_LATER = {"snapshot": "text", "restore_point": "timestamptz"}
+_LATER = {"snapshot": "text", "restore_point": "timestamptz",
+          "attempts": "jsonb NOT NULL DEFAULT '[]'::jsonb"}
 _SHAPE = """
     SELECT to_regclass(%(t)s) IS NOT NULL, ARRAY(
            SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass(%(t)s)
@@ -80,6 +82,8 @@ class Entry:
     duration_ms: float | None = None
     snapshot: str | None = None
     restore_point: datetime | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    """Each failed attempt at a revision that was tried again (runtime/lockwaits.py)."""
 
 
 RUNNING = "running"
@@ -135,7 +139,8 @@ def entry_for(run: Run, target: str | None, progress: Progress,
                   progress.to_revision, status, secret_version=run.secret_version,
                   applied=[asdict(a) for a in progress.applied],
                   duration_ms=round((time.monotonic() - started) * 1000, 1),
-                  snapshot=progress.snapshot, restore_point=progress.restore_point)
+                  snapshot=progress.snapshot, restore_point=progress.restore_point,
+                  attempts=list(progress.attempts))
     if isinstance(outcome, SchemaError):
         entry.outcome, entry.error_code, entry.error = "error", outcome.code, str(outcome)
     elif outcome is not None:  # never audit an unexpected failure as a success
@@ -160,15 +165,16 @@ def record(conn: Any, entry: Entry, *, create: bool = True) -> int | None:
         fetch(conn, _DDL)
     for name in (n for n in _LATER if exists and n not in present):
         fetch(conn, f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {name} {_LATER[name]}")
-    values = {**entry.__dict__, "applied": json.dumps(entry.applied)}
+    values = {**entry.__dict__, "applied": json.dumps(entry.applied),
+              "attempts": json.dumps(entry.attempts, default=str)}
     [(row,)] = fetch(
         conn,
         f"INSERT INTO {TABLE} (request_id, actor, action, target, from_revision, "
         "to_revision, applied, outcome, error_code, error, secret_version, duration_ms, "
-        "snapshot, restore_point) VALUES (%(request_id)s, %(actor)s, %(action)s, "
+        "snapshot, restore_point, attempts) VALUES (%(request_id)s, %(actor)s, %(action)s, "
         "%(target)s, %(from_revision)s, %(to_revision)s, CAST(%(applied)s AS jsonb), "
         "%(outcome)s, %(error_code)s, %(error)s, %(secret_version)s, %(duration_ms)s, "
-        "%(snapshot)s, %(restore_point)s) RETURNING id",
+        "%(snapshot)s, %(restore_point)s, CAST(%(attempts)s AS jsonb)) RETURNING id",
         values)
     return int(row)
 
@@ -177,7 +183,8 @@ _UPDATE = f"""
     UPDATE {TABLE} SET from_revision = %(from_revision)s, to_revision = %(to_revision)s,
            applied = CAST(%(applied)s AS jsonb), outcome = %(outcome)s,
            error_code = %(error_code)s, error = %(error)s, duration_ms = %(duration_ms)s,
-           snapshot = %(snapshot)s, restore_point = %(restore_point)s, recorded_at = now()
+           snapshot = %(snapshot)s, restore_point = %(restore_point)s,
+           attempts = CAST(%(attempts)s AS jsonb), recorded_at = now()
      WHERE id = %(id)s
 """
 
@@ -199,7 +206,8 @@ def update_safely(conn: Any, row: int, entry: Entry | None, progress: Progress) 
         _safely(conn, progress, None, lambda: fetch(
             conn, f"DELETE FROM {TABLE} WHERE id = %(id)s", {"id": row}))
         return
-    values = {**entry.__dict__, "applied": json.dumps(entry.applied), "id": row}
+    values = {**entry.__dict__, "applied": json.dumps(entry.applied),
+              "attempts": json.dumps(entry.attempts, default=str), "id": row}
     _safely(conn, progress, entry, lambda: fetch(conn, _UPDATE, values))
 
 

@@ -204,7 +204,7 @@ def _cli_run(context: EnvironmentContext, command: str) -> Run:
     return Run(action=command, environment=read.environment, lint_policy=read.lint_policy,
                lock_timeout=times["lock_timeout"], snapshot=read.snapshot,
                cluster=read.cluster, statement_timeout=times["statement_timeout"],
-               snapshot_keep=read.snapshot_keep)
+               snapshot_keep=read.snapshot_keep, lock_retries=read.lock_retries)
 
 
 def _alembic_cli_command(context: EnvironmentContext) -> str | None:

@@ -69,22 +69,26 @@ class Pacer:
 
 
 def failure(exc: BaseException, revision: str, *, deadline_bound: bool, caveat: str = "",
-            committed: list[str] | None = None) -> SchemaError:
+            committed: list[str] | None = None, blockers: tuple[str, ...] = ()) -> SchemaError:
     """Translate a revision's database error (psycopg2's, or SQLAlchemy's wrapping it).
 
     ``caveat``/``committed``: what of the revision had already committed, and so stayed
-    (runtime/transactions.py)."""
+    (runtime/transactions.py); ``blockers``: who held the lock it waited for."""
     code = getattr(driver_error(exc), "pgcode", None)
     if code == "57014" and deadline_bound:
         return DeadlineExceeded(
             f"revision {revision} was cancelled and rolled back because the time left before "
             f"the deadline ran out{caveat}; raise the function's timeout and run again")
+    held = ("blocked by " + "; ".join(blockers)) if blockers else \
+        "another session holds a conflicting lock"
     if code == "55P03":
-        reason = ("could not get a lock within lock_timeout: another session holds a "
-                  "conflicting lock; retry when traffic is lower, or raise lock_timeout")
+        reason = (f"could not get a lock within lock_timeout: {held}; retry when traffic is "
+                  "lower, or raise lock_timeout")
+    elif code == "40P01":
+        reason = f"deadlock with another session: {held}"
     elif code == "57014":
         reason = "cancelled by statement_timeout; raise it, or split the revision"
     else:
         reason = first_line(exc)
     return MigrationFailed(f"revision {revision} failed and was rolled back{caveat}: {reason}",
-                           revision=revision, committed=committed)
+                           revision=revision, committed=committed, sqlstate=code)

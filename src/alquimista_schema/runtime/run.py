@@ -63,6 +63,8 @@ class Run:
     """Seconds to wait for the snapshot to become available (never past the deadline)."""
     snapshot_keep: int = 5
     """How many of the runner's own snapshots of the cluster a successful upgrade keeps."""
+    lock_retries: int = 5
+    """How often a revision that could not get its table lock is tried again (0: never)."""
 
     def __post_init__(self) -> None:
         if self.lint_policy not in LINT_POLICIES:
@@ -152,6 +154,8 @@ class Result:
     point-in-time restore to it undoes the upgrade."""
     restorable_until: datetime | None = None
     """Until when the restore point can be restored to (its cluster's backup retention)."""
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    """Each failed attempt at a revision that was tried again (runtime/lockwaits.py)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,6 +202,8 @@ class Progress:
     """Called after each revision is recorded (the audit row follows the run)."""
     stop_signal: int | None = None
     """The signal (SIGINT, SIGTERM) that asked the run to stop (runtime/interrupts.py)."""
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    """Each revision attempt that failed on a lock (runtime/lockwaits.py)."""
 
     def at(self, revision: str | None) -> None:
         """Record where the database starts (and, so far, ends)."""
@@ -225,4 +231,4 @@ class Progress:
     def result(self) -> Result:
         return Result(self.from_revision, self.to_revision, list(self.applied),
                       list(self.warnings), self.snapshot, self.restore_point,
-                      self.restorable_until)
+                      self.restorable_until, list(self.attempts))

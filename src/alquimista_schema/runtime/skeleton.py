@@ -16,23 +16,21 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 
 from alquimista_schema import targets
 from alquimista_schema.autogenerate import adoption
 from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import (
     ChecksumMismatch,
-    MigrationFailed,
     SchemaError,
     SnapshotFailed,
 )
 from alquimista_schema.runtime import (
+    applying,
     audit,
     configure,
     guards,
@@ -40,27 +38,19 @@ from alquimista_schema.runtime import (
     ledger,
     planning,
     snapshot,
-    stepping,
-    transactions,
 )
 from alquimista_schema.runtime.locking import migration_lock
-from alquimista_schema.runtime.pacing import Pacer, failure
-from alquimista_schema.runtime.run import Applied, Change, Progress, Result, Run
+from alquimista_schema.runtime.run import Change, Progress, Result, Run
 from alquimista_schema.runtime.timeouts import default_timeouts, session_timeouts
 from alquimista_schema.script import directory
 
 if TYPE_CHECKING:
     from alembic.runtime.environment import EnvironmentContext
-    from alembic.runtime.migration import RevisionStep
     from alembic.script import ScriptDirectory
 
 
 log = logging.getLogger(__name__)
 
-# What a revision may SET that would otherwise leak into the later revisions of the run.
-SESSION = ("search_path", "lock_timeout", "statement_timeout",
-           "client_connection_check_interval")
-CHECK_INTERVAL = "1s"  # PostgreSQL 14+ (Aurora PostgreSQL 15 has it)
 
 RETENTION_SECONDS = 6.0
 """The most the backup retention's lookup may take (one bounded DescribeDBClusters)."""
@@ -98,7 +88,7 @@ def change(url: Any, request: Change, run: Run, *, adopt: Any = None,
     # A killed run's statement must not outlive its lock (runtime/locking.await_orphans):
     # the server checks the client is still there while a statement runs.
     timeouts = {**default_timeouts(run.lock_timeout, run.statement_timeout),
-                "client_connection_check_interval": CHECK_INTERVAL}
+                "client_connection_check_interval": applying.CHECK_INTERVAL}
     with connect(url, adopt=adopt, **run.connect_options()) as conn:
         moving = request.action != "stamp"
         route = _route(script, request, conn) if moving else None
@@ -121,7 +111,10 @@ def change(url: Any, request: Change, run: Run, *, adopt: Any = None,
                     if upgrading:
                         _snapshot(conn, route, run, progress, stopping)
                         _restore_point(conn, route, run, progress)
-                    _apply(conn, script, route, run, progress, within, book)
+                    applying.apply(applying.Work(
+                        conn, script, run, progress, book, within, url, stopping,
+                        lambda at: planning.route(script, request.target, at,
+                                                  upgrade=upgrading)), route)
                 if upgrading:
                     _prune(run, progress)
     return progress.result()
@@ -282,112 +275,6 @@ def _warn(progress: Progress, problem: str) -> None:
     """A problem that does not change the outcome: in the result's warnings and the log."""
     progress.warnings.append(problem)
     log.warning("%s", problem)
-
-
-@dataclass
-class _Steps:
-    """One Alembic run's steps, handed out one at a time.
-
-    Alembic asks for the next step only after the previous one's transaction has
-    closed, so this is where the work between revisions happens: record the one that
-    committed, check the deadline, shrink ``statement_timeout`` to the time left. A
-    revision the deadline stops is never started.
-    """
-
-    conn: Connection
-    run: Run
-    progress: Progress
-    todo: list[RevisionStep]
-    witness: transactions.Witness
-    current: RevisionStep | None = None
-    began: float = 0.0
-    pacer: Pacer = field(init=False)
-    session: dict[str, str] | None = None
-    """The settings every revision starts from (``SESSION``), read before the first."""
-
-    def __post_init__(self) -> None:
-        self.pacer = Pacer(self.run)
-
-    def __call__(self, heads: Any, context: Any) -> Iterator[RevisionStep]:
-        for step in self.todo:
-            self._committed()
-            if self.progress.stop_signal is not None:
-                raise interrupts.stopped(self.progress,
-                                         f"before revision {step.revision.revision}")
-            self.pacer.before(step.revision.revision, self.progress)
-            self._reassert()
-            self.current, self.began = step, time.perf_counter()
-            self.witness.begin(step.revision.revision, self.progress.to_revision)
-            yield step
-        self._committed()
-
-    def _reassert(self) -> None:
-        """Start each revision from the run's session: a ``SET search_path`` or
-        ``SET statement_timeout = 0`` in one revision never reaches the next one, nor
-        switches off the deadline's cap. One round trip, not committed here: Alembic's
-        transaction for the revision takes it up (a rollback undoes it with the revision).
-        """
-        if self.session is None:  # as the run set it up, before any revision ran
-            row = self.conn.exec_driver_sql(
-                "SELECT " + ", ".join(f"current_setting('{n}')" for n in SESSION)).one()
-            self.session = dict(zip(SESSION, row, strict=True))
-        values = dict(self.session)
-        if self.pacer.bound and self.pacer.cap is not None:
-            values["statement_timeout"] = self.pacer.cap
-        self.conn.exec_driver_sql(
-            "SELECT " + ", ".join(f"set_config('{n}', %({n})s, false)" for n in values),
-            values)
-
-    def _committed(self) -> None:
-        step, self.current = self.current, None
-        if step is not None:
-            took = round((time.perf_counter() - self.began) * 1000, 1)
-            self.progress.record(Applied(step.revision.revision,
-                                         directory.describe(step.revision), took),
-                                 stepping.landing(step))
-
-
-def _apply(conn: Connection, script: ScriptDirectory, route: planning.Route, run: Run,
-           progress: Progress, within: EnvironmentContext | None, book: ledger.Ledger) -> None:
-    """Apply the route in one Alembic run: env.py once, one transaction per revision.
-
-    A failing revision is rolled back and the ones before it stay committed.
-    """
-    if not route.steps:
-        return
-    with transactions.watching(conn) as witness:
-        _run_steps(conn, script, route, run, progress, within, book, witness)
-
-
-def _run_steps(conn: Connection, script: ScriptDirectory, route: planning.Route, run: Run,
-               progress: Progress, within: EnvironmentContext | None, book: ledger.Ledger,
-               witness: transactions.Witness) -> None:
-    steps = _Steps(conn, run, progress, route.steps, witness)
-    record = [book.recorder()]
-    try:
-        if within is not None:
-            within.config.attributes.update(session_configured=True, on_version_apply=record)
-            configure.run_on(within, conn, steps=steps)
-        else:
-            config = directory.make_config(connection=conn, stdout=io.StringIO(),
-                                           session_configured=True, on_version_apply=record)
-            with stepping.environment(config, script, steps, route.end):
-                script.run_env()
-    except SchemaError:
-        raise
-    except Exception as exc:
-        failing = (steps.current or route.steps[0]).revision.revision
-        caveat = witness.caveat()
-        if progress.stop_signal is not None:  # the watcher cancelled its statement
-            raise interrupts.stopped(progress, f"during revision {failing}, which was "
-                                               f"rolled back{caveat}") from exc
-        if isinstance(exc, DBAPIError):
-            raise failure(exc, failing, deadline_bound=steps.pacer.bound, caveat=caveat,
-                          committed=witness.kept) from exc
-        # a revision's own code may raise anything
-        raise MigrationFailed(f"revision {failing} failed and was rolled back{caveat}: "
-                              f"{type(exc).__name__}: {exc}", revision=failing,
-                              committed=witness.kept) from exc
 
 
 def adopt(url: Any, run: Run, *, dry_run: bool = False) -> adoption.Adoption:

@@ -1,0 +1,162 @@
+"""A revision that cannot get its table lock is tried again, and its blocker is named
+(issue 29).
+
+A reader holding ``dry_run_log`` (``LOCK ... IN ACCESS SHARE MODE`` in an open
+transaction, application_name ``zz-reader``) stands in the way of a revision that alters
+the table (ACCESS EXCLUSIVE). With ``lock_timeout`` at 1 s, a reader that lets go after a
+few seconds no longer fails the upgrade: the revision is rolled back, tried again at that
+revision, and applied; one that never lets go ends the run with LOCK_TIMEOUT after the
+attempts allowed, the database at the revision before. Either way the reader is named:
+pid, user, application_name, client, state, how long its transaction is open, the lock
+it holds on which table, and its statement's first keyword only. Through every door
+(``door``, by name), against a real PostgreSQL; the blocker is a real second session.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from alquimista_schema import command
+from alquimista_schema.connect.database import connect
+from alquimista_schema.errors import LockTimeout
+from alquimista_schema.runtime import audit, lockwaits
+from alquimista_schema.runtime.run import Run
+from tests.support.doors import Door
+from tests.support.helpers import plain
+
+ALTERS = '''"""Alters dry_run_log: needs ACCESS EXCLUSIVE."""
+from alembic import op
+
+revision = "zz_alters"
+down_revision = "c13"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("ALTER TABLE dry_run_log ADD COLUMN zz_note text")
+
+
+def downgrade() -> None:
+    op.execute("ALTER TABLE dry_run_log DROP COLUMN zz_note")
+'''
+
+FAST = {"ALQUIMISTA_LOCK_TIMEOUT": "1s"}
+
+
+@pytest.fixture
+def reader(head_url: URL) -> Iterator[tuple[psycopg.Connection[Any], int]]:
+    """A session holding dry_run_log in ACCESS SHARE mode, and its pid."""
+    conn = psycopg.connect(plain(head_url))
+    conn.execute("SET application_name = 'zz-reader'")
+    conn.execute("LOCK TABLE dry_run_log IN ACCESS SHARE MODE")
+    conn.execute("SELECT count(*) FROM dry_run_log WHERE false")
+    pid = conn.info.backend_pid
+    try:
+        yield conn, pid
+    finally:
+        conn.close()
+
+
+def has_column(url: URL) -> bool:
+    with connect(url) as conn:
+        return bool(conn.execute(text(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'dry_run_log' "
+            "AND column_name = 'zz_note'")).scalar())
+
+
+def last_row(url: URL) -> dict[str, Any]:
+    with connect(url) as conn:
+        [row] = audit.entries(conn, limit=1)
+    return row
+
+
+def test_a_reader_that_lets_go_is_waited_out_and_named_at_every_door(
+        door: Door, head_url: URL, reader: tuple[psycopg.Connection[Any], int]) -> None:
+    conn, pid = reader
+    (door.folder / "versions" / "zz_alters.py").write_text(ALTERS)
+    releasing = threading.Timer(3.0, conn.rollback)
+    releasing.start()
+    try:
+        done = door.run("upgrade", head_url, "head", env=FAST)
+    finally:
+        releasing.cancel()
+    assert done.ok, done.output
+    assert has_column(head_url)
+    flat = " ".join(done.output.split())
+    assert f"blocked by pid {pid}" in flat, done.output
+    assert "application_name 'zz-reader'" in flat, done.output
+    assert "AccessShareLock on dry_run_log" in flat, done.output
+    row = last_row(head_url)
+    assert (row["outcome"], row["to_revision"]) == ("success", "zz_alters"), row
+    assert row["attempts"], row
+    assert {a["revision"] for a in row["attempts"]} == {"zz_alters"}
+    assert all(a["sqlstate"] == "55P03" for a in row["attempts"])
+    assert pid in {b["pid"] for a in row["attempts"] for b in a["blockers"]}
+    if door.name == "lambda":
+        assert done.answer["status"] == "success", done.answer
+
+
+def test_a_reader_that_never_lets_go_ends_in_lock_timeout_named_at_every_door(
+        door: Door, head_url: URL, reader: tuple[psycopg.Connection[Any], int]) -> None:
+    _, pid = reader
+    (door.folder / "versions" / "zz_alters.py").write_text(ALTERS)
+    began = time.monotonic()
+    done = door.run("upgrade", head_url, "head", env={**FAST, "LOCK_RETRIES": "2"})
+    took = time.monotonic() - began
+    assert not done.ok, done.output
+    flat = " ".join(done.output.split())
+    assert "after 3 attempt(s)" in flat, done.output
+    assert f"blocked by pid {pid}" in flat, done.output
+    assert "application_name 'zz-reader'" in flat, done.output
+    assert "last statement SELECT" in flat, done.output  # its first keyword, never its text
+    assert "WHERE false" not in flat, done.output
+    assert not has_column(head_url)
+    row = last_row(head_url)
+    assert (row["outcome"], row["error_code"], row["to_revision"]) == (
+        "error", "LOCK_TIMEOUT", "c13"), row
+    assert [a["attempt"] for a in row["attempts"]] == [1, 2, 3]
+    # 3 lock timeouts of 1 s and 2 backoffs of at most 1 s and 2 s, plus the runs
+    assert took < 60, took
+    if door.name == "lambda":
+        assert done.answer["error_code"] == "LOCK_TIMEOUT", done.answer
+        assert any(f"pid {pid}" in line for line in done.answer["blockers"]), done.answer
+
+
+def test_an_attempt_the_deadline_cannot_hold_is_never_started(
+        corpus_scripts: Any, head_url: URL, reader: tuple[psycopg.Connection[Any], int]
+        ) -> None:
+    """20 s left before the deadline (10 s of them the margin), 20 retries allowed: the
+    run stops with LOCK_TIMEOUT within the deadline, the attempts counted, nothing of the
+    revision applied."""
+    (corpus_scripts / "versions" / "zz_alters.py").write_text(ALTERS)  # in use: a fixture
+    began = time.monotonic()
+    run = Run(lock_timeout="1s", lock_retries=20, deadline=began + 20, margin=10)
+    with pytest.raises(LockTimeout) as caught:
+        command.upgrade(head_url, "head", run=run)
+    took = time.monotonic() - began
+    assert took < 10.5, took  # within the deadline's margin
+    message = str(caught.value)
+    assert "too little time left for another" in message, message
+    assert f"pid {reader[1]}" in message
+    assert command.current(head_url) == "c13"
+    attempts = caught.value.progress.attempts  # type: ignore[attr-defined]
+    assert 2 <= len(attempts) < 20, attempts
+
+
+def test_the_backoff_doubles_with_jitter_up_to_its_cap() -> None:
+    import random
+
+    rng = random.Random(7)
+    for attempt, full in [(1, 1.0), (2, 2.0), (3, 4.0), (5, 16.0), (6, 30.0), (12, 30.0)]:
+        for _ in range(50):
+            wait = lockwaits.backoff(attempt, rng)
+            assert full / 2 <= wait <= full, (attempt, wait)

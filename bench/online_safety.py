@@ -6,7 +6,10 @@ ROWS rows and a writer inserting continuously, it applies 018 (NOT VALID) and 01
 configured ``lock_timeout``. Then, with a long reader holding the table, it shows that
 a migration which cannot get its lock in time fails cleanly (the database stays where
 it was) instead of queueing, with every writer behind it, for as long as the reader
-lasts. Writes ``bench/results/online_safety.json``.
+lasts (retries off). Last, a reader that holds the table longer than ``lock_timeout`` but
+shorter than the retries' total: the upgrade is retried at the revision and completes,
+the writer's longest stall stays within ``lock_timeout``, and the run's warnings name the
+reader's pid and application_name. Writes ``bench/results/online_safety.json``.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class Writer(threading.Thread):
 def main() -> int:
     from alquimista_schema import command
     from alquimista_schema.connect.local import DevDatabase
-    from alquimista_schema.errors import MigrationFailed
+    from alquimista_schema.errors import LockTimeout, MigrationFailed
 
     root = Path(tempfile.mkdtemp(prefix="alq-online-"))
     server = DevDatabase(root, dbname="online")
@@ -118,9 +121,10 @@ def main() -> int:
         time.sleep(0.5)
         began = time.perf_counter()
         try:
-            command.upgrade(url, "018", run=run)
+            command.upgrade(url, "018", run=command.Run(lock_timeout=LOCK_TIMEOUT,
+                                                         lock_retries=0))
             outcome = "applied (unexpected)"
-        except MigrationFailed as exc:
+        except (MigrationFailed, LockTimeout) as exc:
             outcome = str(exc)
         ended = time.perf_counter()
         time.sleep(0.5)
@@ -136,6 +140,7 @@ def main() -> int:
             "writer_max_stall_ms": max(window, default=0) * 1000,
             "writer_errors": writer.errors,
         }
+        results["retried"] = _retried(url, dsn, run)
     finally:
         server.remove()
         shutil.rmtree(root, ignore_errors=True)
@@ -155,9 +160,49 @@ def main() -> int:
     print(f"  with a long reader holding the table: gave up after {b['gave_up_after_s']:.2f} s "
           f"({b['migration_outcome'][:90]}...), still at {b['revision_after']}, writer's "
           f"longest stall {b['writer_max_stall_ms']:.0f} ms")
+    r = results["retried"]
+    print(f"  with a reader holding the table {READER_HOLDS_S:.0f} s: applied after "
+          f"{r['attempts']} failed attempt(s) in {r['duration_s']:.1f} s, now at "
+          f"{r['revision_after']}, writer's longest stall {r['writer_max_stall_ms']:.0f} ms; "
+          f"reader pid {r['reader_pid']} named: {r['reader_named']}")
     ok = results["stall_below_lock_timeout"] and b["revision_after"] == "017" \
-        and b["writer_max_stall_ms"] < LOCK_TIMEOUT_S * 1000 + 500
+        and b["writer_max_stall_ms"] < LOCK_TIMEOUT_S * 1000 + 500 \
+        and r["revision_after"] == "018" and r["reader_named"] \
+        and r["writer_max_stall_ms"] < LOCK_TIMEOUT_S * 1000 + 500
     return 0 if ok else 1
+
+
+READER_HOLDS_S = 5.0
+
+
+def _retried(url: Any, dsn: dict[str, Any], run: Any) -> dict[str, Any]:
+    """A reader holding the table READER_HOLDS_S seconds (more than lock_timeout, less than
+    the retries' total), under writes: the upgrade to 018 is retried and completes."""
+    from alquimista_schema import command
+
+    reader = psycopg2.connect(**dsn, application_name="bench-reader")
+    with reader.cursor() as cur:
+        cur.execute("SELECT count(*) FROM dry_run_log")  # ACCESS SHARE until the rollback
+    pid = reader.get_backend_pid()
+    writer = Writer(dsn)
+    writer.start()
+    time.sleep(0.5)
+    letting_go = threading.Timer(READER_HOLDS_S, reader.rollback)
+    letting_go.start()
+    began = time.perf_counter()
+    result = command.upgrade(url, "018", run=run)
+    ended = time.perf_counter()
+    letting_go.join()
+    time.sleep(0.5)
+    writer.stop.set()
+    writer.join()
+    reader.close()
+    window = writer.window(began, ended)
+    named = any(f"pid {pid}" in w and "'bench-reader'" in w for w in result.warnings)
+    return {"attempts": len(result.attempts), "duration_s": ended - began,
+            "revision_after": command.current(url), "reader_pid": pid,
+            "reader_named": named, "writer_max_stall_ms": max(window, default=0) * 1000,
+            "writer_errors": writer.errors}
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from alquimista_schema import command
 from alquimista_schema.connect.database import connect
-from alquimista_schema.errors import InvalidTarget, MigrationFailed, UnknownRevision
+from alquimista_schema.errors import InvalidTarget, LockTimeout, MigrationFailed, UnknownRevision
 from alquimista_schema.schema import introspect
 from tests.support.revisions import HEAD, REVISIONS, after
 
@@ -127,13 +127,15 @@ def test_a_failing_revision_leaves_the_revision_before_it(empty_url: URL) -> Non
 
 
 def test_lock_timeout_fails_cleanly_instead_of_queueing(empty_url: URL) -> None:
-    """A long transaction holding dry_run_log: 018 gives up after lock_timeout, nothing changes."""
+    """A long transaction holding dry_run_log: 018 gives up after lock_timeout, nothing
+    changes (retries off; tests/runtime/test_lock_retries.py has them on)."""
     command.upgrade(empty_url, "017")
     before = snap(empty_url)
     with connect(empty_url) as holder:
         holder.execute(text("LOCK TABLE dry_run_log IN ACCESS SHARE MODE"))
-        with pytest.raises(MigrationFailed, match="lock_timeout") as caught:
-            command.upgrade(empty_url, "018", run=command.Run(lock_timeout="200ms"))
+        with pytest.raises(LockTimeout, match=r"lock_timeout .*after 1 attempt") as caught:
+            command.upgrade(empty_url, "018", run=command.Run(lock_timeout="200ms",
+                                                               lock_retries=0))
         holder.rollback()
     assert caught.value.revision == "018"
     assert command.current(empty_url) == "017"

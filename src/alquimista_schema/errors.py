@@ -170,9 +170,10 @@ class LockTimeout(SchemaError):
 
     code = "LOCK_TIMEOUT"
 
-    def __init__(self, message: str, *, blockers: list[str] | None = None) -> None:
+    def __init__(self, message: str, *, blockers: list[str] | None = None,
+                 revision: str | None = None) -> None:
         super().__init__(message)
-        self.blockers = blockers or []
+        self.blockers, self.revision = blockers or [], revision
 
     @property
     def details(self) -> list[str]:

@@ -102,7 +102,7 @@ def _again(work: Work, exc: MigrationFailed, attempt: int, watch: lockwaits.Watc
                f"after {attempt} attempt(s), with too little time left for another")
         raise LockTimeout(f"{exc} ({why}; the database is at "
                           f"{progress.to_revision or 'base'}, every revision before it "
-                          "committed)", blockers=blockers) from exc
+                          "committed)", blockers=blockers, revision=exc.revision) from exc
     message = (f"revision {exc.revision}: {exc.sqlstate} on attempt {attempt} of "
                f"{run.lock_retries + 1}" + (f", blocked by {'; '.join(blockers)}"
                                             if blockers else "") +

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 
 from alquimista_schema import targets
 from alquimista_schema.autogenerate import adoption
-from alquimista_schema.connect.database import connect
+from alquimista_schema.connect.database import connect, open_driver
 from alquimista_schema.errors import (
     ChecksumMismatch,
     SchemaError,
@@ -37,6 +37,7 @@ from alquimista_schema.runtime import (
     interrupts,
     ledger,
     planning,
+    repair,
     snapshot,
 )
 from alquimista_schema.runtime.locking import migration_lock
@@ -110,6 +111,7 @@ def change(url: Any, request: Change, run: Run, *, adopt: Any = None,
                                            progress) as stopping:
                     if upgrading:
                         _snapshot(conn, route, run, progress, stopping)
+                        _repair(conn, url, route, run, progress)
                         _restore_point(conn, route, run, progress)
                     applying.apply(applying.Work(
                         conn, script, run, progress, book, within, url, stopping,
@@ -216,6 +218,18 @@ def _snapshot(conn: Connection, route: planning.Route, run: Run, progress: Progr
                   reuse=lambda name: audit.unconsumed(conn, name),
                   sleep=interrupts.pause(stopping, progress, "while waiting for the snapshot, "
                                                              "before any revision ran"))
+
+
+def _repair(conn: Connection, url: Any, route: planning.Route, run: Run,
+            progress: Progress) -> None:
+    """Before the first revision: drop the INVALID indexes pending revisions create."""
+    if not route.steps:
+        return
+    opened = lambda: open_driver(url, connect_timeout=run.connect_timeout,  # noqa: E731
+                                 application_name=run.application_name)
+    for line in repair.drop_invalid(conn, route.scripts, opened, run.lock_timeout):
+        _warn(progress, line)
+        progress.changed = True
 
 
 def _restore_point(conn: Connection, route: planning.Route, run: Run,

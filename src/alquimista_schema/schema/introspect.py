@@ -197,3 +197,16 @@ def owned_objects_present(conn: Connection, metadata: MetaData | None = None) ->
     present += [obj.label for obj in declared
                 if obj.kind != "trigger" and object_state(conn, obj) is not None]
     return present
+
+
+def invalid_indexes(conn: Connection) -> list[tuple[str, str]]:
+    """(index, table) of every INVALID index in the current schema: what a failed or
+    cancelled ``CREATE INDEX CONCURRENTLY`` leaves behind. PostgreSQL keeps it (and
+    maintains it on every write) but never uses it, and ``CREATE INDEX ... IF NOT EXISTS``
+    then passes over it as if it were built."""
+    rows = conn.execute(text(
+        "SELECT c.relname, t.relname FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
+        "WHERE NOT i.indisvalid AND c.relnamespace = to_regnamespace(current_schema()) "
+        "ORDER BY c.relname"))
+    return [(str(index), str(table)) for index, table in rows]

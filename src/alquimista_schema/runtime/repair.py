@@ -1,0 +1,65 @@
+"""Before an upgrade applies anything: drop what a cancelled concurrent index build left.
+
+A ``CREATE INDEX CONCURRENTLY`` that fails or is cancelled (a timeout, a duplicate in a
+unique index, a signal) leaves an INVALID index behind, and a re-run's ``IF NOT EXISTS``
+"succeeds" over it while the index stays unusable. So at the start of every upgrade, an
+INVALID index that a pending revision creates is dropped concurrently (on a session of
+its own, outside any transaction, within ``lock_timeout``), and the revision builds it for
+real. An INVALID index no pending revision creates is left alone: ``check`` reports it.
+
+Which indexes a revision creates is read from its source: the names in ``CREATE [UNIQUE]
+INDEX [CONCURRENTLY] [IF NOT EXISTS] name`` and in ``op.create_index("name", ...)``. A name
+built at run time is not seen (then the INVALID index stays, and ``check`` names it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from alquimista_schema import durations
+from alquimista_schema.schema import introspect
+
+_CREATED = re.compile(
+    r"""CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?\\?"?(\w+)"""
+    r"""|create_index\(\s*(?:op\.f\(\s*)?["'](\w+)["']""", re.IGNORECASE)
+
+
+def created_by(paths: Iterable[str]) -> set[str]:
+    """The names of the indexes the revision files at ``paths`` create."""
+    names: set[str] = set()
+    for path in paths:
+        for match in _CREATED.finditer(Path(path).read_text(encoding="utf-8")):
+            names.add((match.group(1) or match.group(2)).lower())
+    return names
+
+
+def drop_invalid(conn: Connection, scripts: list[Any], open_session: Callable[[], Any],
+                 lock_timeout: str | None) -> list[str]:
+    """Drop each INVALID index that one of ``scripts`` (pending revisions) creates; return
+    what was done, one line each, for the run's warnings."""
+    invalid = introspect.invalid_indexes(conn)
+    conn.commit()
+    if not invalid:
+        return []
+    wanted = created_by(script.path for script in scripts)
+    dropping = [(index, table) for index, table in invalid if index.lower() in wanted]
+    if not dropping:
+        return []
+    session = open_session()
+    try:
+        with session.cursor() as cur:
+            cur.execute("SELECT set_config('lock_timeout', %s, false)",
+                        (lock_timeout or durations.DEFAULT_LOCK_TIMEOUT,))
+            for index, _ in dropping:
+                quoted = '"' + index.replace('"', '""') + '"'
+                cur.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {quoted}")
+    finally:
+        session.close()
+    return [f"dropped the INVALID index {index} on {table} (left by a failed or cancelled "
+            "CREATE INDEX CONCURRENTLY), so the pending revision that creates it builds it "
+            "for real" for index, table in dropping]

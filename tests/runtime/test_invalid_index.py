@@ -1,0 +1,128 @@
+"""What a failed concurrent index build leaves is repaired, and reported (issue 29).
+
+A ``CREATE UNIQUE INDEX CONCURRENTLY`` over duplicate rows fails after it has made the
+index: PostgreSQL leaves it INVALID (kept up to date on every write, never used). A
+re-run's ``IF NOT EXISTS`` then "succeeds" over it, and autogenerate's ``check`` counts it
+as present. Now the next upgrade drops it (concurrently) before the revision builds it
+for real, at every door (``door``, by name), and ``check`` names an INVALID index.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from alquimista_schema import command
+from alquimista_schema.aws.runner import Runner
+from alquimista_schema.cli import main
+from alquimista_schema.connect.database import connect
+from alquimista_schema.errors import DriftDetected
+from alquimista_schema.runtime import repair
+from tests.support.doors import Door
+from tests.support.helpers import full, plain
+
+TABLE = '''"""A table with a duplicate code."""
+from alembic import op
+
+revision = "zz_table"
+down_revision = "c13"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("CREATE TABLE zz_items (code text)")
+    op.execute("INSERT INTO zz_items VALUES ('a'), ('a'), ('b')")
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE zz_items")
+'''
+
+INDEX = '''"""A unique index, built concurrently."""
+from alembic import op
+
+revision = "zz_index"
+down_revision = "zz_table"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.get_context().autocommit_block():
+        op.execute("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS zz_items_code "
+                   "ON zz_items (code)")
+
+
+def downgrade() -> None:
+    with op.get_context().autocommit_block():
+        op.execute("DROP INDEX CONCURRENTLY IF EXISTS zz_items_code")
+'''
+
+
+def validity(url: URL, index: str) -> bool | None:
+    """Whether ``index`` is valid (None: there is no such index)."""
+    with connect(url) as conn:
+        return conn.execute(text(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = :n"), {"n": index}).scalar()
+
+
+def test_the_next_run_drops_the_invalid_index_and_builds_it_for_real_at_every_door(
+        door: Door, head_url: URL) -> None:
+    (door.folder / "versions" / "zz_table.py").write_text(TABLE)
+    (door.folder / "versions" / "zz_index.py").write_text(INDEX)
+    failed = door.run("upgrade", head_url, "head")
+    assert not failed.ok, failed.output
+    assert "could not create unique index" in failed.output, failed.output
+    assert validity(head_url, "zz_items_code") is False  # INVALID, left behind
+    assert command.current(head_url) == "zz_table"
+    with psycopg.connect(plain(head_url), autocommit=True) as conn:  # the data fixed
+        conn.execute(b"DELETE FROM zz_items WHERE code = 'a'")
+        conn.execute(b"INSERT INTO zz_items VALUES ('a')")
+    done = door.run("upgrade", head_url, "head")
+    assert done.ok, done.output
+    flat = " ".join(done.output.split())
+    assert "dropped the INVALID index zz_items_code on zz_items" in flat, done.output
+    assert validity(head_url, "zz_items_code") is True  # built for real, not passed over
+    assert command.current(head_url) == "zz_index"
+
+
+BROKEN = [b"INSERT INTO dry_run_log (tenant_id, canal_decidido, motivo_decisao, ambiente) "
+          b"SELECT gen_random_uuid(), 'whatsapp', 'zz', 'prod' FROM generate_series(1, 2)",
+          b"CREATE UNIQUE INDEX CONCURRENTLY zz_one_only ON dry_run_log ((1))"]
+
+
+def test_check_and_the_drift_check_name_an_invalid_index(head_url: URL) -> None:
+    command.check(head_url)  # at head, nothing to say
+    with psycopg.connect(plain(head_url), autocommit=True) as conn:
+        conn.execute(BROKEN[0])
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(BROKEN[1])
+    assert validity(head_url, "zz_one_only") is False
+    with pytest.raises(DriftDetected) as caught:
+        command.check(head_url)
+    lines = caught.value.differences  # autogenerate's own: an index the models lack
+    assert any(line.startswith("index zz_one_only on dry_run_log is INVALID (")
+               for line in lines), lines
+    cli = CliRunner().invoke(main, ["check", "--url", full(head_url)])
+    assert cli.exit_code != 0
+    assert "index zz_one_only on dry_run_log is INVALID" in cli.output, cli.output
+    answer = Runner.from_environment({"DATABASE_URL": full(head_url)}).handle(
+        {"action": "drift"}, request_id="r")
+    assert answer["drift"] is True, answer
+    assert any("zz_one_only" in d for d in answer["differences"]), answer
+
+
+def test_the_indexes_a_revision_creates_are_read_from_its_source(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "rev.py"
+    path.write_text('op.execute("create index concurrently if not exists Ix_A on t (a)")\n'
+                    'op.create_index(op.f("ix_b"), "t", ["b"])\n'
+                    "op.create_index('ix_c', 't', ['c'], postgresql_concurrently=True)\n"
+                    'op.execute("CREATE UNIQUE INDEX \\"ix_d\\" ON t (d)")\n')
+    assert repair.created_by([str(path)]) == {"ix_a", "ix_b", "ix_c", "ix_d"}

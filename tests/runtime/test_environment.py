@@ -216,3 +216,16 @@ def test_alembic_revision_autogenerate_writes_exactly_the_model_change(
         f"applied 1 revision(s): {HEAD} -> {NEXT}"
     assert _lines(alembic("check", cwd=tree, PYTHONPATH=path))[-1] == \
         "No new upgrade operations detected."
+
+
+def test_an_unknown_x_key_is_refused_with_the_nearest_known_one(empty_url: URL) -> None:
+    """Issue 28: ``-x lock_timout=2s`` was ignored, and the run went on with the default."""
+    done = alembic("-x", "lock_timout=2s", "upgrade", "head", url=empty_url)
+    assert done.returncode != 0, done.stdout
+    output = done.stdout + done.stderr
+    _said_once(output)
+    assert "unknown -x key 'lock_timout': did you mean -x lock_timeout=...?" in output, output
+    assert "nothing was run" in output
+    assert command.current(empty_url) is None
+    far = alembic("-x", "zzz=1", "current", url=empty_url)
+    assert "unknown -x key 'zzz': (known: url, confirm," in far.stdout + far.stderr

@@ -12,6 +12,7 @@ and record. Commands that only read the revision files need no database at all.
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from collections.abc import Callable
@@ -70,6 +71,7 @@ def run(context: EnvironmentContext) -> None:
         # Only the alembic CLI owns the process's logging; a host program keeps its own.
         fileConfig(config.config_file_name, disable_existing_loggers=False)
     try:
+        _known_x_keys(context.get_x_argument(as_dictionary=True))
         if context.is_offline_mode():
             run_offline(context)
         else:
@@ -81,6 +83,20 @@ def run(context: EnvironmentContext) -> None:
         # details (each difference, each edited revision) follow, as the CLI lists them.
         raise CommandError("\n".join([str(exc), *(f"  - {d}" for d in exc.details)])) \
             from exc
+
+
+# Every -x key this env.py reads; any other is a typo, refused before anything runs.
+X_KEYS = ("url", "confirm", "accept_checksums", "lock_timeout", "statement_timeout")
+
+
+def _known_x_keys(x_args: dict[str, str]) -> None:
+    """Refuse an unknown ``-x`` key, naming the nearest known one (never ignored)."""
+    for key in x_args:
+        if key not in X_KEYS:
+            near = difflib.get_close_matches(key, X_KEYS, n=1)
+            hint = f"did you mean -x {near[0]}=...? " if near else ""
+            raise ConfigurationError(f"unknown -x key {key[:40]!r}: {hint}(known: "
+                                     f"{', '.join(X_KEYS)}); nothing was run")
 
 
 def configured_url(context: EnvironmentContext) -> str | None:

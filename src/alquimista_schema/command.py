@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from alquimista_schema.autogenerate.adoption import Adoption
+    from alquimista_schema.runtime.effects import Effect
     from alquimista_schema.runtime.ledger import Verification
     from alquimista_schema.script.directory import RevisionInfo
     from alquimista_schema.script.lint import Finding
@@ -44,6 +45,9 @@ class Plan:
     sql: str
     findings: list[Finding]
     """squawk's findings for the pending revisions (waived ones say why)."""
+    effects: list[Effect] = field(default_factory=list)
+    """What each pending statement does to its table as the table is now
+    (runtime/effects.py): its lock, rewrite, scan or catalog only, the table's size."""
 
 
 def _probe(url: UrlLike, run: Run) -> probe.Answer:
@@ -164,20 +168,24 @@ def heads() -> list[str]:
 
 
 def plan(url: str | UrlLike, revision: str = "head", *, run: Run | None = None) -> Plan:
-    """Return what an upgrade to ``revision`` would run, with its SQL; change nothing."""
-    from alquimista_schema.runtime import planning
+    """Return what an upgrade to ``revision`` would run, with its SQL and what each
+    statement does to the live tables; change nothing."""
+    from alquimista_schema.connect.database import connect
+    from alquimista_schema.runtime import effects, planning
     from alquimista_schema.script import authoring, directory, lint
 
     target = targets.parse(revision, "up")
     script = directory.script_directory()
     directory.resolve(script, target.name)
-    start = current(url, run=run)
-    route = planning.route(script, target, start, upgrade=True)
-    pending = [directory.info(script, s) for s in route.scripts]
-    rendered = authoring.sql(f"{start or 'base'}:{route.end}") if pending else ""
+    with connect(url, **(run or Run()).connect_options()) as conn:
+        start = directory.one(directory.current_heads(script, conn))
+        route = planning.route(script, target, start, upgrade=True)
+        pending = [directory.info(script, s) for s in route.scripts]
+        rendered = authoring.sql(f"{start or 'base'}:{route.end}") if pending else ""
+        found = effects.effects(conn, rendered) if pending else []
     findings = lint.load_manifest()
     return Plan(start, route.end, pending, rendered,
-                [f for p in pending for f in findings.get(p.revision, [])])
+                [f for p in pending for f in findings.get(p.revision, [])], found)
 
 
 def check(url: str | UrlLike, *, metadata: Any = None,

@@ -169,7 +169,8 @@ def _plan(call: Call) -> dict[str, Any]:
         return {"status": "success" if plan.pending else "noop",
                 "from_revision": plan.from_revision, "to_revision": plan.to_revision,
                 "pending": [asdict(p) for p in plan.pending], "sql": plan.sql,
-                "lint": [asdict(f) for f in plan.findings]}
+                "lint": [asdict(f) for f in plan.findings],
+                "effects": [e.as_dict() for e in plan.effects]}
     return call.on_database(read)
 
 

@@ -239,6 +239,45 @@ def verify(url: str | None, secret_arn: str | None) -> None:
     say(f"verified {len(found.checks)} applied revision(s): none edited since applied")
 
 
+@main.command()
+@click.argument("revision", default="head")
+@url_option
+@click.option("--sql", "show_sql", is_flag=True, help="Also print the SQL (offline, for review).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def plan(revision: str, url: str | None, secret_arn: str | None, show_sql: bool,
+         as_json: bool) -> None:
+    """Show what an upgrade to REVISION (default: head) would do; change nothing.
+
+    Each pending revision, then each of its statements graded against the live table:
+    the lock it takes, whether it rewrites or scans the table or touches only the
+    catalog, and the table's size now (DANGER: it blocks writes while it reads or
+    rewrites a large table).
+    """
+    from alquimista_schema import command
+
+    found = on_database(url, secret_arn, lambda db: command.plan(db, revision))
+    if as_json:
+        say(json.dumps({"from_revision": found.from_revision, "to_revision": found.to_revision,
+                        "pending": [asdict(p) for p in found.pending],
+                        "effects": [e.as_dict() for e in found.effects],
+                        "lint": [asdict(f) for f in found.findings]}, indent=2))
+        return
+    if not found.pending:
+        say(f"nothing to do: the database is already at {found.to_revision or 'base'}")
+        return
+    say(f"{len(found.pending)} pending revision(s): {found.from_revision or 'base'} -> "
+        f"{found.to_revision}")
+    for item in found.pending:
+        say(f"{item.revision}: {item.description}")
+        for effect in (e for e in found.effects if e.revision == item.revision):
+            say(effect.line())
+    for finding in found.findings:
+        say(f"lint: {finding.revision}:{finding.line} {finding.rule}", err=True)
+    if show_sql:
+        say(found.sql, nl=False)
+
+
 @main.command(name="sql")
 @click.argument("revision_range", metavar="FROM:TO")
 @handle_errors

@@ -1,0 +1,134 @@
+"""The lock and effect table of runtime/effects.py, proven against the real server.
+
+For each kind of statement, one statement of that kind runs on a real table (``zz_t``,
+1,000 rows) in a transaction of its own, and the test observes what PostgreSQL did: the
+strongest lock the session holds on the table (``pg_locks``), whether the table was
+rewritten (its file node changed: ``pg_relation_filenode``) and whether it was read
+(``pg_stat_get_xact_numscans``, this transaction's scans). A rewrite counts as what it
+is; ``catalog`` means neither a rewrite nor a scan. ``CREATE INDEX CONCURRENTLY`` cannot
+run in a transaction: its lock is observed from a second session while it waits.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy.engine import URL
+
+from alquimista_schema.runtime import effects
+from tests.support.helpers import plain
+
+RANK = ["AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock",
+        "ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"]
+
+SETUP = [
+    "CREATE TABLE zz_p (i int PRIMARY KEY)",
+    "INSERT INTO zz_p SELECT g FROM generate_series(1, 1000) g",
+    "CREATE TABLE zz_t (i int, s text)",
+    "INSERT INTO zz_t SELECT g, 'row ' || g FROM generate_series(1, 1000) g",
+    "ALTER TABLE zz_t ADD CONSTRAINT zz_t_pending CHECK (i > 0) NOT VALID",
+    "ANALYZE zz_t",
+]
+
+# kind -> a statement of that kind (its table: zz_t, or the one it creates)
+SAMPLES = {
+    "create_index": "CREATE INDEX zz_t_i ON zz_t (i)",
+    "create_table": "CREATE TABLE zz_new (i int)",
+    "drop_table": "DROP TABLE zz_t",
+    "validate_constraint": "ALTER TABLE zz_t VALIDATE CONSTRAINT zz_t_pending",
+    "add_foreign_key_not_valid": "ALTER TABLE zz_t ADD CONSTRAINT zz_fk FOREIGN KEY (i) "
+                                 "REFERENCES zz_p (i) NOT VALID",
+    "add_foreign_key": "ALTER TABLE zz_t ADD CONSTRAINT zz_fk FOREIGN KEY (i) REFERENCES zz_p (i)",
+    "add_check_not_valid": "ALTER TABLE zz_t ADD CONSTRAINT zz_c CHECK (i < 5000) NOT VALID",
+    "add_check": "ALTER TABLE zz_t ADD CONSTRAINT zz_c CHECK (i < 5000)",
+    "add_column_volatile_default": "ALTER TABLE zz_t ADD COLUMN u uuid DEFAULT gen_random_uuid()",
+    "alter_column_type": "ALTER TABLE zz_t ALTER COLUMN i TYPE bigint",
+    "set_not_null": "ALTER TABLE zz_t ALTER COLUMN i SET NOT NULL",
+    "add_column": "ALTER TABLE zz_t ADD COLUMN n int DEFAULT 0",
+    "drop_column": "ALTER TABLE zz_t DROP COLUMN s",
+    "update": "UPDATE zz_t SET s = 'changed' WHERE i = 5",
+    "delete": "DELETE FROM zz_t WHERE i = 5",
+    "insert": "INSERT INTO zz_t VALUES (1001, 'new')",
+    "comment_on_table": "COMMENT ON TABLE zz_t IS 'a comment'",
+}
+
+
+@pytest.fixture
+def session(empty_url: URL) -> Any:
+    with psycopg.connect(plain(empty_url), autocommit=True) as conn:
+        for statement in SETUP:
+            conn.execute(statement.encode())
+        yield conn
+
+
+def observe(conn: Any, statement: str, table: str) -> tuple[str | None, bool, bool]:
+    """(strongest lock held on ``table``, rewritten, scanned) by ``statement``."""
+    with conn.transaction(force_rollback=True):
+        before = conn.execute(b"SELECT to_regclass(%s)::oid, pg_relation_filenode(to_regclass(%s)),"
+                              b" pg_stat_get_xact_numscans(to_regclass(%s))",
+                              (table, table, table)).fetchone()
+        conn.execute(statement.encode())
+        oid = before[0] or conn.execute(b"SELECT to_regclass(%s)::oid", (table,)).fetchone()[0]
+        modes = [m for (m,) in conn.execute(
+            b"SELECT mode FROM pg_locks WHERE pid = pg_backend_pid() AND relation = %s "
+            b"AND granted", (oid,)).fetchall()]
+        after = conn.execute(b"SELECT pg_relation_filenode(%s::regclass), "
+                             b"pg_stat_get_xact_numscans(%s::regclass)", (oid, oid)).fetchone() \
+            if conn.execute(b"SELECT to_regclass(%s)", (table,)).fetchone()[0] else (None, None)
+    strongest = max(modes, key=RANK.index) if modes else None
+    rewritten = before[1] is not None and after[0] is not None and after[0] != before[1]
+    scanned = before[2] is not None and after[1] is not None and after[1] > before[2]
+    return strongest, rewritten, scanned
+
+
+@pytest.mark.parametrize("kind", SAMPLES)
+def test_each_kind_takes_the_lock_and_has_the_effect_the_table_says(
+        session: Any, kind: str) -> None:
+    statement = SAMPLES[kind]
+    found, table, lock, effect = effects.classify(statement)
+    assert found == kind, (statement, found)
+    lock_seen, rewritten, scanned = observe(session, statement, table or "")
+    assert lock_seen == lock, (kind, lock_seen)
+    if effect == effects.REWRITE:
+        assert rewritten, kind
+    elif effect == effects.SCAN:
+        assert (scanned, rewritten) == (True, False), kind
+    else:  # catalog, writes: the rows are never read nor the table rewritten
+        assert (scanned, rewritten) == (False, False), kind
+
+
+def test_a_concurrent_index_takes_share_update_exclusive_seen_while_it_waits(
+        session: Any, empty_url: URL) -> None:
+    statement = "CREATE INDEX CONCURRENTLY zz_t_s ON zz_t (s)"
+    found, table, lock, effect = effects.classify(statement)
+    assert (found, table, effect) == ("create_index_concurrently", "zz_t", effects.SCAN)
+    with psycopg.connect(plain(empty_url)) as writer:  # an open write: the build waits for it
+        writer.execute(b"INSERT INTO zz_t VALUES (1002, 'w')")
+        builder = psycopg.connect(plain(empty_url), autocommit=True)
+        pid = builder.info.backend_pid
+        building = threading.Thread(target=builder.execute, args=(statement.encode(),))
+        building.start()
+        try:
+            modes: list[str] = []
+            ends = time.monotonic() + 20
+            while not modes and time.monotonic() < ends:
+                modes = [m for (m,) in session.execute(
+                    b"SELECT mode FROM pg_locks WHERE pid = %s AND granted "
+                    b"AND relation = 'zz_t'::regclass", (pid,)).fetchall()]
+                time.sleep(0.05)
+        finally:
+            writer.rollback()
+            building.join(timeout=30)
+            builder.close()
+    assert modes == [lock], modes
+
+
+def test_unknown_statements_are_never_graded_safe() -> None:
+    kind, _, lock, effect = effects.classify("CLUSTER zz_t USING zz_t_i")
+    assert (kind, effect) == ("other", effects.UNKNOWN)
+    assert effects.grade(lock, effect, None, None) == "caution"
+    assert effects.classify("CREATE OR REPLACE VIEW v AS SELECT 1")[3] == effects.CATALOG

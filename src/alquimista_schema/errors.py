@@ -186,6 +186,21 @@ class LintRefused(SchemaError):
     code = "LINT_REFUSED"
 
 
+class BusyTableRefused(SchemaError):
+    """A revision would block writes while it rewrites or scans a large table, unwaived,
+    and the table policy is to enforce (runtime/effects.py)."""
+
+    code = "BUSY_TABLE_REFUSED"
+
+    def __init__(self, message: str, statements: list[str]) -> None:
+        super().__init__(message)
+        self.statements = statements
+
+    @property
+    def details(self) -> list[str]:
+        return self.statements
+
+
 class Interrupted(SchemaError):
     """Ctrl-C or SIGTERM stopped the run; the revision under way was rolled back."""
 

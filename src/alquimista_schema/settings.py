@@ -140,6 +140,9 @@ class Settings:
     margin: float = 10.0
     lock_wait: float | None = None
     lint_policy: str = "warn"
+    table_policy: str = "off"
+    """TABLE_POLICY: refuse (enforce), warn about or ignore (off) a revision that blocks
+    writes while it rewrites or scans a large table (default: enforce in prod)."""
     snapshot: bool = False
     cluster: str | None = None
     snapshot_wait: float = 600.0
@@ -184,6 +187,8 @@ class Settings:
 
         environment = check("ENVIRONMENT", lambda: environment_name(env.get("ENVIRONMENT")),
                             "dev")
+        tables = check("TABLE_POLICY", lambda: _policy("TABLE_POLICY", env.get("TABLE_POLICY"),
+                                                      environment, "off"), "off")
         policy = check("LINT_POLICY", lambda: _lint_policy(env.get("LINT_POLICY"), environment),
                        "warn")
         numbers: dict[str, float | None] = {}
@@ -201,7 +206,7 @@ class Settings:
         # NUMBERS gives all but LOCK_WAIT_SECONDS a default, so those are never None.
         given = cast(dict[str, float], numbers)
         return cls(secret_id=env.get("DB_SECRET_ARN") or None, environment=environment,
-                   lint_policy=policy,
+                   lint_policy=policy, table_policy=tables,
                    connect_timeout=int(given["CONNECT_TIMEOUT_SECONDS"]),
                    connect_budget=float(given["CONNECT_BUDGET_SECONDS"]),
                    margin=float(given["DEADLINE_MARGIN_SECONDS"]),
@@ -213,6 +218,15 @@ class Settings:
                    statement_timeout=timeouts["statement_timeout"]), problems
 
 
+def _policy(name: str, value: str | None, environment: str, otherwise: str) -> str:
+    """``enforce``, ``warn`` or ``off`` (any case); unset is enforce in prod, else
+    ``otherwise``."""
+    policy = value or ("enforce" if environment == "prod" else otherwise)
+    if policy.lower() not in ("enforce", "warn", "off"):
+        raise ConfigurationError(f"{name} must be enforce, warn or off, not {policy[:40]!r}")
+    return policy.lower()
+
+
 def _lint_policy(value: str | None, environment: str) -> str:
     """``enforce``, ``warn`` or ``off`` (any case); unset is enforce in prod, else warn."""
     policy = value or ("enforce" if environment == "prod" else "warn")
@@ -222,8 +236,8 @@ def _lint_policy(value: str | None, environment: str) -> str:
     return policy.lower()
 
 
-LOCAL_KEYS = ("ENVIRONMENT", "LINT_POLICY", "SNAPSHOT_BEFORE_UPGRADE", "DB_CLUSTER_IDENTIFIER",
-              "SNAPSHOT_KEEP", "LOCK_RETRIES")
+LOCAL_KEYS = ("ENVIRONMENT", "LINT_POLICY", "TABLE_POLICY", "SNAPSHOT_BEFORE_UPGRADE",
+              "DB_CLUSTER_IDENTIFIER", "SNAPSHOT_KEEP", "LOCK_RETRIES")
 
 
 def local(env: Mapping[str, str], snapshot: bool | None = None) -> Settings:

@@ -67,6 +67,7 @@ class Call:
                    action=self.request.action, deadline=self.deadline, margin=s.margin,
                    secret_version=secret_version, connect_timeout=s.connect_timeout,
                    connect_budget=s.connect_budget, lint_policy=s.lint_policy,
+                   table_policy=s.table_policy,
                    lock_wait=lock_wait, environment=s.environment,
                    snapshot=s.snapshot, cluster=s.cluster, snapshot_wait=s.snapshot_wait,
                    snapshot_keep=s.snapshot_keep, lock_timeout=s.lock_timeout,

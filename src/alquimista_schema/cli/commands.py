@@ -120,6 +120,7 @@ def upgrade(revision: str, url: str | None, secret_arn: str | None, lock_timeout
     read = settings.local(os.environ, snapshot)
     run = command.Run(action="upgrade", lock_timeout=lock_timeout,
                       environment=read.environment, lint_policy=read.lint_policy,
+                      table_policy=read.table_policy,
                       statement_timeout=statement_timeout, lock_wait=lock_wait,
                       snapshot=read.snapshot, cluster=read.cluster,
                       snapshot_keep=read.snapshot_keep, lock_retries=read.lock_retries)

@@ -20,6 +20,7 @@ import sqlparse
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from alquimista_schema.errors import BusyTableRefused
 from alquimista_schema.runtime.transactions import shown
 
 CATALOG, SCAN, REWRITE, WRITES, UNKNOWN = "catalog", "scan", "rewrite", "writes", "unknown"
@@ -68,6 +69,9 @@ _COMPILED = {kind: re.compile(pattern, re.IGNORECASE | re.DOTALL)
              for kind, (pattern, _, _) in KINDS.items()}
 # What the offline rendering adds around the revisions: not theirs, not shown.
 _OWN = re.compile(r"^(?:BEGIN|COMMIT|SET\s|.*\balembic_version\b)", re.IGNORECASE | re.DOTALL)
+NOT_RENDERED = "-- not rendered"  # runtime/stepping.render_upgrades
+WAIVER = "BUSY_TABLE_WAIVER"
+"""A revision's module-level reason why its DANGER statements are safe here."""
 _RUNNING = re.compile(r"^-- Running upgrade (\S+) -> (\S+)", re.MULTILINE)
 
 
@@ -102,6 +106,8 @@ class Effect:
 
 def classify(statement: str) -> tuple[str, str | None, str | None, str]:
     """(kind, table, lock, effect) of one SQL statement."""
+    if statement.startswith(NOT_RENDERED):
+        return "other", None, None, UNKNOWN
     flat = " ".join(statement.split())
     for kind, pattern in _COMPILED.items():
         found = pattern.match(flat)
@@ -134,9 +140,27 @@ def statements(sql: str) -> list[tuple[str, str]]:
 
 def effects(conn: Connection, sql: str) -> list[Effect]:
     """Every pending statement of ``sql`` (an offline rendering), against the live tables."""
+    return _against(conn, statements(sql))
+
+
+def of_revisions(conn: Connection, rendered: list[tuple[str, str]]) -> list[Effect]:
+    """The same, from each revision's own rendering (runtime/stepping.render_upgrades)."""
+    pairs: list[tuple[str, str]] = []
+    for revision, sql in rendered:
+        if sql.startswith(NOT_RENDERED):
+            pairs.append((revision, sql.strip()))
+            continue
+        for part in sqlparse.split(sql):
+            body = sqlparse.format(part, strip_comments=True).strip().rstrip(";").strip()
+            if body and not _OWN.match(body):
+                pairs.append((revision, body))
+    return _against(conn, pairs)
+
+
+def _against(conn: Connection, pairs: list[tuple[str, str]]) -> list[Effect]:
     out: list[Effect] = []
     sizes: dict[str, tuple[int | None, int | None]] = {}
-    for revision, statement in statements(sql):
+    for revision, statement in pairs:
         kind, table, lock, effect = classify(statement)
         if table is not None and table not in sizes:
             sizes[table] = _size_of(conn, table)
@@ -179,3 +203,32 @@ def _size(size: int | None) -> str:
     while scaled >= 1024 and power < 2:
         scaled, power = scaled / 1024, power + 1
     return f"{scaled:.1f} {('kB', 'MB', 'GB')[power]}"
+
+
+def refuse_busy(conn: Connection, steps: list[Any], policy: str) -> list[str]:
+    """Under TABLE_POLICY=enforce, refuse the run when a pending revision would block writes
+    while it rewrites or scans a large table (graded ``danger``) and does not waive it
+    (``BUSY_TABLE_WAIVER = "why"``); under warn, return what enforce would refuse."""
+    from alquimista_schema.runtime import stepping
+
+    if policy == "off" or not steps:
+        return []
+    found = of_revisions(conn, stepping.render_upgrades(steps))
+    conn.commit()
+    waived = {str(s.revision.revision) for s in steps
+              if str(getattr(s.revision.module, WAIVER, "") or "").strip()}
+    danger = [e for e in found if e.grade == "danger" and e.revision not in waived]
+    if not danger:
+        return []
+    lines = [f"revision {e.revision}:{e.line()[1:]}" for e in danger]
+    if policy == "enforce":
+        first = danger[0]
+        raise BusyTableRefused(
+            f"revision {first.revision} would block writes to {first.table} "
+            f"({first.rows if first.rows is not None else 'unknown'} rows) while it "
+            f"{'rewrites' if first.effect == REWRITE else 'scans'} it: refused under "
+            "TABLE_POLICY=enforce (prod's default); nothing was applied. Split it (ADD "
+            "CONSTRAINT ... NOT VALID then VALIDATE; a nullable column, then a backfill; CREATE "
+            "INDEX CONCURRENTLY), or, if it is safe here, say why in the revision: "
+            f'{WAIVER} = "..."', lines)
+    return [f"table: {line} (TABLE_POLICY=warn here; prod enforces it)" for line in lines]

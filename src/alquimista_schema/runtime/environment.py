@@ -218,6 +218,7 @@ def _cli_run(context: EnvironmentContext, command: str) -> Run:
     read = settings.local(os.environ)
     times = configure.timeouts(context)
     return Run(action=command, environment=read.environment, lint_policy=read.lint_policy,
+               table_policy=read.table_policy,
                lock_timeout=times["lock_timeout"], snapshot=read.snapshot,
                cluster=read.cluster, statement_timeout=times["statement_timeout"],
                snapshot_keep=read.snapshot_keep, lock_retries=read.lock_retries)

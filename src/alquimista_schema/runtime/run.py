@@ -53,6 +53,9 @@ class Run:
     action: str = "upgrade"
     lint_policy: str = "warn"
     """enforce: refuse revisions with unwaived squawk findings (see script/lint.py)."""
+    table_policy: str = "off"
+    """enforce: refuse a revision that blocks writes while it rewrites or scans a large
+    table, unless it waives that (BUSY_TABLE_WAIVER); see runtime/effects.py."""
     environment: str = "dev"
     """dev, staging or prod (see settings.environment_name); prod guards destructive verbs."""
     snapshot: bool = False
@@ -67,9 +70,10 @@ class Run:
     """How often a revision that could not get its table lock is tried again (0: never)."""
 
     def __post_init__(self) -> None:
-        if self.lint_policy not in LINT_POLICIES:
-            raise ConfigurationError(
-                f"lint policy must be enforce, warn or off, not {self.lint_policy!r}")
+        for name in ("lint_policy", "table_policy"):
+            if getattr(self, name) not in LINT_POLICIES:
+                raise ConfigurationError(f"{name.replace('_', ' ')} must be enforce, warn or "
+                                         f"off, not {getattr(self, name)!r}")
         for name in ("lock_timeout", "statement_timeout"):
             value = getattr(self, name)
             if value is not None:

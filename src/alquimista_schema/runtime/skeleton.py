@@ -33,6 +33,7 @@ from alquimista_schema.runtime import (
     applying,
     audit,
     configure,
+    effects,
     guards,
     interrupts,
     ledger,
@@ -104,7 +105,8 @@ def change(url: Any, request: Change, run: Run, *, adopt: Any = None,
             else:
                 upgrading = request.action == "upgrade"
                 if upgrading:
-                    for problem in guards.refuse_unlinted(route.scripts, run.lint_policy):
+                    for problem in [*guards.refuse_unlinted(route.scripts, run.lint_policy),
+                                    *effects.refuse_busy(conn, route.steps, run.table_policy)]:
                         _warn(progress, problem)
                     _check_ledger(conn, script, request, run, progress, book)
                 with interrupts.cancelling(conn.connection.driver_connection,

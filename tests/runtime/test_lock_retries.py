@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL
 
 from alquimista_schema import command
 from alquimista_schema.connect.database import connect
-from alquimista_schema.errors import LockTimeout
+from alquimista_schema.errors import LockTimeout, MigrationFailed
 from alquimista_schema.runtime import audit, lockwaits
 from alquimista_schema.runtime.run import Run
 from tests.support.doors import Door
@@ -160,3 +160,12 @@ def test_the_backoff_doubles_with_jitter_up_to_its_cap() -> None:
         for _ in range(50):
             wait = lockwaits.backoff(attempt, rng)
             assert full / 2 <= wait <= full, (attempt, wait)
+
+
+def test_other_errors_are_never_retried(corpus_scripts: Any, head_url: URL) -> None:
+    (corpus_scripts / "versions" / "zz_alters.py").write_text(
+        ALTERS.replace("ALTER TABLE dry_run_log ADD COLUMN zz_note text", "SELECT 1 / 0"))
+    with pytest.raises(MigrationFailed, match="division by zero") as caught:
+        command.upgrade(head_url, "head", run=Run(lock_retries=5))
+    assert caught.value.progress.attempts == []  # type: ignore[attr-defined]
+    assert command.current(head_url) == "c13"

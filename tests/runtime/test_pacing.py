@@ -278,6 +278,8 @@ FAILURES = [
     ("55P03", True, MigrationFailed, f"revision {A} failed and was rolled back: could not get "
      "a lock within lock_timeout: another session holds a conflicting lock; retry when "
      "traffic is lower, or raise lock_timeout"),
+    ("40P01", False, MigrationFailed, f"revision {A} failed and was rolled back: deadlock "
+     "with another session: another session holds a conflicting lock"),
     ("42P01", True, MigrationFailed, f"revision {A} failed and was rolled back: relation "
      '"x" does not exist'),
     (None, False, MigrationFailed, f"revision {A} failed and was rolled back: relation "
@@ -295,6 +297,7 @@ def test_a_revisions_database_error_says_what_it_means(
     assert str(error) == message
     if isinstance(error, MigrationFailed):
         assert error.revision == A
+        assert error.sqlstate == pgcode  # what the retry reads (runtime/lockwaits.RETRYABLE)
 
 
 RECORDING = '''"""Records the statement_timeout it runs under."""

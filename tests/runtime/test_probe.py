@@ -70,7 +70,7 @@ import json, sys, time
 from alquimista_schema.aws.runner import Runner
 answer = Runner.from_environment().handle({}, request_id="cold")
 print(json.dumps({"answer": answer, "alembic": "alembic" in sys.modules,
-                  "orm": "sqlalchemy.orm" in sys.modules}))
+                  "orm": "sqlalchemy.orm" in sys.modules, "core": "sqlalchemy" in sys.modules}))
 """
 
 
@@ -91,6 +91,7 @@ def test_a_cold_noop_never_imports_alembic(head_url: URL, aws: Any, tls: TLS) ->
     assert result["answer"]["to_revision"] == HEAD
     assert result["alembic"] is False
     assert result["orm"] is False
+    assert result["core"] is False  # not even SQLAlchemy's core, as the README says
     with connect(head_url) as conn:
         conn.execute(text(f'REVOKE ALL ON DATABASE "{head_url.database}" FROM cold_reader'))
         conn.execute(text("REVOKE SELECT ON alembic_version FROM cold_reader"))

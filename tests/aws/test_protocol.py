@@ -157,8 +157,10 @@ def test_a_json_boolean_flag_is_taken_as_written(action: str, key: str, value: A
 SETTINGS = [
     ({}, Settings(None)),
     ({"DB_SECRET_ARN": "s", "ENVIRONMENT": "Production"},
-     Settings("s", "prod", lint_policy="enforce", snapshot=True)),  # prod snapshots first
-    ({"ENVIRONMENT": "PROD", "LINT_POLICY": "WARN"}, Settings(None, "prod", snapshot=True)),
+     Settings("s", "prod", lint_policy="enforce", snapshot=True,  # prod snapshots first
+              table_policy="enforce")),
+    ({"ENVIRONMENT": "PROD", "LINT_POLICY": "WARN"},
+     Settings(None, "prod", snapshot=True, table_policy="enforce")),
     ({"ENVIRONMENT": "staging"}, Settings(None, "staging")),
     ({"CONNECT_TIMEOUT_SECONDS": "3", "CONNECT_BUDGET_SECONDS": "0",
       "DEADLINE_MARGIN_SECONDS": "2.5", "LOCK_WAIT_SECONDS": "0"},

@@ -31,10 +31,13 @@ SETUP = [
     "CREATE TABLE zz_t (i int, s text)",
     "INSERT INTO zz_t SELECT g, 'row ' || g FROM generate_series(1, 1000) g",
     "ALTER TABLE zz_t ADD CONSTRAINT zz_t_pending CHECK (i > 0) NOT VALID",
+    "CREATE UNIQUE INDEX zz_t_s_key ON zz_t (s)",
     "ANALYZE zz_t",
+    "CREATE TABLE zz_p2 AS SELECT g AS i FROM generate_series(1, 1000) g",
 ]
 
-# kind -> a statement of that kind (its table: zz_t, or the one it creates)
+# kind -> a statement of that kind (its table: zz_t, or the one it creates); MORE: more
+# statements of a kind already sampled
 SAMPLES = {
     "create_index": "CREATE INDEX zz_t_i ON zz_t (i)",
     "create_table": "CREATE TABLE zz_new (i int)",
@@ -54,7 +57,15 @@ SAMPLES = {
     "delete": "DELETE FROM zz_t WHERE i = 5",
     "insert": "INSERT INTO zz_t VALUES (1001, 'new')",
     "comment_on_table": "COMMENT ON TABLE zz_t IS 'a comment'",
+    "add_unique_or_primary_key": "ALTER TABLE zz_t ADD CONSTRAINT zz_u UNIQUE (i)",
+    "add_unique_using_index": "ALTER TABLE zz_t ADD CONSTRAINT zz_uk UNIQUE USING INDEX zz_t_s_key",
 }
+MORE = [
+    ("add_column_volatile_default", "ALTER TABLE zz_t ADD COLUMN sid bigserial"),
+    ("add_column_volatile_default",
+     "ALTER TABLE zz_t ADD COLUMN g int GENERATED ALWAYS AS (i * 2) STORED"),
+    ("add_unique_or_primary_key", "ALTER TABLE zz_p2 ADD PRIMARY KEY (i)"),
+]
 
 
 @pytest.fixture
@@ -85,10 +96,9 @@ def observe(conn: Any, statement: str, table: str) -> tuple[str | None, bool, bo
     return strongest, rewritten, scanned
 
 
-@pytest.mark.parametrize("kind", SAMPLES)
+@pytest.mark.parametrize(("kind", "statement"), [*SAMPLES.items(), *MORE])
 def test_each_kind_takes_the_lock_and_has_the_effect_the_table_says(
-        session: Any, kind: str) -> None:
-    statement = SAMPLES[kind]
+        session: Any, kind: str, statement: str) -> None:
     found, table, lock, effect = effects.classify(statement)
     assert found == kind, (statement, found)
     lock_seen, rewritten, scanned = observe(session, statement, table or "")
@@ -132,3 +142,22 @@ def test_unknown_statements_are_never_graded_safe() -> None:
     assert (kind, effect) == ("other", effects.UNKNOWN)
     assert effects.grade(lock, effect, None, None) == "caution"
     assert effects.classify("CREATE OR REPLACE VIEW v AS SELECT 1")[3] == effects.CATALOG
+
+
+def test_a_quoted_table_is_looked_up_as_written(session: Any, empty_url: URL) -> None:
+    from alquimista_schema.connect.database import connect
+
+    session.execute(b'CREATE TABLE "Zz_Quoted" (i int)')
+    session.execute(b'INSERT INTO "Zz_Quoted" SELECT g FROM generate_series(1, 500) g')
+    session.execute(b'ANALYZE "Zz_Quoted"')
+    with connect(empty_url) as conn:
+        [found] = effects.of_revisions(conn, [("r", 'ALTER TABLE "Zz_Quoted" ADD COLUMN n int')])
+    assert (found.table, found.rows) == ("Zz_Quoted", 500)
+
+
+def test_a_statements_literals_are_never_shown() -> None:
+    from alquimista_schema.runtime.transactions import shown
+
+    assert shown("ALTER ROLE app PASSWORD 'hunter2' VALID UNTIL 'it''s'") == \
+        "ALTER ROLE app PASSWORD '...' VALID UNTIL '...'"
+    assert shown("SELECT E'a\\\\b', 1") == "SELECT '...', 1"

@@ -66,6 +66,20 @@ def reader(head_url: URL) -> Iterator[tuple[psycopg.Connection[Any], int]]:
         conn.close()
 
 
+def let_go_once_waited_for(conn: psycopg.Connection[Any], url: URL) -> None:
+    """Release the reader 1.5 s after a session is first seen waiting for dry_run_log:
+    past the first attempt's 1 s lock_timeout, within the retries (however long the
+    door takes to get there)."""
+    ends = time.monotonic() + 90
+    with psycopg.connect(plain(url), autocommit=True) as watcher:
+        while time.monotonic() < ends and not watcher.execute(
+                b"SELECT count(*) FROM pg_locks WHERE relation = 'dry_run_log'::regclass "
+                b"AND NOT granted").fetchone()[0]:  # type: ignore[index]
+            time.sleep(0.05)
+    time.sleep(1.5)
+    conn.rollback()
+
+
 def has_column(url: URL) -> bool:
     with connect(url) as conn:
         return bool(conn.execute(text(
@@ -83,12 +97,12 @@ def test_a_reader_that_lets_go_is_waited_out_and_named_at_every_door(
         door: Door, head_url: URL, reader: tuple[psycopg.Connection[Any], int]) -> None:
     conn, pid = reader
     (door.folder / "versions" / "zz_alters.py").write_text(ALTERS)
-    releasing = threading.Timer(3.0, conn.rollback)
+    releasing = threading.Thread(target=let_go_once_waited_for, args=(conn, head_url))
     releasing.start()
     try:
         done = door.run("upgrade", head_url, "head", env=FAST)
     finally:
-        releasing.cancel()
+        releasing.join(timeout=120)
     assert done.ok, done.output
     assert has_column(head_url)
     flat = " ".join(done.output.split())
@@ -169,3 +183,38 @@ def test_other_errors_are_never_retried(corpus_scripts: Any, head_url: URL) -> N
         command.upgrade(head_url, "head", run=Run(lock_retries=5))
     assert caught.value.progress.attempts == []  # type: ignore[attr-defined]
     assert command.current(head_url) == "c13"
+
+
+FIRST = ALTERS.replace('revision = "zz_alters"', 'revision = "zz_first"').replace(
+    "ALTER TABLE dry_run_log ADD COLUMN zz_note text", "CREATE TABLE zz_one (i int)").replace(
+    "ALTER TABLE dry_run_log DROP COLUMN zz_note", "DROP TABLE zz_one")
+THIRD = ALTERS.replace('revision = "zz_alters"', 'revision = "zz_third"').replace(
+    'down_revision = "c13"', 'down_revision = "zz_alters"').replace(
+    "ALTER TABLE dry_run_log ADD COLUMN zz_note text", "CREATE TABLE zz_three (i int)").replace(
+    "ALTER TABLE dry_run_log DROP COLUMN zz_note", "DROP TABLE zz_three")
+
+
+def test_a_retry_of_a_relative_target_stops_where_the_first_attempt_would_have(
+        corpus_scripts: Any, head_url: URL, reader: tuple[psycopg.Connection[Any], int]
+        ) -> None:
+    """``upgrade +2`` from c13: zz_first commits, zz_alters waits for the reader and is
+    retried; the run ends at zz_alters (+2 from c13), never at zz_third (+2 from where
+    the retry started)."""
+    versions = corpus_scripts / "versions"
+    (versions / "zz_first.py").write_text(FIRST)
+    (versions / "zz_alters.py").write_text(ALTERS.replace('down_revision = "c13"',
+                                                          'down_revision = "zz_first"'))
+    (versions / "zz_third.py").write_text(THIRD)
+    conn, _ = reader
+    conn.rollback()  # let go while the corpus is applied
+    command.upgrade(head_url, "c13")
+    conn.execute("LOCK TABLE dry_run_log IN ACCESS SHARE MODE")
+    releasing = threading.Timer(2.5, conn.rollback)
+    releasing.start()
+    try:
+        result = command.upgrade(head_url, "+2", run=Run(lock_timeout="1s"))
+    finally:
+        releasing.cancel()
+    assert [a.revision for a in result.applied] == ["zz_first", "zz_alters"]
+    assert result.attempts, result
+    assert command.current(head_url) == "zz_alters"

@@ -56,7 +56,9 @@ class Work:
     url: Any
     stopping: threading.Event
     replan: Callable[[str | None], planning.Route]
-    """The route from where the database is now (after a failed attempt)."""
+    """The route from where the database is now to where the first one ended."""
+    repair: Callable[[planning.Route], None]
+    """Before a retry: drop what a cancelled concurrent index build left (runtime/repair)."""
 
 
 def apply(work: Work, route: planning.Route) -> None:
@@ -75,7 +77,7 @@ def apply(work: Work, route: planning.Route) -> None:
                                  application_name=run.application_name)
     with transactions.watching(work.conn) as witness, \
             lockwaits.watching(opener, pid) as watch:
-        attempt = 1
+        attempt, failing = 1, None
         while True:
             try:
                 _run_steps(work, route, witness, watch)
@@ -83,8 +85,11 @@ def apply(work: Work, route: planning.Route) -> None:
             except MigrationFailed as exc:
                 if exc.sqlstate not in lockwaits.RETRYABLE or exc.committed:
                     raise
+                if exc.revision != failing:  # each revision has its own LOCK_RETRIES
+                    attempt, failing = 1, exc.revision
                 _again(work, exc, attempt, watch)
             route = work.replan(work.progress.to_revision)
+            work.repair(route)
             attempt += 1
 
 
@@ -185,8 +190,9 @@ class _Steps:
                 raise interrupts.stopped(self.progress,
                                          f"before revision {step.revision.revision}")
             self.pacer.before(step.revision.revision, self.progress)
+            self.current = step  # a failure from here on is this revision's
             self._reassert()
-            self.current, self.began = step, time.perf_counter()
+            self.began = time.perf_counter()
             self.witness.begin(step.revision.revision, self.progress.to_revision)
             self.watch.begin(step.revision.revision)
             yield step
@@ -211,6 +217,7 @@ class _Steps:
 
     def _committed(self) -> None:
         self.watch.end()
+        self.witness.end()
         step, self.current = self.current, None
         if step is not None:
             took = round((time.perf_counter() - self.began) * 1000, 1)

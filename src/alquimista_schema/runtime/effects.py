@@ -34,6 +34,8 @@ _T = r"(?:ONLY\s+)?(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(?P<table>[\w.\"]+)"
 _ALTER = rf"^ALTER\s+TABLE\s+{_T}\s+"
 _NAMED = r"ADD\s+(?:CONSTRAINT\s+\S+\s+)?"
 _VOLATILE = r"(?:gen_random_uuid|uuid_generate_v[14]|random|clock_timestamp|timeofday|nextval)\s*\("
+# A new column whose every existing row needs its own value: the table is rewritten.
+_FILLED = rf"(?:\bDEFAULT\b.*{_VOLATILE}|\b(?:small|big)?serial\b|\bGENERATED\b)"
 
 # kind -> (pattern, lock on the table, effect); the first match wins: specific first.
 KINDS: dict[str, tuple[str, str, str]] = {
@@ -51,13 +53,18 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "add_check_not_valid": (rf"{_ALTER}{_NAMED}CHECK\b.*\bNOT\s+VALID\b",
                             "AccessExclusiveLock", CATALOG),
     "add_check": (rf"{_ALTER}{_NAMED}CHECK\b", "AccessExclusiveLock", SCAN),
-    "add_column_volatile_default": (rf"{_ALTER}ADD\s+(?:COLUMN\s+)?.*\bDEFAULT\b.*{_VOLATILE}",
+    "add_unique_using_index": (rf"{_ALTER}{_NAMED}(?:UNIQUE|PRIMARY\s+KEY)\s+USING\s+INDEX\b",
+                               "AccessExclusiveLock", CATALOG),
+    "add_unique_or_primary_key": (rf"{_ALTER}{_NAMED}(?:UNIQUE|PRIMARY\s+KEY|EXCLUDE)\b",
+                                  "AccessExclusiveLock", SCAN),
+    "add_column_volatile_default": (rf"{_ALTER}ADD\s+(?!CONSTRAINT\b)(?:COLUMN\s+)?.*{_FILLED}",
                                     "AccessExclusiveLock", REWRITE),
     "alter_column_type": (rf"{_ALTER}ALTER\s+(?:COLUMN\s+)?\S+\s+(?:SET\s+DATA\s+)?TYPE\b",
                           "AccessExclusiveLock", REWRITE),
     "set_not_null": (rf"{_ALTER}ALTER\s+(?:COLUMN\s+)?\S+\s+SET\s+NOT\s+NULL",
                      "AccessExclusiveLock", SCAN),
-    "add_column": (rf"{_ALTER}ADD\s+(?:COLUMN\s+)?", "AccessExclusiveLock", CATALOG),
+    "add_column": (rf"{_ALTER}ADD\s+(?!CONSTRAINT\b)(?:COLUMN\s+)?", "AccessExclusiveLock",
+                   CATALOG),
     "drop_column": (rf"{_ALTER}DROP\s+(?:COLUMN\s+)?", "AccessExclusiveLock", CATALOG),
     "update": (r"^UPDATE\s+(?:ONLY\s+)?(?P<table>[\w.\"]+)", "RowExclusiveLock", SCAN),
     "delete": (r"^DELETE\s+FROM\s+(?:ONLY\s+)?(?P<table>[\w.\"]+)", "RowExclusiveLock", SCAN),
@@ -113,7 +120,7 @@ def classify(statement: str) -> tuple[str, str | None, str | None, str]:
         found = pattern.match(flat)
         if found:
             _, lock, effect = KINDS[kind]
-            return kind, found.group("table").strip('"'), lock, effect
+            return kind, found.group("table"), lock, effect
     return "other", None, None, UNKNOWN if _touches_table(flat) else CATALOG
 
 
@@ -162,10 +169,11 @@ def _against(conn: Connection, pairs: list[tuple[str, str]]) -> list[Effect]:
     sizes: dict[str, tuple[int | None, int | None]] = {}
     for revision, statement in pairs:
         kind, table, lock, effect = classify(statement)
-        if table is not None and table not in sizes:
+        if table is not None and table not in sizes:  # as written: quotes keep the case
             sizes[table] = _size_of(conn, table)
         rows, size = sizes.get(table or "", (None, None))
-        out.append(Effect(revision, shown(statement), kind, table, lock, effect, rows, size,
+        named = table.replace('"', "") if table else None
+        out.append(Effect(revision, shown(statement), kind, named, lock, effect, rows, size,
                           grade(lock, effect, rows, size)))
     return out
 

@@ -1,9 +1,9 @@
 """A revision that waits for a table lock: who blocks it, and whether to try it again.
 
 After ``lock_timeout`` the wait is gone, and so is what caused it: the blockers are seen
-only while the revision waits. A watcher thread, on a session of its own (opened only
-once a revision has run for ``SEEN_AFTER`` seconds), asks ``pg_blocking_pids`` for the
-work session every ``POLL`` seconds and keeps the last blockers it saw in the revision.
+only while the revision waits. A watcher thread, on a session of its own (opened when the
+revisions start), asks ``pg_blocking_pids`` for the work session every ``POLL`` seconds
+once a revision has run ``SEEN_AFTER`` seconds and keeps the last blockers it saw in the revision.
 It never reads their query text beyond its first keyword: a statement can carry data.
 
 A revision that fails on ``lock_timeout`` (55P03) or a deadlock (40P01) is retried at that
@@ -110,11 +110,11 @@ class Watch:
     def _run(self, stop: threading.Event) -> None:
         session = None
         try:
+            # Opened at once: a session opened only when a wait begins can miss it.
+            session = self.open_session()
             while not stop.wait(POLL):
                 if self.revision is None or time.monotonic() - self.started < SEEN_AFTER:
                     continue
-                if session is None:
-                    session = self.open_session()
                 found = tuple(blockers_of(session, self.pid))
                 if found:
                     self.seen = found

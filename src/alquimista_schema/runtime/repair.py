@@ -19,10 +19,18 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import psycopg2
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from alquimista_schema import durations
+from alquimista_schema.connect.sessions import first_line
+from alquimista_schema.errors import SchemaError
 from alquimista_schema.schema import introspect
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 _CREATED = re.compile(
     r"""CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?\\?"?(\w+)"""
@@ -50,16 +58,25 @@ def drop_invalid(conn: Connection, scripts: list[Any], open_session: Callable[[]
     dropping = [(index, table) for index, table in invalid if index.lower() in wanted]
     if not dropping:
         return []
-    session = open_session()
+    schema = str(conn.execute(text("SELECT current_schema()")).scalar())
+    conn.commit()
     try:
-        with session.cursor() as cur:
-            cur.execute("SELECT set_config('lock_timeout', %s, false)",
-                        (lock_timeout or durations.DEFAULT_LOCK_TIMEOUT,))
-            for index, _ in dropping:
-                quoted = '"' + index.replace('"', '""') + '"'
-                cur.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {quoted}")
-    finally:
-        session.close()
+        session = open_session()
+        try:
+            with session.cursor() as cur:
+                cur.execute("SELECT set_config('lock_timeout', %s, false)",
+                            (lock_timeout or durations.DEFAULT_LOCK_TIMEOUT,))
+                for index, _ in dropping:
+                    cur.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_quoted(schema)}."
+                                f"{_quoted(index)}")
+        finally:
+            session.close()
+    except (psycopg2.Error, SchemaError) as exc:
+        names = ", ".join(index for index, _ in dropping)
+        raise SchemaError(
+            f"the INVALID index(es) {names} could not be dropped ({first_line(exc)}); nothing "
+            f"was applied. Drop each by hand (DROP INDEX CONCURRENTLY {schema}.<name>) and run "
+            "again") from exc
     return [f"dropped the INVALID index {index} on {table} (left by a failed or cancelled "
             "CREATE INDEX CONCURRENTLY), so the pending revision that creates it builds it "
             "for real" for index, table in dropping]

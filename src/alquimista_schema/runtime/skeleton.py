@@ -115,10 +115,14 @@ def change(url: Any, request: Change, run: Run, *, adopt: Any = None,
                         _snapshot(conn, route, run, progress, stopping)
                         _repair(conn, url, route, run, progress)
                         _restore_point(conn, route, run, progress)
+                    # A retry goes to where this route ends, never to a relative target
+                    # read again from where the retry starts (+2 would overshoot).
+                    end = targets.parse(route.end or "base")
                     applying.apply(applying.Work(
                         conn, script, run, progress, book, within, url, stopping,
-                        lambda at: planning.route(script, request.target, at,
-                                                  upgrade=upgrading)), route)
+                        lambda at: planning.route(script, end, at, upgrade=upgrading),
+                        lambda again: _repair(conn, url, again, run, progress)
+                        if upgrading else None), route)
                 if upgrading:
                     _prune(run, progress)
     return progress.result()

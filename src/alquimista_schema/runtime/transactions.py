@@ -34,9 +34,13 @@ _COMMITS = frozenset({"COMMIT", "END"})
 _ROLLBACKS = frozenset({"ROLLBACK", "ABORT"})  # PREPARE TRANSACTION: neither, so "not known"
 
 
+_LITERAL = re.compile(r"(?:\b[EeXxBbUu]&?)?'(?:[^']|'')*'")
+
+
 def shown(statement: str) -> str:
-    """A statement as a message shows it: one line, at most ``_SHOWN`` characters."""
-    line = " ".join(statement.split())
+    """A statement as a message shows it: one line, at most ``_SHOWN`` characters, each
+    string literal masked (``'...'``): a value can be data, or a password."""
+    line = _LITERAL.sub("'...'", " ".join(statement.split()))
     return line if len(line) <= _SHOWN else line[:_SHOWN - 3] + "..."
 
 
@@ -53,16 +57,20 @@ class Witness:
     """Its statements in the open transaction: rolled back if it fails."""
     kept: list[str] = field(default_factory=list)
     """Its statements already committed (before or inside an ``autocommit_block``)."""
+    committing: list[str] = field(default_factory=list)
+    """Statements whose COMMIT was asked for: SQLAlchemy says so before the driver commits,
+    so they count as kept only once a statement runs after it (else the commit failed)."""
 
     def begin(self, revision: str, at: str | None) -> None:
-        self.revision, self.at, self.pending, self.kept = revision, at, [], []
+        self.revision, self.at = revision, at
+        self.pending, self.kept, self.committing = [], [], []
 
     def end(self) -> None:
         self.revision = None
 
     def caveat(self) -> str:
         """What a failed revision's message adds when not all of it was rolled back."""
-        if not self.kept:
+        if not self.kept or self.revision is None:
             return ""
         return (f"; except {len(self.kept)} statement(s) it had already committed (an "
                 "autocommit_block commits what ran before it, and each statement inside "
@@ -71,6 +79,7 @@ class Witness:
     def _executed(self, conn: Connection, cursor: Any, statement: str, *_: Any) -> None:
         if self.revision is None:
             return
+        self.kept, self.committing = self.kept + self.committing, []  # that commit held
         driver = cursor.connection
         if driver.autocommit:  # inside an autocommit_block: committed on its own
             self.kept.append(shown(statement))
@@ -81,7 +90,7 @@ class Witness:
 
     def _committed(self, conn: Connection) -> None:
         if self.revision is not None:  # autocommit_block commits what ran before it
-            self.kept, self.pending = self.kept + self.pending, []
+            self.committing, self.pending = self.committing + self.pending, []
 
     def _left(self, statement: str) -> None:
         """The statement ended the revision's transaction: stop the revision here."""

@@ -199,7 +199,7 @@ def owned_objects_present(conn: Connection, metadata: MetaData | None = None) ->
     return present
 
 
-def invalid_indexes(conn: Connection) -> list[tuple[str, str]]:
+def invalid_indexes(conn: Connection) -> list[tuple[str, str]]:  # (index, table)
     """(index, table) of every INVALID index in the current schema: what a failed or
     cancelled ``CREATE INDEX CONCURRENTLY`` leaves behind. PostgreSQL keeps it (and
     maintains it on every write) but never uses it, and ``CREATE INDEX ... IF NOT EXISTS``

@@ -229,11 +229,7 @@ def _policy(name: str, value: str | None, environment: str, otherwise: str) -> s
 
 def _lint_policy(value: str | None, environment: str) -> str:
     """``enforce``, ``warn`` or ``off`` (any case); unset is enforce in prod, else warn."""
-    policy = value or ("enforce" if environment == "prod" else "warn")
-    if policy.lower() not in ("enforce", "warn", "off"):
-        raise ConfigurationError(f"LINT_POLICY must be enforce, warn or off, not "
-                                 f"{policy[:40]!r}")
-    return policy.lower()
+    return _policy("LINT_POLICY", value, environment, "warn")
 
 
 LOCAL_KEYS = ("ENVIRONMENT", "LINT_POLICY", "TABLE_POLICY", "SNAPSHOT_BEFORE_UPGRADE",

@@ -9,6 +9,9 @@ for real, at every door (``door``, by name), and ``check`` names an INVALID inde
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -19,8 +22,9 @@ from alquimista_schema import command
 from alquimista_schema.aws.runner import Runner
 from alquimista_schema.cli import main
 from alquimista_schema.connect.database import connect
-from alquimista_schema.errors import DriftDetected
+from alquimista_schema.errors import DriftDetected, NotAtHead
 from alquimista_schema.runtime import repair
+from alquimista_schema.runtime.run import Run
 from tests.support.doors import Door
 from tests.support.helpers import full, plain
 
@@ -91,6 +95,55 @@ def test_the_next_run_drops_the_invalid_index_and_builds_it_for_real_at_every_do
     assert command.current(head_url) == "zz_index"
 
 
+def test_a_build_cancelled_by_its_lock_timeout_is_named_by_check_then_built_at_every_door(
+        door: Door, head_url: URL) -> None:
+    """A writer's open transaction on zz_items: the concurrent build makes its index, then
+    waits for the writer, and ``lock_timeout`` cancels it mid-way, leaving it INVALID.
+    ``check`` names it while the database is short of head; once the writer lets go, the
+    next run drops it and builds it for real."""
+    (door.folder / "versions" / "zz_table.py").write_text(TABLE.replace("('a'), ('a')", "('a')"))
+    (door.folder / "versions" / "zz_index.py").write_text(INDEX)
+    command.upgrade(head_url, "zz_table")
+    fast = {"ALQUIMISTA_LOCK_TIMEOUT": "1s", "LOCK_RETRIES": "0"}
+    with psycopg.connect(plain(head_url)) as writer:
+        writer.execute(b"INSERT INTO zz_items VALUES ('c')")  # open: RowExclusiveLock held
+        failed = door.run("upgrade", head_url, "head", env=fast)
+        assert not failed.ok, failed.output
+        assert "could not get a lock within lock_timeout" in failed.output, failed.output
+        assert validity(head_url, "zz_items_code") is False  # made, then cancelled
+        assert command.current(head_url) == "zz_table"
+        with pytest.raises(NotAtHead, match="index zz_items_code on zz_items is INVALID"):
+            command.check(head_url)
+        writer.rollback()
+    done = door.run("upgrade", head_url, "head", env=fast)
+    assert done.ok, done.output
+    assert "dropped the INVALID index zz_items_code" in " ".join(done.output.split())
+    assert validity(head_url, "zz_items_code") is True
+    assert command.current(head_url) == "zz_index"
+
+
+def test_a_cancelled_build_retried_in_the_run_is_repaired_first(
+        corpus_scripts: Path, head_url: URL) -> None:
+    """The writer lets go while the run backs off: the retry drops the INVALID index the
+    first attempt left, and builds it for real (``IF NOT EXISTS`` never passes over it)."""
+    versions = corpus_scripts / "versions"
+    (versions / "zz_table.py").write_text(TABLE.replace("('a'), ('a')", "('a')"))
+    (versions / "zz_index.py").write_text(INDEX)
+    command.upgrade(head_url, "zz_table")
+    writer = psycopg.connect(plain(head_url))
+    writer.execute(b"INSERT INTO zz_items VALUES ('c')")
+    letting_go = threading.Timer(1.5, writer.rollback)
+    letting_go.start()
+    try:
+        result = command.upgrade(head_url, "head", run=Run(lock_timeout="1s"))
+    finally:
+        letting_go.cancel()
+        writer.close()
+    assert [a["sqlstate"] for a in result.attempts] == ["55P03"], result.attempts
+    assert validity(head_url, "zz_items_code") is True
+    assert command.current(head_url) == "zz_index"
+
+
 BROKEN = [b"INSERT INTO dry_run_log (tenant_id, canal_decidido, motivo_decisao, ambiente) "
           b"SELECT gen_random_uuid(), 'whatsapp', 'zz', 'prod' FROM generate_series(1, 2)",
           b"CREATE UNIQUE INDEX CONCURRENTLY zz_one_only ON dry_run_log ((1))"]
@@ -118,8 +171,6 @@ def test_check_and_the_drift_check_name_an_invalid_index(head_url: URL) -> None:
 
 
 def test_the_indexes_a_revision_creates_are_read_from_its_source(tmp_path: object) -> None:
-    from pathlib import Path
-
     path = Path(str(tmp_path)) / "rev.py"
     path.write_text('op.execute("create index concurrently if not exists Ix_A on t (a)")\n'
                     'op.create_index(op.f("ix_b"), "t", ["b"])\n'

@@ -218,3 +218,54 @@ def test_a_retry_of_a_relative_target_stops_where_the_first_attempt_would_have(
     assert [a.revision for a in result.applied] == ["zz_first", "zz_alters"]
     assert result.attempts, result
     assert command.current(head_url) == "zz_alters"
+
+
+CROSSES = ALTERS.replace(
+    '    op.execute("ALTER TABLE dry_run_log ADD COLUMN zz_note text")\n',
+    '    op.execute("ALTER TABLE dry_run_log ADD COLUMN zz_note text")\n'
+    '    op.execute("ALTER TABLE zz_other ADD COLUMN n int")\n')
+
+
+def deadlock_once_waited_for(url: URL, holding: threading.Event) -> None:
+    """Hold zz_other; once the revision waits for it, read dry_run_log (which the revision
+    holds): a real deadlock. This session's deadlock_timeout is long, so PostgreSQL's
+    check fires first in the revision's session (1 s) and cancels the revision, not this;
+    then this read is granted and the session lets go."""
+    with psycopg.connect(plain(url)) as conn:
+        conn.execute("SET application_name = 'zz-crosser'")
+        conn.execute("SET deadlock_timeout = '60s'")
+        conn.execute("LOCK TABLE zz_other IN ACCESS SHARE MODE")
+        holding.set()
+        ends = time.monotonic() + 90
+        with psycopg.connect(plain(url), autocommit=True) as watcher:
+            while time.monotonic() < ends and not watcher.execute(
+                    b"SELECT count(*) FROM pg_locks WHERE relation = 'zz_other'::regclass "
+                    b"AND NOT granted").fetchone()[0]:  # type: ignore[index]
+                time.sleep(0.02)
+        conn.execute("SELECT count(*) FROM dry_run_log")
+        conn.rollback()
+
+
+def test_a_real_deadlock_is_retried_at_its_revision_at_every_door(
+        door: Door, head_url: URL) -> None:
+    """The revision takes dry_run_log, then waits for zz_other, which a second session
+    holds while it waits for dry_run_log: PostgreSQL ends the revision with 40P01. It is
+    rolled back, tried again once the other session has let go, and applied."""
+    with psycopg.connect(plain(head_url), autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS zz_other (i int)")
+    (door.folder / "versions" / "zz_alters.py").write_text(CROSSES)
+    holding = threading.Event()
+    crossing = threading.Thread(target=deadlock_once_waited_for, args=(head_url, holding))
+    crossing.start()
+    assert holding.wait(30)
+    try:
+        done = door.run("upgrade", head_url, "head", env={"ALQUIMISTA_LOCK_TIMEOUT": "10s"})
+    finally:
+        crossing.join(timeout=120)
+    assert done.ok, done.output
+    assert has_column(head_url)
+    row = last_row(head_url)
+    assert (row["outcome"], row["to_revision"]) == ("success", "zz_alters"), row
+    assert [a["sqlstate"] for a in row["attempts"]] == ["40P01"], row["attempts"]
+    assert "zz-crosser" in str(row["attempts"][0]["blockers"]), row["attempts"]
+    assert "deadlock (40P01) on attempt 1" in " ".join(done.output.split()), done.output

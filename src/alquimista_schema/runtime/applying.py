@@ -108,7 +108,8 @@ def _again(work: Work, exc: MigrationFailed, attempt: int, watch: lockwaits.Watc
         raise LockTimeout(f"{exc} ({why}; the database is at "
                           f"{progress.to_revision or 'base'}, every revision before it "
                           "committed)", blockers=blockers, revision=exc.revision) from exc
-    message = (f"revision {exc.revision}: {exc.sqlstate} on attempt {attempt} of "
+    cause = lockwaits.RETRYABLE.get(exc.sqlstate or "", "lock")
+    message = (f"revision {exc.revision}: {cause} ({exc.sqlstate}) on attempt {attempt} of "
                f"{run.lock_retries + 1}" + (f", blocked by {'; '.join(blockers)}"
                                             if blockers else "") +
                f"; trying it again in {wait:.1f}s")

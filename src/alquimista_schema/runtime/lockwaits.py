@@ -30,7 +30,8 @@ from alquimista_schema.runtime.run import Run
 
 log = logging.getLogger(__name__)
 
-RETRYABLE = frozenset({"55P03", "40P01"})  # lock_not_available, deadlock_detected
+# the SQLSTATEs a revision is tried again after, and what a user knows them as
+RETRYABLE = {"55P03": "lock_timeout", "40P01": "deadlock"}
 POLL = 0.25
 SEEN_AFTER = 0.25
 BACKOFF_FIRST, BACKOFF_MOST = 1.0, 30.0

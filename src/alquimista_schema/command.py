@@ -171,7 +171,7 @@ def plan(url: str | UrlLike, revision: str = "head", *, run: Run | None = None) 
     """Return what an upgrade to ``revision`` would run, with its SQL and what each
     statement does to the live tables; change nothing."""
     from alquimista_schema.connect.database import connect
-    from alquimista_schema.runtime import effects, planning
+    from alquimista_schema.runtime import effects, planning, stepping
     from alquimista_schema.script import authoring, directory, lint
 
     target = targets.parse(revision, "up")
@@ -182,7 +182,7 @@ def plan(url: str | UrlLike, revision: str = "head", *, run: Run | None = None) 
         route = planning.route(script, target, start, upgrade=True)
         pending = [directory.info(script, s) for s in route.scripts]
         rendered = authoring.sql(f"{start or 'base'}:{route.end}") if pending else ""
-        found = effects.effects(conn, rendered) if pending else []
+        found = effects.of_revisions(conn, stepping.render_upgrades(route.steps))
     findings = lint.load_manifest()
     return Plan(start, route.end, pending, rendered,
                 [f for p in pending for f in findings.get(p.revision, [])], found)

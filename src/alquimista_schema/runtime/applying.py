@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
@@ -61,6 +62,13 @@ class Work:
     """Before a retry: drop what a cancelled concurrent index build left (runtime/repair)."""
 
 
+def side_session(url: Any, run: Run) -> Callable[[], Any]:
+    """How to open one more session beside the run's, in autocommit and named as the run
+    (the blocker watcher's, the repair's): one attempt within the run's connect timeout."""
+    return partial(open_driver, url, connect_timeout=run.connect_timeout,
+                   application_name=run.application_name)
+
+
 def apply(work: Work, route: planning.Route) -> None:
     """Apply ``route`` in one Alembic run: env.py once, one transaction per revision.
 
@@ -73,10 +81,8 @@ def apply(work: Work, route: planning.Route) -> None:
     driver: Any = work.conn.connection.driver_connection
     pid = driver.info.backend_pid
     run = work.run
-    opener = lambda: open_driver(work.url, connect_timeout=run.connect_timeout,  # noqa: E731
-                                 application_name=run.application_name)
     with transactions.watching(work.conn) as witness, \
-            lockwaits.watching(opener, pid) as watch:
+            lockwaits.watching(side_session(work.url, run), pid) as watch:
         attempt, failing = 1, None
         while True:
             try:

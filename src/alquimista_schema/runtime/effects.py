@@ -79,7 +79,6 @@ _OWN = re.compile(r"^(?:BEGIN|COMMIT|SET\s|.*\balembic_version\b)", re.IGNORECAS
 NOT_RENDERED = "-- not rendered"  # runtime/stepping.render_upgrades
 WAIVER = "BUSY_TABLE_WAIVER"
 """A revision's module-level reason why its DANGER statements are safe here."""
-_RUNNING = re.compile(r"^-- Running upgrade (\S+) -> (\S+)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -132,26 +131,10 @@ def _touches_table(flat: str) -> bool:
                         r"COLUMN|INDEX)\b", flat, re.IGNORECASE)
 
 
-def statements(sql: str) -> list[tuple[str, str]]:
-    """(revision, statement) of each statement in an offline rendering, theirs only."""
-    found: list[tuple[str, str]] = []
-    marks = list(_RUNNING.finditer(sql))
-    for index, mark in enumerate(marks):
-        end = marks[index + 1].start() if index + 1 < len(marks) else len(sql)
-        for part in sqlparse.split(sql[mark.end():end]):
-            body = sqlparse.format(part, strip_comments=True).strip().rstrip(";").strip()
-            if body and not _OWN.match(body):
-                found.append((mark.group(2), body))
-    return found
-
-
-def effects(conn: Connection, sql: str) -> list[Effect]:
-    """Every pending statement of ``sql`` (an offline rendering), against the live tables."""
-    return _against(conn, statements(sql))
-
-
 def of_revisions(conn: Connection, rendered: list[tuple[str, str]]) -> list[Effect]:
-    """The same, from each revision's own rendering (runtime/stepping.render_upgrades)."""
+    """Every pending statement, against the live tables, from each revision's own offline
+    rendering (runtime/stepping.render_upgrades): what ``plan`` shows and TABLE_POLICY
+    weighs are the same statements."""
     pairs: list[tuple[str, str]] = []
     for revision, sql in rendered:
         if sql.startswith(NOT_RENDERED):

@@ -32,6 +32,7 @@ from alquimista_schema.schema import introspect
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
+
 _CREATED = re.compile(
     r"""CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?\\?"?(\w+)"""
     r"""|create_index\(\s*(?:op\.f\(\s*)?["'](\w+)["']""", re.IGNORECASE)
@@ -51,6 +52,8 @@ def drop_invalid(conn: Connection, scripts: list[Any], open_session: Callable[[]
     """Drop each INVALID index that one of ``scripts`` (pending revisions) creates; return
     what was done, one line each, for the run's warnings."""
     invalid = introspect.invalid_indexes(conn)
+    # the side session's search_path may differ: name the schema (one read, one commit)
+    schema = str(conn.execute(text("SELECT current_schema()")).scalar())
     conn.commit()
     if not invalid:
         return []
@@ -58,8 +61,6 @@ def drop_invalid(conn: Connection, scripts: list[Any], open_session: Callable[[]
     dropping = [(index, table) for index, table in invalid if index.lower() in wanted]
     if not dropping:
         return []
-    schema = str(conn.execute(text("SELECT current_schema()")).scalar())
-    conn.commit()
     try:
         session = open_session()
         try:

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 
 from alquimista_schema import targets
 from alquimista_schema.autogenerate import adoption
-from alquimista_schema.connect.database import connect, open_driver
+from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import (
     ChecksumMismatch,
     SchemaError,
@@ -231,8 +231,7 @@ def _repair(conn: Connection, url: Any, route: planning.Route, run: Run,
     """Before the first revision: drop the INVALID indexes pending revisions create."""
     if not route.steps:
         return
-    opened = lambda: open_driver(url, connect_timeout=run.connect_timeout,  # noqa: E731
-                                 application_name=run.application_name)
+    opened = applying.side_session(url, run)
     for line in repair.drop_invalid(conn, route.scripts, opened, run.lock_timeout):
         _warn(progress, line)
         progress.changed = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from alquimista_schema import durations
@@ -31,13 +33,19 @@ def test_milliseconds_are_at_least_one() -> None:
     assert durations.milliseconds(2.5) == "2500ms"
 
 
-def test_the_environment_still_sets_the_timeouts_for_the_cli(
+def test_the_environment_sets_the_timeouts_through_the_doors_settings_only(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """ALQUIMISTA_*_TIMEOUT is read by the doors (settings.local), validated there once;
+    below the doors the grammar never looks at the environment."""
+    from alquimista_schema import settings
+
     monkeypatch.setenv("ALQUIMISTA_LOCK_TIMEOUT", " 2s ")
     monkeypatch.delenv("ALQUIMISTA_STATEMENT_TIMEOUT", raising=False)
-    assert durations.setting("lock_timeout") == "2s"
-    assert durations.setting("lock_timeout", "750ms") == "750ms"  # the caller's wins
-    assert durations.setting("statement_timeout") == "15min"
+    assert durations.setting("lock_timeout") == "5s"  # the default: no environment here
+    read = settings.local(os.environ)
+    assert durations.setting("lock_timeout", None, read.lock_timeout) == "2s"
+    assert durations.setting("lock_timeout", "750ms", read.lock_timeout) == "750ms"  # option wins
+    assert durations.setting("statement_timeout", read.statement_timeout) == "15min"
     monkeypatch.setenv("ALQUIMISTA_STATEMENT_TIMEOUT", "\u0665s")
-    with pytest.raises(ConfigurationError, match="statement_timeout must look like 250ms"):
-        durations.setting("statement_timeout")
+    with pytest.raises(ConfigurationError, match="ALQUIMISTA_STATEMENT_TIMEOUT must look like"):
+        settings.local(os.environ)

@@ -6,7 +6,6 @@ A bare number is milliseconds, as PostgreSQL reads it for ``lock_timeout`` and
 
 from __future__ import annotations
 
-import os
 import re
 
 from alquimista_schema.errors import ConfigurationError
@@ -47,7 +46,8 @@ DEFAULTS = {"lock_timeout": DEFAULT_LOCK_TIMEOUT, "statement_timeout": DEFAULT_S
 
 
 def setting(name: str, *preferred: str | None, configured: str | None = None) -> str:
-    """The first of ``preferred``, else ALQUIMISTA_<NAME>, else ``configured``, else default."""
-    value = (next((v for v in preferred if v), None)
-             or os.environ.get(f"ALQUIMISTA_{name.upper()}") or configured or DEFAULTS[name])
+    """The first of ``preferred``, else ``configured``, else the default, validated. The
+    doors put what they read (an option, ``-x``, ALQUIMISTA_<NAME> through settings.py)
+    in ``preferred``, in their order: nothing here reads the environment."""
+    value = next((v for v in preferred if v), None) or configured or DEFAULTS[name]
     return validate(name, str(value))

@@ -233,15 +233,19 @@ def _lint_policy(value: str | None, environment: str) -> str:
 
 
 LOCAL_KEYS = ("ENVIRONMENT", "LINT_POLICY", "TABLE_POLICY", "SNAPSHOT_BEFORE_UPGRADE",
-              "DB_CLUSTER_IDENTIFIER", "SNAPSHOT_KEEP", "LOCK_RETRIES")
+              "DB_CLUSTER_IDENTIFIER", "SNAPSHOT_KEEP", "LOCK_RETRIES", *TIMEOUTS)
 
 
 def local(env: Mapping[str, str], snapshot: bool | None = None) -> Settings:
     """What a local door (the CLI, plain ``alembic``) reads from its environment, as the
-    Lambda reads it: the environment, the lint policy and the snapshot before an upgrade
-    (``snapshot``: the CLI's --snapshot/--no-snapshot, which wins) and how many to keep. Its
-    timeouts (durations.setting reads ALQUIMISTA_*_TIMEOUT for it) and its
-    credentials come from its own options, never from the function's variables.
+    Lambda reads it: the environment, the policies, the snapshot before an upgrade
+    (``snapshot``: the CLI's --snapshot/--no-snapshot, which wins) and how many to keep, the
+    lock retries and the migration timeouts (ALQUIMISTA_LOCK_TIMEOUT...). Its connection
+    bounds and credentials come from its own options, never from the function's variables.
+
+    Precedence, at every door: the door's own option (``--lock-timeout``, ``-x
+    lock_timeout=``), else the environment read here, else alembic.ini (plain ``alembic``
+    only), else the default (durations.DEFAULTS, the fields' defaults here).
     """
     read = Settings.from_env({k: v for k, v in env.items() if k in LOCAL_KEYS})
     return read if snapshot is None else replace(read, snapshot=snapshot)

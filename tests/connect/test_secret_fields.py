@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -50,13 +51,17 @@ def test_the_secret_and_the_environment_make_the_url(secret: dict[str, Any],
     assert secrets.url_from_secret(secret, env) == url
 
 
-def test_without_an_environment_given_the_process_environment_fills_gaps(
+def test_the_door_passes_its_environment_the_library_reads_none(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """DB_HOST... fill the secret's gaps from the environment the door hands in (the CLI
+    and the Lambda pass theirs); below the doors the process environment is never read."""
     for name, value in {"DB_HOST": "eh", "DB_PORT": "7", "DB_NAME": "ed",
                         "DB_SSLROOTCERT": "/ca.pem"}.items():
         monkeypatch.setenv(name, value)
-    assert secrets.url_from_secret({"username": "u", "password": "p"}) == Dsn(
+    assert secrets.url_from_secret({"username": "u", "password": "p"}, os.environ) == Dsn(
         "eh", 7, "u", "p", "ed", {"sslmode": "verify-full", "sslrootcert": "/ca.pem"})
+    with pytest.raises(SchemaError, match=r"lacks host \(or DB_HOST\), dbname"):
+        secrets.url_from_secret({"username": "u", "password": "p"})
 
 
 REFUSED = [
@@ -219,16 +224,20 @@ def test_served_by_the_extension_or_else_by_secrets_manager_saying_why(
         "HTTP 403 (not the secret)); asking Secrets Manager directly")]
 
 
-def test_the_extensions_port_is_read_from_the_process_environment(
+def test_the_clis_secret_arn_reads_the_extensions_port_from_its_environment(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without an environment given (the CLI's --secret-arn), os.environ is the one read;
-    a port that is not one is named, cut to 20 characters."""
+    """The CLI's --secret-arn hands the process environment to the cache, as the Lambda
+    hands its own; a port that is not one is named, cut to 20 characters."""
+    from click.testing import CliRunner
+
+    from alquimista_schema.cli import main
+
     monkeypatch.setenv(secrets.EXTENSION_PORT_ENV, "p" * 25)
-    with pytest.raises(SchemaError) as caught:
-        secrets.SecretCache("alquimista/test/absent").get(deadline=time.monotonic() + 1.5)
-    assert str(caught.value).endswith(
+    done = CliRunner().invoke(main, ["current", "--secret-arn", "alquimista/test/absent"])
+    assert done.exit_code == 1, done.output
+    assert done.output.strip().endswith(
         f"(the Parameters and Secrets extension did not serve it either: "
-        f"{secrets.EXTENSION_PORT_ENV}={'p' * 20!r} is not a port)")
+        f"{secrets.EXTENSION_PORT_ENV}={'p' * 20!r} is not a port)"), done.output
 
 
 def test_what_the_extension_serves_is_read_as_the_secret_it_names(

@@ -53,6 +53,8 @@ class Done:
     ok: bool
     output: str
     answer: dict[str, Any] = field(default_factory=dict)
+    status: int = 0
+    """The process's exit status."""
 
 
 @dataclass
@@ -76,7 +78,7 @@ class Door:
         output = done.stdout + done.stderr
         answer: dict[str, Any] = next((json.loads(line[7:]) for line in done.stdout.splitlines()
                                        if line.startswith("ANSWER ")), {})
-        return Done(done.returncode == 0, output, answer)
+        return Done(done.returncode == 0, output, answer, done.returncode)
 
     def popen(self, action: str, url: URL, target: str, *,
               env: dict[str, str] | None = None) -> subprocess.Popen[str]:

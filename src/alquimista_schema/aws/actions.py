@@ -63,15 +63,11 @@ class Call:
         s = self.runner.settings
         lock_wait = s.lock_wait if s.lock_wait is not None else (
             float("inf") if self.deadline is not None else 60.0)  # then bounded by the deadline
-        return Run(request_id=self.request_id, actor=self.runner.actor,
-                   action=self.request.action, deadline=self.deadline, margin=s.margin,
-                   secret_version=secret_version, connect_timeout=s.connect_timeout,
-                   connect_budget=s.connect_budget, lint_policy=s.lint_policy,
-                   table_policy=s.table_policy,
-                   lock_wait=lock_wait, environment=s.environment,
-                   snapshot=s.snapshot, cluster=s.cluster, snapshot_wait=s.snapshot_wait,
-                   snapshot_keep=s.snapshot_keep, lock_timeout=s.lock_timeout,
-                   statement_timeout=s.statement_timeout, lock_retries=s.lock_retries)
+        return Run.from_settings(
+            s, request_id=self.request_id, actor=self.runner.actor, action=self.request.action,
+            deadline=self.deadline, margin=s.margin, secret_version=secret_version,
+            connect_timeout=s.connect_timeout, connect_budget=s.connect_budget,
+            lock_wait=lock_wait, snapshot_wait=s.snapshot_wait)
 
     def on_database(self, fn: Callable[[Any, Any], dict[str, Any]]) -> dict[str, Any]:
         """Call ``fn(url, run)``; fetch the secret again once if the credentials are refused."""

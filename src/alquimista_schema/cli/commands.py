@@ -7,7 +7,6 @@ cli_common). Tool commands (lint, bundle, invoke, dev-db) are in cli_tools.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import asdict
 from typing import Any
@@ -18,7 +17,7 @@ from alquimista_schema import __version__
 from alquimista_schema.cli import tools
 from alquimista_schema.cli.common import (
     F,
-    environment,
+    door_run,
     handle_errors,
     on_database,
     say,
@@ -115,15 +114,10 @@ def upgrade(revision: str, url: str | None, secret_arn: str | None, lock_timeout
     Alembic, online, in one Alembic run. An applied revision edited since (see
     `verify`) is refused in prod and warned about elsewhere.
     """
-    from alquimista_schema import command, settings
+    from alquimista_schema import command
 
-    read = settings.local(os.environ, snapshot)
-    run = command.Run(action="upgrade", lock_timeout=lock_timeout,
-                      environment=read.environment, lint_policy=read.lint_policy,
-                      table_policy=read.table_policy,
-                      statement_timeout=statement_timeout, lock_wait=lock_wait,
-                      snapshot=read.snapshot, cluster=read.cluster,
-                      snapshot_keep=read.snapshot_keep, lock_retries=read.lock_retries)
+    run = door_run("upgrade", snapshot=snapshot, lock_timeout=lock_timeout,
+                   statement_timeout=statement_timeout, lock_wait=lock_wait)
     result = on_database(url, secret_arn, lambda db: command.upgrade(
         db, revision, on_applied=_print_applied, run=run, accept_checksums=accept_checksums))
     if result.snapshot:
@@ -154,15 +148,14 @@ def downgrade(revision: str | None, url: str | None, secret_arn: str | None,
     A downgrade drops what later revisions added, data included: in prod, and
     wherever it would drop a table that holds rows, it needs --confirm REVISION.
     """
-    from alquimista_schema import command, settings
+    from alquimista_schema import command
 
     if revision is None:
         raise click.UsageError("downgrade needs a REVISION to go back to: a revision id "
                                "(e.g. 017), base, or a relative step such as -1")
 
-    run = command.Run(action="downgrade", lock_timeout=lock_timeout, environment=environment(),
-                      statement_timeout=statement_timeout, lock_wait=lock_wait,
-                      lock_retries=settings.local(os.environ).lock_retries)
+    run = door_run("downgrade", lock_timeout=lock_timeout,
+                   statement_timeout=statement_timeout, lock_wait=lock_wait)
     result = on_database(url, secret_arn, lambda db: command.downgrade(
         db, revision, on_applied=_print_applied, run=run, confirm=confirm))
     _print_result(result, "reverted")
@@ -310,7 +303,7 @@ def stamp(revision: str, url: str | None, secret_arn: str | None, purge: bool,
     """
     from alquimista_schema import command
 
-    run = command.Run(action="stamp", environment=environment())
+    run = door_run("stamp")
     result = on_database(url, secret_arn, lambda db: command.stamp(
         db, revision, purge=purge, run=run, confirm=confirm))
     say(f"stamped {result.to_revision or 'base'} (was {result.from_revision or 'base'})")

@@ -9,16 +9,21 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from functools import wraps
 from typing import IO, Any, TypeVar
 
 import click
 
+from alquimista_schema import settings
 from alquimista_schema.errors import (
+    ConfigurationError,
     InvalidTarget,
     SchemaError,
     UnknownDatabaseRevision,
 )
+from alquimista_schema.runtime.run import Run
+from alquimista_schema.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -85,10 +90,11 @@ def on_database(url: str | None, secret_arn: str | None, fn: Callable[[Any], T])
     """
     if url and secret_arn:
         raise click.UsageError("give --url or --secret-arn, not both")
+    door_settings()  # a wrong setting is refused before any database is reached
     if secret_arn:
         from alquimista_schema.connect.secrets import SecretCache
 
-        return SecretCache(secret_arn).call(lambda creds: fn(creds.url))
+        return SecretCache(secret_arn, env=os.environ).call(lambda creds: fn(creds.url))
     if url:
         return fn(url)
     from alquimista_schema.connect import local
@@ -115,8 +121,31 @@ def url_option(fn: F) -> F:
     return _url(_secret(fn))
 
 
-def environment() -> str:
-    """``ENVIRONMENT``, normalised (dev, staging, prod); a wrong value is an error."""
-    from alquimista_schema.settings import environment_name
+class BadSetting(Failure):
+    """A setting in the environment PostgreSQL or the runner would refuse: one line,
+    exit 2 (as a bad option), before anything is touched."""
 
-    return environment_name(os.environ.get("ENVIRONMENT"))
+    exit_code = 2
+
+
+def door_settings() -> Settings:
+    """The run settings this command reads from its environment (settings.local), read
+    and validated once per command line, before any database is touched."""
+    root = click.get_current_context().find_root()
+    root.ensure_object(dict)
+    if "settings" not in root.obj:
+        try:
+            root.obj["settings"] = settings.local(os.environ)
+        except ConfigurationError as exc:
+            raise BadSetting(str(exc)) from None
+    read: Settings = root.obj["settings"]
+    return read
+
+
+def door_run(action: str, *, snapshot: bool | None = None, **options: Any) -> Run:
+    """The run of ``action``: the settings, then this command's options (None: not
+    given); ``snapshot`` is --snapshot/--no-snapshot, which wins over the setting."""
+    read = door_settings()
+    if snapshot is not None:
+        read = replace(read, snapshot=snapshot)
+    return Run.from_settings(read, action=action, **options)

@@ -15,7 +15,6 @@ layer is there (over localhost, no boto3), else from Secrets Manager through bot
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -191,8 +190,10 @@ def parse_secret(secret_id: str, response: Mapping[str, Any]) -> tuple[dict[str,
 
 def url_from_secret(secret: Mapping[str, Any], env: Mapping[str, str] | None = None,
                     *, name: str = "the secret") -> Dsn:
-    """Build the connection from the secret's fields (any password character is safe)."""
-    env = os.environ if env is None else env
+    """Build the connection from the secret's fields (any password character is safe);
+    ``env``: what the door read from its environment (DB_HOST, DB_SSLROOTCERT...) to fill
+    the fields the secret lacks. Nothing here reads the process's environment."""
+    env = {} if env is None else env
 
     def pick(key: str, env_key: str) -> Any:
         value = secret.get(key)
@@ -247,7 +248,7 @@ class SecretCache:
         self.secret_id = secret_id
         self._client_factory = client_factory
         self._client: Any = None
-        self._env = env
+        self._env: Mapping[str, str] = {} if env is None else env  # the door's environment
         self._cached: Credentials | None = None
         self.fetches = 0
         self.extension_problem: str | None = None
@@ -285,8 +286,7 @@ class SecretCache:
         The extension gets at most EXTENSION_TIMEOUT, and leaves the fallback its
         MIN_FETCH_SECONDS before ``deadline`` (with not even that left, half of the rest).
         """
-        env = os.environ if self._env is None else self._env
-        port = env.get(EXTENSION_PORT_ENV, "").strip()
+        port = self._env.get(EXTENSION_PORT_ENV, "").strip()
         if not port:
             return None
         budget = EXTENSION_TIMEOUT
@@ -300,7 +300,7 @@ class SecretCache:
             if budget <= 0.05:
                 raise _ExtensionUnavailable("no time left to ask it before the deadline")
             response = fetch_from_extension(self.secret_id, int(port),
-                                            env.get("AWS_SESSION_TOKEN"), budget)
+                                            self._env.get("AWS_SESSION_TOKEN"), budget)
         except _ExtensionUnavailable as exc:
             self.extension_problem = str(exc)
             import logging  # only now: the runner's own log is JSON lines, not logging

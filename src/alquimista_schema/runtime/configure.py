@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from sqlalchemy import MetaData
     from sqlalchemy.engine import Connection
 
+    from alquimista_schema.settings import Settings
+
 
 def target_metadata(context: EnvironmentContext) -> MetaData:
     md: MetaData | None = context.config.attributes.get("target_metadata")
@@ -50,17 +52,19 @@ def configure_kwargs(context: EnvironmentContext) -> dict[str, Any]:
     return kwargs
 
 
-def timeouts(context: EnvironmentContext) -> dict[str, str]:
+def timeouts(context: EnvironmentContext, read: Settings | None = None) -> dict[str, str]:
     """Return lock_timeout and statement_timeout: the caller's, else ``-x``, else the
-    environment, else the ini, else the defaults."""
+    settings plain ``alembic`` read from its environment (``read``), else the ini, else the
+    defaults (the precedence settings.local gives)."""
     x_args = context.get_x_argument(as_dictionary=True)
     return {name: durations.setting(name, context.config.attributes.get(name), x_args.get(name),
+                                    getattr(read, name, None),
                                     configured=context.config.get_main_option(name))
             for name in durations.DEFAULTS}
 
 
 def run_on(context: EnvironmentContext, connection: Connection, *,
-           steps: stepping.StepsFn | None = None) -> None:
+           steps: stepping.StepsFn | None = None, read: Settings | None = None) -> None:
     """Configure ``context`` on ``connection`` and run its migrations (``steps``' if given).
 
     The run skeleton sets the session's timeouts once for all its revisions
@@ -72,7 +76,7 @@ def run_on(context: EnvironmentContext, connection: Connection, *,
         with context.begin_transaction():
             context.run_migrations()
         return
-    with session_timeouts(connection, timeouts(context)), context.begin_transaction():
+    with session_timeouts(connection, timeouts(context, read)), context.begin_transaction():
         context.run_migrations()
 
 

@@ -72,10 +72,13 @@ def run(context: EnvironmentContext) -> None:
         fileConfig(config.config_file_name, disable_existing_loggers=False)
     try:
         _known_x_keys(context.get_x_argument(as_dictionary=True))
+        # Plain alembic's settings, read once, as the CLI reads them; inside the package's
+        # own run (embedded) its door has read them already.
+        read = None if embedded else settings.local(os.environ)
         if context.is_offline_mode():
-            run_offline(context)
+            run_offline(context, read)
         else:
-            run_online(context)
+            run_online(context, read)
     except SchemaError as exc:
         if embedded:
             raise
@@ -132,27 +135,27 @@ def local_database_url() -> str:
     return url.render_as_string(hide_password=False)
 
 
-def run_offline(context: EnvironmentContext) -> None:
+def run_offline(context: EnvironmentContext, read: settings.Settings | None = None) -> None:
     """Emit SQL to the output instead of running it (for review: never replayed)."""
     url = configured_url(context) or "postgresql://"  # offline needs only the dialect
     context.configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"},
                       **configure.configure_kwargs(context))
     with context.begin_transaction():
-        for name, value in configure.timeouts(context).items():
+        for name, value in configure.timeouts(context, read).items():
             context.execute(f"SET {name} = '{value}'")
         context.run_migrations()
 
 
-def run_online(context: EnvironmentContext) -> None:
+def run_online(context: EnvironmentContext, read: settings.Settings | None = None) -> None:
     """Run against a connection: the caller's, or one opened from the URL."""
     connection = context.config.attributes.get("connection")
     if connection is not None and not isinstance(connection, Connection):
         # An engine or engine-like connectable (pytest-alembic hands one in).
         with connection.connect() as conn:
-            configure.run_on(context, conn)
+            configure.run_on(context, conn, read=read)
         return
     if connection is not None:
-        configure.run_on(context, connection)
+        configure.run_on(context, connection, read=read)
         return
     command = _alembic_cli_command(context)
     if not _NEEDS_DATABASE.get(command or "", lambda opts: False)(context.config.cmd_opts):
@@ -162,7 +165,7 @@ def run_online(context: EnvironmentContext) -> None:
     url = resolve_url(context)
     try:
         if command in _GUARDED:
-            _run_guarded(context, command, url)
+            _run_guarded(context, command, url, read or settings.local(os.environ))
             return
         from alquimista_schema.connect.database import connect
 
@@ -170,18 +173,21 @@ def run_online(context: EnvironmentContext) -> None:
             directory.current_heads(context.script, conn)  # one that we know, or say so
             if command == "revision":  # --autogenerate: Alembic's own refusal names nothing
                 directory.require_head(context.script, conn, "autogenerate")
-            configure.run_on(context, conn)
+            configure.run_on(context, conn, read=read)
     except UnknownDatabaseRevision as exc:
         if not local:
             raise
         raise exc.on_local_database() from exc
 
 
-def _run_guarded(context: EnvironmentContext, command: str, url: str) -> None:
+def _run_guarded(context: EnvironmentContext, command: str, url: str,
+                 read: settings.Settings) -> None:
     """upgrade, downgrade, stamp: the run skeleton, saying what it did as the CLI does."""
     say = context.config.print_stdout
     request = _cli_change(context, command, on_applied=lambda item: say(item.line()))
-    result = skeleton.change(url, request, _cli_run(context, command), within=context)
+    times = configure.timeouts(context, read)
+    run = Run.from_settings(read, action=command, **times)
+    result = skeleton.change(url, request, run, within=context)
     for warning in result.warnings:
         say(f"warning: {warning}")
     if result.restorable_until is not None:  # an Aurora cluster is named: PITR applies
@@ -209,19 +215,6 @@ def _x_flag(x_args: dict[str, str], name: str) -> bool:
     if value.lower() not in ("true", "false"):
         raise ConfigurationError(f"-x {name} must be true or false, not {value[:40]!r}")
     return value.lower() == "true"
-
-
-def _cli_run(context: EnvironmentContext, command: str) -> Run:
-    """The run's bounds: ENVIRONMENT, LINT_POLICY and the snapshot before an upgrade
-    (SNAPSHOT_BEFORE_UPGRADE, DB_CLUSTER_IDENTIFIER) as the Lambda reads them, the
-    timeouts from ``-x``, the environment or the ini."""
-    read = settings.local(os.environ)
-    times = configure.timeouts(context)
-    return Run(action=command, environment=read.environment, lint_policy=read.lint_policy,
-               table_policy=read.table_policy,
-               lock_timeout=times["lock_timeout"], snapshot=read.snapshot,
-               cluster=read.cluster, statement_timeout=times["statement_timeout"],
-               snapshot_keep=read.snapshot_keep, lock_retries=read.lock_retries)
 
 
 def _alembic_cli_command(context: EnvironmentContext) -> str | None:

@@ -18,10 +18,14 @@ from typing import Any
 
 from alquimista_schema import durations
 from alquimista_schema.errors import ConfigurationError
+from alquimista_schema.settings import Settings
 from alquimista_schema.targets import Target
 
 DEFAULT_CONNECT_TIMEOUT = 10  # seconds, as connect.database.DEFAULT_CONNECT_TIMEOUT
 LINT_POLICIES = ("enforce", "warn", "off")
+# The Run fields every door's Settings give (settings.Settings has each, by the same name).
+FROM_SETTINGS = ("environment", "lint_policy", "table_policy", "snapshot", "cluster",
+                 "snapshot_keep", "lock_timeout", "statement_timeout", "lock_retries")
 
 
 def default_actor() -> str:
@@ -78,6 +82,15 @@ class Run:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, durations.validate(name, value))
+
+    @classmethod
+    def from_settings(cls, read: Settings, **door: Any) -> Run:
+        """The one way a door builds its run: the settings it read (validated once), then
+        its own values (a CLI option, the Lambda's deadline); a value of None is not given,
+        so the setting stands."""
+        values: dict[str, Any] = {name: getattr(read, name) for name in FROM_SETTINGS}
+        values.update({name: value for name, value in door.items() if value is not None})
+        return cls(**values)
 
     @property
     def application_name(self) -> str:

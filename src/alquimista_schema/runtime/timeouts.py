@@ -13,7 +13,7 @@ from alquimista_schema.durations import setting
 
 
 def default_timeouts(lock_timeout: str | None, statement_timeout: str | None) -> dict[str, str]:
-    """Timeouts for a library caller: given, else the environment, else the defaults."""
+    """The run's timeouts: given (its door read them), else the defaults."""
     return {"lock_timeout": setting("lock_timeout", lock_timeout),
             "statement_timeout": setting("statement_timeout", statement_timeout)}
 

@@ -1,0 +1,66 @@
+"""A wrong run setting is the same refusal at every door, before anything is touched
+(issue 28): one line and exit 2 from the CLI, BAD_CONFIG from the Lambda, one ``FAILED:``
+line from plain ``alembic``; the database stays where it was and no audit row is written.
+
+Every setting a local door reads (settings.LOCAL_KEYS) is in the table, so a setting added
+there without a wrong value here fails ``test_every_local_setting_has_a_wrong_value``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from alquimista_schema import command, settings
+from alquimista_schema.connect.database import connect
+from tests.support.doors import Door
+
+WRONG = {
+    "ENVIRONMENT": "moon",
+    "LINT_POLICY": "strict",
+    "TABLE_POLICY": "strict",
+    "SNAPSHOT_BEFORE_UPGRADE": "maybe",
+    "DB_CLUSTER_IDENTIFIER": "1-not_a_cluster",
+    "SNAPSHOT_KEEP": "0",
+    "LOCK_RETRIES": "99",
+    "ALQUIMISTA_LOCK_TIMEOUT": "\u0665s",  # an Arabic-Indic 5: \d takes it, PostgreSQL not
+    "ALQUIMISTA_STATEMENT_TIMEOUT": "abc",
+}
+
+
+def test_every_local_setting_has_a_wrong_value() -> None:
+    assert set(WRONG) == set(settings.LOCAL_KEYS)
+    for name, value in WRONG.items():  # and each is wrong, for that setting alone
+        problems = settings.Settings.problems({name: value})
+        [problem] = problems.values()
+        assert name in problem, (name, problems)
+
+
+def audit_rows(url: URL) -> int:
+    """The audit's rows (0 before the first run has made the table)."""
+    with connect(url) as conn:
+        if conn.execute(text("SELECT to_regclass('alquimista_schema_audit')")).scalar() is None:
+            return 0
+        return int(conn.execute(text("SELECT count(*) FROM alquimista_schema_audit")).scalar_one())
+
+
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_a_wrong_setting_is_refused_alike_at_every_door(
+        door: Door, head_url: URL, name: str) -> None:
+    before, rows = command.current(head_url), audit_rows(head_url)
+    done = door.run("upgrade", head_url, "head", env={name: WRONG[name]})
+    assert not done.ok, done.output
+    assert name in done.output, done.output
+    if door.name == "cli":
+        assert done.status == 2, (done.status, done.output)
+        assert done.output.strip().splitlines() == [done.output.strip()], done.output
+        assert done.output.startswith("error: "), done.output
+    elif door.name == "lambda":
+        assert done.answer["error_code"] == "BAD_CONFIG", done.answer
+    else:
+        failed = [line for line in done.output.splitlines() if line.startswith("FAILED: ")]
+        [line] = failed
+        assert name in line, done.output
+    assert command.current(head_url) == before
+    assert audit_rows(head_url) == rows

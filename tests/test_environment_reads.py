@@ -55,7 +55,8 @@ def _reads(tree: ast.AST) -> set[str]:
             key = node.slice
             whole.add(id(node.value))
         if key is not None:
-            found.add(key.value if isinstance(key, ast.Constant) else "*")
+            found.add(key.value if isinstance(key, ast.Constant) and isinstance(key.value, str)
+                      else "*")
     found |= {"*" for node in ast.walk(tree) if _is_environ(node) and id(node) not in whole}
     return found
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from alquimista_deploy import aws_rules
 
+# A type-only back-reference (never imported at run time): these functions are given the
+# DeployContext that imports them, and read it; a Protocol would restate its fields.
 if TYPE_CHECKING:
     from alquimista_deploy.context import DeployContext
 

@@ -29,6 +29,8 @@ from constructs import IConstruct
 
 from alquimista_deploy.findings import LOG_KEY_REASON, acknowledge, checkov_skip
 
+# A type-only back-reference (never imported at run time): these functions are given the
+# RunnerStack that imports them, and read it; a Protocol would restate its fields.
 if TYPE_CHECKING:
     from alquimista_deploy.stack import RunnerStack
 

@@ -28,6 +28,8 @@ from aws_cdk import aws_logs as logs
 
 from alquimista_deploy.context import DeployContext
 
+# A type-only back-reference (never imported at run time): these functions are given the
+# RunnerStack that imports them, and read it; a Protocol would restate its fields.
 if TYPE_CHECKING:
     from alquimista_deploy.stack import RunnerStack
 

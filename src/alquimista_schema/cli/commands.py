@@ -14,7 +14,6 @@ from typing import Any
 import click
 
 from alquimista_schema import __version__
-from alquimista_schema.cli import tools
 from alquimista_schema.cli.common import (
     F,
     door_run,
@@ -23,6 +22,7 @@ from alquimista_schema.cli.common import (
     say,
     url_option,
 )
+from alquimista_schema.cli.tools import COMMANDS as TOOL_COMMANDS
 from alquimista_schema.errors import SchemaError
 from alquimista_schema.runtime.run import Applied, Result
 
@@ -69,7 +69,7 @@ def main(ctx: click.Context, traceback: bool) -> None:
     ctx.obj = {"traceback": traceback}
 
 
-for _command in tools.COMMANDS:
+for _command in TOOL_COMMANDS:
     main.add_command(_command)
 
 

@@ -59,7 +59,7 @@ def _probe(url: UrlLike, run: Run) -> probe.Answer:
                        application_name=run.application_name)
 
 
-def upgrade(url: str | UrlLike, revision: str = "head", *, run: Run | None = None,
+def upgrade(url: str | UrlLike, revision: str | targets.Target = "head", *, run: Run | None = None,
             on_applied: Callable[[Applied], None] | None = None,
             accept_checksums: bool = False) -> Result:
     """Upgrade to a later version, one transaction per revision, under the lock.
@@ -69,7 +69,7 @@ def upgrade(url: str | UrlLike, revision: str = "head", *, run: Run | None = Non
     records the new checksums of applied revisions edited since (see ``verify``).
     """
     run = run or Run(action="upgrade")
-    target = targets.parse(revision, "up")
+    target = targets.parsed(revision, "up")
     # Read as fields (a Dsn): parsing into a SQLAlchemy URL would load SQLAlchemy (~200 ms).
     light = dsn.parse(url) if isinstance(url, str) else url
     answer = probe.Answer(None)
@@ -84,7 +84,7 @@ def upgrade(url: str | UrlLike, revision: str = "head", *, run: Run | None = Non
     return skeleton.change(light, request, run, adopt=answer.open_connection())
 
 
-def downgrade(url: str | UrlLike, revision: str, *, run: Run | None = None,
+def downgrade(url: str | UrlLike, revision: str | targets.Target, *, run: Run | None = None,
               confirm: str | None = None,
               on_applied: Callable[[Applied], None] | None = None) -> Result:
     """Revert to a previous version, one transaction per revision, under the lock.
@@ -94,7 +94,7 @@ def downgrade(url: str | UrlLike, revision: str, *, run: Run | None = None,
     """
     from alquimista_schema.runtime import skeleton
 
-    request = Change("downgrade", targets.parse(revision, "down"), confirm=confirm,
+    request = Change("downgrade", targets.parsed(revision, "down"), confirm=confirm,
                      on_applied=on_applied)
     return skeleton.change(url, request, run or Run(action="downgrade"))
 
@@ -167,14 +167,15 @@ def heads() -> list[str]:
     return directory.heads()
 
 
-def plan(url: str | UrlLike, revision: str = "head", *, run: Run | None = None) -> Plan:
+def plan(url: str | UrlLike, revision: str | targets.Target = "head", *,
+         run: Run | None = None) -> Plan:
     """Return what an upgrade to ``revision`` would run, with its SQL and what each
     statement does to the live tables; change nothing."""
     from alquimista_schema.connect.database import connect
     from alquimista_schema.runtime import effects, planning, stepping
     from alquimista_schema.script import authoring, directory, lint
 
-    target = targets.parse(revision, "up")
+    target = targets.parsed(revision, "up")
     script = directory.script_directory()
     directory.resolve(script, target.name)
     with connect(url, **(run or Run()).connect_options()) as conn:

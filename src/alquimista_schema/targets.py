@@ -72,3 +72,9 @@ def parse(value: object, direction: Direction | None = None) -> Target:
     if direction == "down" and name is None and signed > 0:
         raise InvalidTarget(f"downgrade {value} goes forwards: use upgrade {value}")
     return Target(value, name, signed)
+
+
+def parsed(value: str | Target, direction: Direction | None = None) -> Target:
+    """``value`` as a Target: a door that parsed it already (the Lambda's protocol) hands
+    the Target itself, so it is parsed once; a string is parsed here."""
+    return value if isinstance(value, Target) else parse(value, direction)

@@ -332,16 +332,17 @@ def test_parse_returns_a_request_or_raises_bad_event() -> None:
             assert set(body) <= {"action"} | ALLOWED_KEYS[request.action]
             assert body.get("action", "upgrade") == request.action
             assert len(json.dumps(body, default=str)) <= protocol.MAX_EVENT_BYTES
-            assert request.target is None or isinstance(request.target, str)
+            assert request.target is None or isinstance(request.target.text, str)
             if request.target is not None:
                 # (a trailing newline slips through: test_known_bug_trailing_newline...)
-                assert TARGET_GRAMMAR.fullmatch(request.target.removesuffix("\n"))
+                assert TARGET_GRAMMAR.fullmatch(request.target.text.removesuffix("\n"))
             if request.action in ("upgrade", "plan"):
                 assert request.target is not None
             if request.action in ("run-migration", "downgrade"):
                 assert request.named == body["target"]  # as written; target is normalised
-                assert request.target == ("head" if body["target"] == "all"
-                                          else body["target"])
+                assert request.target is not None
+                assert request.target.text == ("head" if body["target"] == "all"
+                                               else body["target"])
             assert isinstance(request.allow_downgrade, bool)
             assert isinstance(request.dry_run, bool)
             for flag in BOOLEAN_KEYS:  # a JSON boolean, taken as written

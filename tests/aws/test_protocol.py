@@ -18,20 +18,26 @@ from alquimista_schema.connect.dsn import Dsn
 from alquimista_schema.connect.secrets import Credentials, SecretCache
 from alquimista_schema.errors import BadEvent, ConfigurationError
 from alquimista_schema.settings import Settings
+from alquimista_schema.targets import Target, parse
 from tests.support.helpers import MIGRATOR_PASSWORD, leaks
 
+
+def up(text: str) -> Target:
+    return parse(text, "up")
+
+
 PARSED = [
-    (None, Request("upgrade", "head")),
-    ({}, Request("upgrade", "head")),
-    ({"action": "upgrade", "target": "017"}, Request("upgrade", "017", named="017")),
-    ({"action": "upgrade", "target": "all"}, Request("upgrade", "head", named="all")),
+    (None, Request("upgrade", up("head"))),
+    ({}, Request("upgrade", up("head"))),
+    ({"action": "upgrade", "target": "017"}, Request("upgrade", up("017"), named="017")),
+    ({"action": "upgrade", "target": "all"}, Request("upgrade", up("head"), named="all")),
     ({"action": "run-migration", "target": "all"},
-     Request("run-migration", "head", named="all")),
+     Request("run-migration", up("head"), named="all")),
     ({"action": "run-migration", "target": "017"},
-     Request("run-migration", "017", named="017")),
-    ({"action": "plan"}, Request("plan", "head")),
+     Request("run-migration", up("017"), named="017")),
+    ({"action": "plan"}, Request("plan", up("head"))),
     ({"action": "downgrade", "target": "-1", "allow_downgrade": True, "confirm": "-1"},
-     Request("downgrade", "-1", True, "-1", named="-1")),
+     Request("downgrade", parse("-1", "down"), True, "-1", named="-1")),
     ({"action": "adopt", "dry_run": True}, Request("adopt", dry_run=True)),
     ({"action": "list-migrations"}, Request("list-migrations")),
     ({"action": "current"}, Request("current")),

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from alquimista_schema import command
+from alquimista_schema import command, targets
 from alquimista_schema.aws.protocol import Request
 from alquimista_schema.errors import ConfigurationError, DowngradeRefused, DriftDetected
 from alquimista_schema.runtime.run import Run
@@ -114,11 +114,11 @@ def moved(result: Any, verb: str | None = None, target: str | None = None) -> di
 # --- the actions ----------------------------------------------------------------------
 
 def _upgrade(call: Call) -> dict[str, Any]:
-    target = call.request.target or "head"
+    target = call.request.target or targets.parse("head", "up")
     accept = call.request.accept_checksums
     return call.on_database(lambda url, run: moved(command.upgrade(
         url, target, run=run, on_applied=call.on_applied, accept_checksums=accept),
-        "applied", target))
+        "applied", target.text))
 
 
 def _run_migration(call: Call) -> dict[str, Any]:
@@ -137,10 +137,11 @@ def _downgrade(call: Call) -> dict[str, Any]:
     if not request.allow_downgrade:
         raise DowngradeRefused('downgrade refused: add "allow_downgrade": true to the event '
                                "(it drops what later revisions added, data included)")
-    target = request.target or ""
+    target = request.target
+    assert target is not None  # protocol.parse: a downgrade needs a target
     return call.on_database(lambda url, run: moved(command.downgrade(
         url, target, run=run, confirm=request.confirm, on_applied=call.on_applied),
-        "reverted", target))
+        "reverted", target.text))
 
 
 def _current(call: Call) -> dict[str, Any]:
@@ -159,7 +160,7 @@ def _history(call: Call) -> dict[str, Any]:
 
 def _plan(call: Call) -> dict[str, Any]:
 
-    target = call.request.target or "head"
+    target = call.request.target or targets.parse("head", "up")
 
     def read(url: Any, run: Any) -> dict[str, Any]:
         plan = command.plan(url, target, run=run)

@@ -24,8 +24,8 @@ class Request:
     """An event, validated and normalised by :func:`parse`."""
 
     action: str
-    target: str | None = None
-    """Normalised (the legacy ``all`` is ``head``); None for actions without one."""
+    target: targets.Target | None = None
+    """Parsed once, here (the legacy ``all`` is ``head``); None for actions without one."""
     allow_downgrade: bool = False
     confirm: str | None = None
     dry_run: bool = False
@@ -91,7 +91,7 @@ def parse(event: object) -> Request:
         raise BadEvent(f"{action} needs a target")
     target = None
     if named is not None or action in ("upgrade", "plan"):
-        target = targets.parse("head" if named is None else named, _DIRECTION[action]).text
+        target = targets.parse("head" if named is None else named, _DIRECTION[action])
     confirm = body.get("confirm")
     if confirm is not None and not isinstance(confirm, str):
         raise BadEvent("confirm must be a string repeating the target revision")

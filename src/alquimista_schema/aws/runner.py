@@ -130,7 +130,8 @@ class Runner:
             if self.config_error is not None:
                 raise self.config_error
             request = parse(event)
-            self.log("event.accepted", request_id, action=request.action, target=request.target)
+            self.log("event.accepted", request_id, action=request.action,
+                     target=request.target and request.target.text)
             body = HANDLERS[request.action](Call(self, request, request_id, deadline))
         except SchemaError as exc:
             body = self._error(exc, action, request_id)

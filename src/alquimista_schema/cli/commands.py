@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from alquimista_schema import __version__
+# The verbs and the grammar load nothing heavy (the cold-path contract): imported at once.
+from alquimista_schema import __version__, command, durations
 from alquimista_schema.cli.common import (
     F,
     door_run,
@@ -30,8 +31,6 @@ from alquimista_schema.runtime.run import Applied, Result
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    from alquimista_schema import durations
-
     try:
         return durations.validate(param.name or "timeout", value)
     except SchemaError as exc:
@@ -114,8 +113,6 @@ def upgrade(revision: str, url: str | None, secret_arn: str | None, lock_timeout
     Alembic, online, in one Alembic run. An applied revision edited since (see
     `verify`) is refused in prod and warned about elsewhere.
     """
-    from alquimista_schema import command
-
     run = door_run("upgrade", snapshot=snapshot, lock_timeout=lock_timeout,
                    statement_timeout=statement_timeout, lock_wait=lock_wait)
     result = on_database(url, secret_arn, lambda db: command.upgrade(
@@ -148,8 +145,6 @@ def downgrade(revision: str | None, url: str | None, secret_arn: str | None,
     A downgrade drops what later revisions added, data included: in prod, and
     wherever it would drop a table that holds rows, it needs --confirm REVISION.
     """
-    from alquimista_schema import command
-
     if revision is None:
         raise click.UsageError("downgrade needs a REVISION to go back to: a revision id "
                                "(e.g. 017), base, or a relative step such as -1")
@@ -167,8 +162,6 @@ def downgrade(revision: str | None, url: str | None, secret_arn: str | None,
 @handle_errors
 def current(url: str | None, secret_arn: str | None, as_json: bool) -> None:
     """Show the database's current revision."""
-    from alquimista_schema import command
-
     rev = on_database(url, secret_arn, command.current)
     head = command.heads()
     if as_json:
@@ -183,8 +176,6 @@ def current(url: str | None, secret_arn: str | None, as_json: bool) -> None:
 @handle_errors
 def history(as_json: bool) -> None:
     """List the revisions this release carries, oldest first."""
-    from alquimista_schema import command
-
     items = command.history()
     if as_json:
         say(json.dumps([asdict(i) for i in items], indent=2))
@@ -198,8 +189,6 @@ def history(as_json: bool) -> None:
 @handle_errors
 def heads() -> None:
     """Show the head revision(s) of this release."""
-    from alquimista_schema import command
-
     for head in command.heads():
         say(head)
 
@@ -209,8 +198,6 @@ def heads() -> None:
 @handle_errors
 def check(url: str | None, secret_arn: str | None) -> None:
     """Compare the models with a database at head; exit 1 and list any difference."""
-    from alquimista_schema import command
-
     on_database(url, secret_arn, command.check)
     say("no differences: the models match the revisions")
 
@@ -225,8 +212,6 @@ def verify(url: str | None, secret_arn: str | None) -> None:
     was applied, and each applied revision these files do not carry. Revisions applied
     before checksums were kept say so, and pass.
     """
-    from alquimista_schema import command
-
     found = on_database(url, secret_arn, lambda db: command.verify(db))
     for check in found.checks:
         say(check.describe())
@@ -248,8 +233,6 @@ def plan(revision: str, url: str | None, secret_arn: str | None, show_sql: bool,
     catalog, and the table's size now (DANGER: it blocks writes while it reads or
     rewrites a large table).
     """
-    from alquimista_schema import command
-
     found = on_database(url, secret_arn, lambda db: command.plan(db, revision))
     if as_json:
         say(json.dumps({"from_revision": found.from_revision, "to_revision": found.to_revision,
@@ -280,8 +263,6 @@ def sql_command(revision_range: str) -> None:
 
     Moving backwards (e.g. head:017) prints the downgrade SQL.
     """
-    from alquimista_schema import command
-
     start, colon, end = revision_range.rpartition(":")
     if not end or (colon and not start and revision_range.count(":") > 1):
         raise click.BadParameter("expected FROM:TO or TO, e.g. 017:head", param_hint="FROM:TO")
@@ -301,8 +282,6 @@ def stamp(revision: str, url: str | None, secret_arn: str | None, purge: bool,
 
     With --purge in prod, repeat the revision as --confirm REVISION.
     """
-    from alquimista_schema import command
-
     run = door_run("stamp")
     result = on_database(url, secret_arn, lambda db: command.stamp(
         db, revision, purge=purge, run=run, confirm=confirm))
@@ -321,8 +300,6 @@ def stamp(revision: str, url: str | None, secret_arn: str | None, purge: bool,
 def revision(message: str, autogenerate: bool, rev_id: str | None, url: str | None,
              secret_arn: str | None) -> None:
     """Write a new revision file into the package's versions folder."""
-    from alquimista_schema import command
-
     def write(db: Any) -> command.Written:
         return command.revision(message, url=db, autogenerate=autogenerate, rev_id=rev_id)
 
@@ -350,8 +327,6 @@ def adopt(dry_run: bool, url: str | None, secret_arn: str | None) -> None:
     types, nullability, defaults, indexes, constraints, views, functions, triggers)
     and stamps it; on any difference changes nothing, lists each one, and exits 1.
     """
-    from alquimista_schema import command
-
     result = on_database(url, secret_arn, lambda db: command.adopt(db, dry_run=dry_run))
     say(result.message)
 

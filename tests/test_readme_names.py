@@ -26,6 +26,7 @@ _PATH = re.compile(r"^\.?[A-Za-z_][\w.-]*(?:/[\w.-]*)+$"
 MADE = {
     "dist/runner.zip": "`alquimista-schema bundle` writes it",
     "bench/results/latest.json": "`make bench` writes it",
+    "bench/results/online_safety.json": "`make bench-online` writes it",
     "deploy/cdk/cdk.context.json": "the user's own CDK context file, if they keep one",
     "validation-report.json": "cdk-nag writes it beside the template",
     ".venv/framework-sdk": "`make test` installs it",

@@ -27,44 +27,19 @@ from alquimista_schema.runtime import repair
 from alquimista_schema.runtime.run import Run
 from tests.support.doors import Door
 from tests.support.helpers import full, plain
+from tests.support.revisions import scratch_revision
 
-TABLE = '''"""A table with a duplicate code."""
-from alembic import op
+TABLE = scratch_revision("zz_table", "c13", ["CREATE TABLE zz_items (code text)",
+                                             "INSERT INTO zz_items VALUES ('a'), ('a'), ('b')"],
+                         "DROP TABLE zz_items", "A table with a duplicate code.")
 
-revision = "zz_table"
-down_revision = "c13"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("CREATE TABLE zz_items (code text)")
-    op.execute("INSERT INTO zz_items VALUES ('a'), ('a'), ('b')")
-
-
-def downgrade() -> None:
-    op.execute("DROP TABLE zz_items")
-'''
-
-INDEX = '''"""A unique index, built concurrently."""
-from alembic import op
-
-revision = "zz_index"
-down_revision = "zz_table"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    with op.get_context().autocommit_block():
-        op.execute("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS zz_items_code "
-                   "ON zz_items (code)")
-
-
-def downgrade() -> None:
-    with op.get_context().autocommit_block():
-        op.execute("DROP INDEX CONCURRENTLY IF EXISTS zz_items_code")
-'''
+INDEX = scratch_revision("zz_index", "zz_table", """
+with op.get_context().autocommit_block():
+    op.execute("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS zz_items_code ON zz_items (code)")
+""", """
+with op.get_context().autocommit_block():
+    op.execute("DROP INDEX CONCURRENTLY IF EXISTS zz_items_code")
+""", "A unique index, built concurrently.")
 
 
 def validity(url: URL, index: str) -> bool | None:

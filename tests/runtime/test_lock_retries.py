@@ -31,23 +31,11 @@ from alquimista_schema.runtime import audit, lockwaits
 from alquimista_schema.runtime.run import Run
 from tests.support.doors import Door
 from tests.support.helpers import plain
+from tests.support.revisions import scratch_revision
 
-ALTERS = '''"""Alters dry_run_log: needs ACCESS EXCLUSIVE."""
-from alembic import op
-
-revision = "zz_alters"
-down_revision = "c13"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("ALTER TABLE dry_run_log ADD COLUMN zz_note text")
-
-
-def downgrade() -> None:
-    op.execute("ALTER TABLE dry_run_log DROP COLUMN zz_note")
-'''
+ALTERS = scratch_revision("zz_alters", "c13", "ALTER TABLE dry_run_log ADD COLUMN zz_note text",
+                          "ALTER TABLE dry_run_log DROP COLUMN zz_note",
+                          "Alters dry_run_log: needs ACCESS EXCLUSIVE.")
 
 FAST = {"ALQUIMISTA_LOCK_TIMEOUT": "1s"}
 
@@ -178,20 +166,16 @@ def test_the_backoff_doubles_with_jitter_up_to_its_cap() -> None:
 
 def test_other_errors_are_never_retried(corpus_scripts: Any, head_url: URL) -> None:
     (corpus_scripts / "versions" / "zz_alters.py").write_text(
-        ALTERS.replace("ALTER TABLE dry_run_log ADD COLUMN zz_note text", "SELECT 1 / 0"))
+        scratch_revision("zz_alters", "c13", "SELECT 1 / 0", "SELECT 1"))
     with pytest.raises(MigrationFailed, match="division by zero") as caught:
         command.upgrade(head_url, "head", run=Run(lock_retries=5))
     assert caught.value.progress.attempts == []  # type: ignore[attr-defined]
     assert command.current(head_url) == "c13"
 
 
-FIRST = ALTERS.replace('revision = "zz_alters"', 'revision = "zz_first"').replace(
-    "ALTER TABLE dry_run_log ADD COLUMN zz_note text", "CREATE TABLE zz_one (i int)").replace(
-    "ALTER TABLE dry_run_log DROP COLUMN zz_note", "DROP TABLE zz_one")
-THIRD = ALTERS.replace('revision = "zz_alters"', 'revision = "zz_third"').replace(
-    'down_revision = "c13"', 'down_revision = "zz_alters"').replace(
-    "ALTER TABLE dry_run_log ADD COLUMN zz_note text", "CREATE TABLE zz_three (i int)").replace(
-    "ALTER TABLE dry_run_log DROP COLUMN zz_note", "DROP TABLE zz_three")
+FIRST = scratch_revision("zz_first", "c13", "CREATE TABLE zz_one (i int)", "DROP TABLE zz_one")
+THIRD = scratch_revision("zz_third", "zz_alters", "CREATE TABLE zz_three (i int)",
+                         "DROP TABLE zz_three")
 
 
 def test_a_retry_of_a_relative_target_stops_where_the_first_attempt_would_have(
@@ -202,8 +186,9 @@ def test_a_retry_of_a_relative_target_stops_where_the_first_attempt_would_have(
     the retry started)."""
     versions = corpus_scripts / "versions"
     (versions / "zz_first.py").write_text(FIRST)
-    (versions / "zz_alters.py").write_text(ALTERS.replace('down_revision = "c13"',
-                                                          'down_revision = "zz_first"'))
+    (versions / "zz_alters.py").write_text(scratch_revision(
+        "zz_alters", "zz_first", "ALTER TABLE dry_run_log ADD COLUMN zz_note text",
+        "ALTER TABLE dry_run_log DROP COLUMN zz_note"))
     (versions / "zz_third.py").write_text(THIRD)
     conn, _ = reader
     conn.rollback()  # let go while the corpus is applied
@@ -220,10 +205,10 @@ def test_a_retry_of_a_relative_target_stops_where_the_first_attempt_would_have(
     assert command.current(head_url) == "zz_alters"
 
 
-CROSSES = ALTERS.replace(
-    '    op.execute("ALTER TABLE dry_run_log ADD COLUMN zz_note text")\n',
-    '    op.execute("ALTER TABLE dry_run_log ADD COLUMN zz_note text")\n'
-    '    op.execute("ALTER TABLE zz_other ADD COLUMN n int")\n')
+CROSSES = scratch_revision(
+    "zz_alters", "c13", ["ALTER TABLE dry_run_log ADD COLUMN zz_note text",
+                         "ALTER TABLE zz_other ADD COLUMN n int"],
+    "ALTER TABLE dry_run_log DROP COLUMN zz_note", "Takes dry_run_log, then zz_other.")
 
 
 def deadlock_once_waited_for(url: URL, holding: threading.Event) -> None:

@@ -16,43 +16,17 @@ from alquimista_schema import command
 from alquimista_schema.aws.runner import Runner
 from alquimista_schema.cli import main
 from tests.support.helpers import full, plain
+from tests.support.revisions import scratch_revision
 
-BIG = '''"""A big table."""
-from alembic import op
+BIG = scratch_revision("zz_big", "c13", "CREATE TABLE zz_big (i int)", "DROP TABLE zz_big",
+                       "A big table.")
 
-revision = "zz_big"
-down_revision = "c13"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("CREATE TABLE zz_big (i int)")
-
-
-def downgrade() -> None:
-    op.execute("DROP TABLE zz_big")
-'''
-
-CHANGES = '''"""Three changes to the big table."""
-from alembic import op
-
-revision = "zz_changes"
-down_revision = "zz_big"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("ALTER TABLE zz_big ADD COLUMN u uuid DEFAULT gen_random_uuid()")
-    op.execute("ALTER TABLE zz_big ADD CONSTRAINT zz_big_positive CHECK (i > 0) NOT VALID")
-    op.execute("ALTER TABLE zz_big VALIDATE CONSTRAINT zz_big_positive")
-
-
-def downgrade() -> None:
-    op.execute("ALTER TABLE zz_big DROP CONSTRAINT zz_big_positive")
-    op.execute("ALTER TABLE zz_big DROP COLUMN u")
-'''
+CHANGES = scratch_revision("zz_changes", "zz_big", [
+    "ALTER TABLE zz_big ADD COLUMN u uuid DEFAULT gen_random_uuid()",
+    "ALTER TABLE zz_big ADD CONSTRAINT zz_big_positive CHECK (i > 0) NOT VALID",
+    "ALTER TABLE zz_big VALIDATE CONSTRAINT zz_big_positive",
+], ["ALTER TABLE zz_big DROP CONSTRAINT zz_big_positive", "ALTER TABLE zz_big DROP COLUMN u"],
+    "Three changes to the big table.")
 
 ROWS = 1_000_000
 

@@ -16,31 +16,24 @@ from alquimista_schema import command
 from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import ConfigurationError
 from alquimista_schema.settings import Settings
-from tests.runtime.test_plan_effects import BIG
 from tests.support.doors import Door
 from tests.support.helpers import plain
-
-REWRITES = '''"""A volatile default on the big table: a rewrite under ACCESS EXCLUSIVE."""
-from alembic import op
-
-revision = "zz_rewrites"
-down_revision = "zz_big"
-branch_labels = None
-depends_on = None
-{waiver}
-
-def upgrade() -> None:
-    op.execute("ALTER TABLE zz_big ADD COLUMN u uuid DEFAULT gen_random_uuid()")
+from tests.support.revisions import scratch_revision
 
 
-def downgrade() -> None:
-    op.execute("ALTER TABLE zz_big DROP COLUMN u")
-'''
+def rewrites(waiver: str = "") -> str:
+    """A volatile default on the big table: a rewrite under ACCESS EXCLUSIVE."""
+    return scratch_revision("zz_rewrites", "zz_big",
+                            "ALTER TABLE zz_big ADD COLUMN u uuid DEFAULT gen_random_uuid()",
+                            "ALTER TABLE zz_big DROP COLUMN u", module=waiver)
+
+
 ROWS = 200_000
 
 
 def big_table(folder: Path, url: URL) -> None:
-    (folder / "versions" / "zz_big.py").write_text(BIG)
+    (folder / "versions" / "zz_big.py").write_text(scratch_revision(
+        "zz_big", "c13", "CREATE TABLE zz_big (i int)", "DROP TABLE zz_big", "A big table."))
     command.upgrade(url, "zz_big")
     with psycopg.connect(plain(url), autocommit=True) as conn:
         conn.execute(b"INSERT INTO zz_big SELECT g FROM generate_series(1, %s) g", (ROWS,))
@@ -59,7 +52,7 @@ def test_a_rewrite_of_a_large_table_is_refused_unless_waived_at_every_door(
         door: Door, head_url: URL, policy: str) -> None:
     big_table(door.folder, head_url)
     revision = door.folder / "versions" / "zz_rewrites.py"
-    revision.write_text(REWRITES.format(waiver=""))
+    revision.write_text(rewrites())
     env = {"TABLE_POLICY": policy}
     done = door.run("upgrade", head_url, "head", env=env)
     flat = " ".join(done.output.split())
@@ -77,8 +70,8 @@ def test_a_rewrite_of_a_large_table_is_refused_unless_waived_at_every_door(
     assert (command.current(head_url), has_column(head_url)) == ("zz_big", False)
     if door.name == "lambda":
         assert done.answer["error_code"] == "BUSY_TABLE_REFUSED", done.answer
-    revision.write_text(REWRITES.format(
-        waiver='BUSY_TABLE_WAIVER = "zz_big is written only by the nightly job"\n'))
+    revision.write_text(rewrites(
+        'BUSY_TABLE_WAIVER = "zz_big is written only by the nightly job"'))
     again = door.run("upgrade", head_url, "head", env=env)
     assert again.ok, again.output
     assert has_column(head_url)

@@ -79,3 +79,27 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("ALTER TABLE dry_run_log DROP COLUMN extra")
 '''
+
+
+def scratch_revision(revision: str, down: str | None, upgrade: str | list[str],
+                     downgrade: str | list[str], doc: str = "A scratch revision.", *,
+                     module: str = "") -> str:
+    """The text of a scratch revision file, as `alembic revision` lays one out.
+
+    ``upgrade`` and ``downgrade``: SQL statements, each run by ``op.execute``, or a
+    function body as Python source (a ``str`` holding ``op.``). ``module``: lines at module
+    level (a ``BUSY_TABLE_WAIVER``, ``SQUAWK_WAIVERS``).
+    """
+    def body(given: str | list[str]) -> str:
+        if isinstance(given, str) and "op." in given:
+            lines = given.strip("\n").splitlines()
+        else:
+            lines = [f"op.execute({sql!r})" for sql in ([given] if isinstance(given, str)
+                                                        else given)]
+        return "\n".join(f"    {line}" if line else "" for line in lines)
+
+    head = f'"""{doc}"""\nfrom alembic import op\n\nrevision = {revision!r}\n'
+    head += f"down_revision = {down!r}\nbranch_labels = None\ndepends_on = None\n"
+    head += f"{module}\n" if module else ""
+    return (f"{head}\n\ndef upgrade() -> None:\n{body(upgrade)}\n\n\n"
+            f"def downgrade() -> None:\n{body(downgrade)}\n")

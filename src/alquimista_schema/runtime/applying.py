@@ -7,7 +7,6 @@ guards, the ledger check and the snapshot are done.
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from alquimista_schema.connect.database import open_driver
 from alquimista_schema.errors import LockTimeout, MigrationFailed, SchemaError
 from alquimista_schema.runtime import (
-    configure,
+    executors,
     interrupts,
     ledger,
     lockwaits,
@@ -34,7 +33,6 @@ from alquimista_schema.runtime.run import Applied, Progress, Run
 from alquimista_schema.script import directory
 
 if TYPE_CHECKING:
-    from alembic.runtime.environment import EnvironmentContext
     from alembic.runtime.migration import RevisionStep
     from alembic.script import ScriptDirectory
 
@@ -53,7 +51,7 @@ class Work:
     run: Run
     progress: Progress
     book: ledger.Ledger
-    within: EnvironmentContext | None
+    executor: executors.Executor
     url: Any
     stopping: threading.Event
     replan: Callable[[str | None], planning.Route]
@@ -132,15 +130,7 @@ def _run_steps(work: Work, route: planning.Route, witness: transactions.Witness,
     steps = _Steps(conn, run, progress, route.steps, witness, watch)
     record = [work.book.recorder()]
     try:
-        if work.within is not None:
-            work.within.config.attributes.update(session_configured=True,
-                                                 on_version_apply=record)
-            configure.run_on(work.within, conn, steps=steps)
-        else:
-            config = directory.make_config(connection=conn, stdout=io.StringIO(),
-                                           session_configured=True, on_version_apply=record)
-            with stepping.environment(config, work.script, steps, route.end):
-                work.script.run_env()
+        work.executor.run_steps(conn, steps, route.end, record)
     except SchemaError:
         raise
     except Exception as exc:

@@ -10,7 +10,6 @@ Alembic run: the run's own, or the plain ``alembic`` command's (``within``).
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 import time
@@ -32,8 +31,8 @@ from alquimista_schema.errors import (
 from alquimista_schema.runtime import (
     applying,
     audit,
-    configure,
     effects,
+    executors,
     guards,
     interrupts,
     ledger,
@@ -85,7 +84,8 @@ def change(url: Any, request: Change, run: Run, *, adopt: Any = None,
     """
     guards.refuse_in_prod(run.environment, request.destructive, request.target.text,
                           request.confirm)
-    script = within.script if within is not None else directory.script_directory()
+    executor = executors.of(within)
+    script = executor.script
     directory.resolve(script, request.target.name)
     # A killed run's statement must not outlive its lock (runtime/locking.await_orphans):
     # the server checks the client is still there while a statement runs.
@@ -101,7 +101,7 @@ def change(url: Any, request: Change, run: Run, *, adopt: Any = None,
                 route = _guard(conn, script, request, route, progress)
             book = ledger.Ledger(conn, script, run.request_id, progress.warnings.append).open()
             if route is None:
-                _stamp(conn, script, request, progress, within, book)
+                _stamp(conn, script, request, progress, executor, book)
             else:
                 upgrading = request.action == "upgrade"
                 if upgrading:
@@ -119,7 +119,7 @@ def change(url: Any, request: Change, run: Run, *, adopt: Any = None,
                     # read again from where the retry starts (+2 would overshoot).
                     end = targets.parse(route.end or "base")
                     applying.apply(applying.Work(
-                        conn, script, run, progress, book, within, url, stopping,
+                        conn, script, run, progress, book, executor, url, stopping,
                         lambda at: planning.route(script, end, at, upgrade=upgrading),
                         lambda again: _repair(conn, url, again, run, progress)
                         if upgrading else None), route)
@@ -154,17 +154,11 @@ def _guard(conn: Connection, script: ScriptDirectory, request: Change,
 
 
 def _stamp(conn: Connection, script: ScriptDirectory, request: Change, progress: Progress,
-           within: EnvironmentContext | None, book: ledger.Ledger, *, how: str = "stamped"
+           executor: executors.Executor, book: ledger.Ledger, *, how: str = "stamped"
            ) -> None:
-    """Alembic's own stamp (through its command, or the plain command's environment);
-    the revisions it marks applied get their checksums recorded."""
-    from alembic import command as alembic_command
-
-    if within is None:
-        config = directory.make_config(connection=conn, stdout=io.StringIO())
-        alembic_command.stamp(config, request.target.text, purge=request.purge)
-    else:
-        configure.run_on(within, conn)
+    """Alembic's own stamp (the executor's way); the revisions it marks applied get their
+    checksums recorded."""
+    executor.stamp(conn, request.target.text, request.purge)
     progress.to_revision = directory.one(directory.current_heads(script, conn))
     progress.changed = True
     book.record_applied(progress.to_revision, how)
@@ -302,7 +296,8 @@ def adopt(url: Any, run: Run, *, dry_run: bool = False) -> adoption.Adoption:
     Verification and stamp happen under the migration lock, so nothing can change the
     schema in between. A refusal changes nothing, not even the audit table.
     """
-    script = directory.script_directory()
+    executor = executors.of()
+    script = executor.script
     with locked(url, run, None) as progress, connect(url, **run.connect_options()) as conn:
         with progress.untraced():
             found = adoption.verify(conn, script)
@@ -314,7 +309,7 @@ def adopt(url: Any, run: Run, *, dry_run: bool = False) -> adoption.Adoption:
                                      "would stamp it")
         stamp = Change("stamp", targets.parse(found.revision or "base"))
         book = ledger.Ledger(conn, script, run.request_id, progress.warnings.append).open()
-        _stamp(conn, script, stamp, progress, None, book, how="adopted")
+        _stamp(conn, script, stamp, progress, executor, book, how="adopted")
         return adoption.Adoption("adopted", found.revision,
                                  f"the schema matches revision {found.revision} exactly; "
                                  "stamped it")

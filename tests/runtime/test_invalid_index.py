@@ -9,7 +9,6 @@ for real, at every door (``door``, by name), and ``check`` names an INVALID inde
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import psycopg
@@ -26,7 +25,7 @@ from alquimista_schema.errors import DriftDetected, NotAtHead
 from alquimista_schema.runtime import repair
 from alquimista_schema.runtime.run import Run
 from tests.support.doors import Door
-from tests.support.helpers import full, plain
+from tests.support.helpers import full, plain, released_after
 from tests.support.revisions import scratch_revision
 
 TABLE = scratch_revision("zz_table", "c13", ["CREATE TABLE zz_items (code text)",
@@ -107,12 +106,10 @@ def test_a_cancelled_build_retried_in_the_run_is_repaired_first(
     command.upgrade(head_url, "zz_table")
     writer = psycopg.connect(plain(head_url))
     writer.execute(b"INSERT INTO zz_items VALUES ('c')")
-    letting_go = threading.Timer(1.5, writer.rollback)
-    letting_go.start()
     try:
-        result = command.upgrade(head_url, "head", run=Run(lock_timeout="1s"))
+        with released_after(1.5, writer.rollback):
+            result = command.upgrade(head_url, "head", run=Run(lock_timeout="1s"))
     finally:
-        letting_go.cancel()
         writer.close()
     assert [a["sqlstate"] for a in result.attempts] == ["55P03"], result.attempts
     assert validity(head_url, "zz_items_code") is True

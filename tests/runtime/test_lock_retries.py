@@ -30,7 +30,7 @@ from alquimista_schema.errors import LockTimeout, MigrationFailed
 from alquimista_schema.runtime import audit, lockwaits
 from alquimista_schema.runtime.run import Run
 from tests.support.doors import Door
-from tests.support.helpers import plain
+from tests.support.helpers import plain, released_after, wait_until_waited_for
 from tests.support.revisions import scratch_revision
 
 ALTERS = scratch_revision("zz_alters", "c13", "ALTER TABLE dry_run_log ADD COLUMN zz_note text",
@@ -58,12 +58,7 @@ def let_go_once_waited_for(conn: psycopg.Connection[Any], url: URL) -> None:
     """Release the reader 1.5 s after a session is first seen waiting for dry_run_log:
     past the first attempt's 1 s lock_timeout, within the retries (however long the
     door takes to get there)."""
-    ends = time.monotonic() + 90
-    with psycopg.connect(plain(url), autocommit=True) as watcher:
-        while time.monotonic() < ends and not watcher.execute(
-                b"SELECT count(*) FROM pg_locks WHERE relation = 'dry_run_log'::regclass "
-                b"AND NOT granted").fetchone()[0]:  # type: ignore[index]
-            time.sleep(0.05)
+    wait_until_waited_for(url, "dry_run_log", poll=0.05)
     time.sleep(1.5)
     conn.rollback()
 
@@ -194,12 +189,8 @@ def test_a_retry_of_a_relative_target_stops_where_the_first_attempt_would_have(
     conn.rollback()  # let go while the corpus is applied
     command.upgrade(head_url, "c13")
     conn.execute("LOCK TABLE dry_run_log IN ACCESS SHARE MODE")
-    releasing = threading.Timer(2.5, conn.rollback)
-    releasing.start()
-    try:
+    with released_after(2.5, conn.rollback):
         result = command.upgrade(head_url, "+2", run=Run(lock_timeout="1s"))
-    finally:
-        releasing.cancel()
     assert [a.revision for a in result.applied] == ["zz_first", "zz_alters"]
     assert result.attempts, result
     assert command.current(head_url) == "zz_alters"
@@ -221,12 +212,7 @@ def deadlock_once_waited_for(url: URL, holding: threading.Event) -> None:
         conn.execute("SET deadlock_timeout = '60s'")
         conn.execute("LOCK TABLE zz_other IN ACCESS SHARE MODE")
         holding.set()
-        ends = time.monotonic() + 90
-        with psycopg.connect(plain(url), autocommit=True) as watcher:
-            while time.monotonic() < ends and not watcher.execute(
-                    b"SELECT count(*) FROM pg_locks WHERE relation = 'zz_other'::regclass "
-                    b"AND NOT granted").fetchone()[0]:  # type: ignore[index]
-                time.sleep(0.02)
+        wait_until_waited_for(url, "zz_other", poll=0.02)
         conn.execute("SELECT count(*) FROM dry_run_log")
         conn.rollback()
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import quote, quote_plus
 
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
@@ -115,3 +118,27 @@ def missing(what: str, how: str) -> NoReturn:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true and {message}: CI must provide it", pytrace=False)
     pytest.skip(message)
+
+
+@contextmanager
+def released_after(seconds: float, release: Callable[[], object]) -> Iterator[None]:
+    """Call ``release`` (a blocker's rollback) after ``seconds``, on a timer thread, while
+    the block runs; a timer that has not fired when the block ends is cancelled."""
+    timer = threading.Timer(seconds, release)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def wait_until_waited_for(url: URL, table: str, *, poll: float, within: float = 90) -> None:
+    """Return once some session waits for a lock on ``table`` (at most ``within`` s)."""
+    ends = time.monotonic() + within
+    query = (b"SELECT count(*) FROM pg_locks WHERE relation = %s::regclass "
+             b"AND NOT granted")
+    with psycopg.connect(plain(url), autocommit=True) as watcher:
+        while time.monotonic() < ends and not watcher.execute(
+                query, (table,)).fetchone()[0]:  # type: ignore[index]
+            time.sleep(poll)
+

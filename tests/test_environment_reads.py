@@ -17,8 +17,7 @@ import alquimista_schema
 PACKAGE = Path(alquimista_schema.__file__).parent
 
 # Modules that are doors: they read the environment, and hand it down.
-DOORS = {"cli/common.py", "cli/commands.py", "cli/tools.py", "aws/runner.py",
-         "runtime/environment.py"}
+DOORS = {"cli/common.py", "aws/runner.py", "runtime/environment.py"}
 # (module, variable): a read below the doors that is right where it is.
 ALLOWED = {
     # The AWS SDK's own variable, as botocore reads it (the client's region).

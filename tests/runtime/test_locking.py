@@ -344,7 +344,7 @@ def test_losing_the_lock_connection_is_a_schema_error(
 # insert take a second: wide enough for a contender to see any gap between the release
 # of the lock and the commit of the row.
 SLOW_AUDIT = f"""
-{audit._DDL};
+{audit.AUDIT.ddl()};
 CREATE FUNCTION test_slow_audit() RETURNS trigger LANGUAGE plpgsql
     AS $$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$;
 CREATE TRIGGER test_slow_audit BEFORE INSERT ON {audit.TABLE}

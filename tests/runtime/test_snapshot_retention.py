@@ -116,7 +116,7 @@ def test_a_retention_that_cannot_be_read_is_a_warning(rds_api: Any, empty_url: U
 
 def test_an_old_audit_table_gains_the_restore_point_column(rds_api: Any, empty_url: URL) -> None:
     with connect(empty_url) as conn:
-        conn.exec_driver_sql(audit._DDL.replace(",\n    restore_point timestamptz", ""))
+        conn.exec_driver_sql(audit.AUDIT.ddl().replace(",\n    restore_point timestamptz", ""))
         conn.commit()
     result = command.upgrade(empty_url, "017", run=Run())
     with connect(empty_url) as conn:

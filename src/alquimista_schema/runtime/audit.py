@@ -3,13 +3,13 @@
 Like ``alembic_version``, the table belongs to the runner, not to the models, so
 autogenerate and ``check`` never see it. Rows are written on the lock connection,
 outside the migration transactions, so a rolled-back revision still leaves its
-failure on record. Written through psycopg2: the lock connection is a driver connection.
+failure on record. Written through psycopg2 (the lock connection is a driver connection),
+the way every runner-owned table is written (runtime/owned.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -20,43 +20,33 @@ from typing import Any
 
 import psycopg2
 
-from alquimista_schema.connect.sessions import fetch, first_line
+from alquimista_schema.connect.sessions import first_line
 from alquimista_schema.errors import SchemaError
+from alquimista_schema.runtime import owned
 from alquimista_schema.runtime.run import Progress, Run
 
 log = logging.getLogger(__name__)
 
 TABLE = "alquimista_schema_audit"
-
-_DDL = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    id bigserial PRIMARY KEY,
-    request_id text NOT NULL,
-    actor text NOT NULL,
-    action text NOT NULL,
-    target text,
-    from_revision text,
-    to_revision text,
-    applied jsonb NOT NULL DEFAULT '[]'::jsonb,
-    outcome text NOT NULL,
-    error_code text,
-    error text,
-    secret_version text,
-    duration_ms double precision,
-    recorded_at timestamptz NOT NULL DEFAULT now(),
-    snapshot text,
-    restore_point timestamptz,
-    attempts jsonb NOT NULL DEFAULT '[]'::jsonb
-)
-"""
-# Tables made by an earlier release gain the later columns on first use.
-_LATER = {"snapshot": "text", "restore_point": "timestamptz",
-          "attempts": "jsonb NOT NULL DEFAULT '[]'::jsonb"}
-_SHAPE = """
-    SELECT to_regclass(%(t)s) IS NOT NULL, ARRAY(
-           SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass(%(t)s)
-              AND attname::text = ANY(%(c)s) AND NOT attisdropped)
-"""
+AUDIT = owned.Owned(TABLE, {
+    "id": "bigserial PRIMARY KEY",
+    "request_id": "text NOT NULL",
+    "actor": "text NOT NULL",
+    "action": "text NOT NULL",
+    "target": "text",
+    "from_revision": "text",
+    "to_revision": "text",
+    "applied": "jsonb NOT NULL DEFAULT '[]'::jsonb",
+    "outcome": "text NOT NULL",
+    "error_code": "text",
+    "error": "text",
+    "secret_version": "text",
+    "duration_ms": "double precision",
+    owned.STAMP: "timestamptz NOT NULL DEFAULT now()",
+    "snapshot": "text",
+    "restore_point": "timestamptz",
+    "attempts": "jsonb NOT NULL DEFAULT '[]'::jsonb",
+}, key="id", later=("snapshot", "restore_point", "attempts"))
 # See unconsumed(): the row naming the snapshot first, then no change from it on.
 _UNCONSUMED = f"""
     SELECT EXISTS (SELECT 1 FROM {TABLE} WHERE snapshot = %(s)s) AND NOT EXISTS (
@@ -153,40 +143,10 @@ def entry_for(run: Run, target: str | None, progress: Progress,
 
 def record(conn: Any, entry: Entry, *, create: bool = True) -> int | None:
     """Append ``entry`` (creating the table on first use, unless ``create`` is False:
-    then None when it is missing), commit; return its id.
-
-    The table is created only when missing: CREATE TABLE IF NOT EXISTS needs CREATE
-    on the schema even when the table exists (PostgreSQL 15 grants it to owners only).
-    """
-    [(exists, present)] = fetch(conn, _SHAPE, {"t": TABLE, "c": list(_LATER)})
-    if not exists and not create:
+    then None when it is missing), commit; return its id."""
+    if not owned.ensure(conn, AUDIT, create=create):
         return None
-    if not exists:
-        fetch(conn, _DDL)
-    for name in (n for n in _LATER if exists and n not in present):
-        fetch(conn, f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS {name} {_LATER[name]}")
-    values = {**entry.__dict__, "applied": json.dumps(entry.applied),
-              "attempts": json.dumps(entry.attempts, default=str)}
-    [(row,)] = fetch(
-        conn,
-        f"INSERT INTO {TABLE} (request_id, actor, action, target, from_revision, "
-        "to_revision, applied, outcome, error_code, error, secret_version, duration_ms, "
-        "snapshot, restore_point, attempts) VALUES (%(request_id)s, %(actor)s, %(action)s, "
-        "%(target)s, %(from_revision)s, %(to_revision)s, CAST(%(applied)s AS jsonb), "
-        "%(outcome)s, %(error_code)s, %(error)s, %(secret_version)s, %(duration_ms)s, "
-        "%(snapshot)s, %(restore_point)s, CAST(%(attempts)s AS jsonb)) RETURNING id",
-        values)
-    return int(row)
-
-
-_UPDATE = f"""
-    UPDATE {TABLE} SET from_revision = %(from_revision)s, to_revision = %(to_revision)s,
-           applied = CAST(%(applied)s AS jsonb), outcome = %(outcome)s,
-           error_code = %(error_code)s, error = %(error)s, duration_ms = %(duration_ms)s,
-           snapshot = %(snapshot)s, restore_point = %(restore_point)s,
-           attempts = CAST(%(attempts)s AS jsonb), recorded_at = now()
-     WHERE id = %(id)s
-"""
+    return int(owned.insert(conn, AUDIT, vars(entry)))
 
 
 def start_safely(conn: Any, entry: Entry | None, progress: Progress, *,
@@ -203,12 +163,9 @@ def start_safely(conn: Any, entry: Entry | None, progress: Progress, *,
 def update_safely(conn: Any, row: int, entry: Entry | None, progress: Progress) -> None:
     """Bring row ``row`` up to date with ``entry``; None: the run leaves no trace."""
     if entry is None:
-        _safely(conn, progress, None, lambda: fetch(
-            conn, f"DELETE FROM {TABLE} WHERE id = %(id)s", {"id": row}))
+        _safely(conn, progress, None, lambda: owned.delete(conn, AUDIT, [row]))
         return
-    values = {**entry.__dict__, "applied": json.dumps(entry.applied),
-              "attempts": json.dumps(entry.attempts, default=str), "id": row}
-    _safely(conn, progress, entry, lambda: fetch(conn, _UPDATE, values))
+    _safely(conn, progress, entry, lambda: owned.update(conn, AUDIT, row, vars(entry)))
 
 
 def _safely(conn: Any, progress: Progress, entry: Entry | None,
@@ -241,9 +198,9 @@ def unconsumed(conn: Any, snapshot: str) -> bool:
     """
     conn = _driver(conn)
     try:
-        if fetch(conn, "SELECT to_regclass(%(t)s)", {"t": TABLE}) == [(None,)]:
+        if not owned.present(conn, AUDIT):
             return False
-        [(fresh,)] = fetch(conn, _UNCONSUMED, {"s": snapshot})
+        [(fresh,)] = owned.execute(conn, _UNCONSUMED, {"s": snapshot})
     except psycopg2.Error as exc:
         log.warning("the audit could not be read: %s", first_line(exc))
         return False
@@ -265,12 +222,4 @@ def entries(conn: Any, limit: int = 20) -> list[dict[str, Any]]:
     ``conn`` is a psycopg2 connection or a SQLAlchemy one.
     """
     conn = _driver(conn)  # SQLAlchemy's: read through its driver connection
-    if fetch(conn, "SELECT to_regclass(%(t)s)", {"t": TABLE}) == [(None,)]:
-        return []
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT * FROM {TABLE} ORDER BY id DESC LIMIT %(n)s", {"n": limit})
-        names = [c.name for c in cur.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-    if not conn.autocommit:
-        conn.commit()
-    return rows
+    return owned.rows(conn, AUDIT, "ORDER BY id DESC LIMIT %(n)s", {"n": limit})

@@ -5,7 +5,8 @@ autogenerate and ``check``): one row per applied revision, written in the revisi
 own transaction (Alembic's ``on_version_apply`` runs inside it), so a revision and its
 checksum commit or roll back together; a downgrade removes the row. Adoption and stamp
 record the checksums of the revisions they mark as applied. ``verify`` compares the
-rows with the revision files carried (script/checksums.py).
+rows with the revision files carried (script/checksums.py). Written the way every
+runner-owned table is (runtime/owned.py).
 """
 
 from __future__ import annotations
@@ -15,39 +16,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from alquimista_schema.connect.sessions import first_line
 from alquimista_schema.errors import SchemaError
+from alquimista_schema.runtime import owned
 from alquimista_schema.script import checksums, directory
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
 TABLE = "alquimista_schema_checksums"
-_DDL = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    revision text PRIMARY KEY,
-    checksum text NOT NULL,
-    recorded_at timestamptz NOT NULL DEFAULT now(),
-    how text NOT NULL,
-    request_id text
-)
-"""
-_UPSERT = text(f"""
-    INSERT INTO {TABLE} (revision, checksum, how, request_id)
-    VALUES (:revision, :checksum, :how, :request_id)
-    ON CONFLICT (revision) DO UPDATE SET checksum = EXCLUDED.checksum,
-        recorded_at = now(), how = EXCLUDED.how, request_id = EXCLUDED.request_id
-""")
-
-
-# Each right on its own: with a list, has_table_privilege is true if ANY is held.
-_WRITABLE = text("SELECT " + " AND ".join(
-    f"has_table_privilege(CAST(:t AS regclass), '{right}')"
-    for right in ("SELECT", "INSERT", "UPDATE", "DELETE")))
+LEDGER = owned.Owned(TABLE, {
+    "revision": "text PRIMARY KEY",
+    "checksum": "text NOT NULL",
+    owned.STAMP: "timestamptz NOT NULL DEFAULT now()",
+    "how": "text NOT NULL",
+    "request_id": "text",
+}, key="revision")
 
 
 class Ledger:
@@ -70,11 +57,10 @@ class Ledger:
         Only when missing: CREATE TABLE IF NOT EXISTS needs CREATE on the schema even when
         the table exists (PostgreSQL 15 grants that to the schema's owner only).
         """
-        missing = self.conn.execute(text("SELECT to_regclass(:t)"), {"t": TABLE}).scalar() \
-            is None
-        if missing and not self._safely(lambda: self.conn.exec_driver_sql(_DDL)):
+        missing = not owned.present(self.conn, LEDGER)
+        if missing and not self._safely(lambda: owned.ensure(self.conn, LEDGER)):
             self.usable = False
-        elif not missing and not self.conn.execute(_WRITABLE, {"t": TABLE}).scalar():
+        elif not missing and not owned.writable(self.conn, LEDGER):
             self.usable = False
             self.warn(f"checksums were not recorded: this role may not write {TABLE} (grant "
                       "SELECT, INSERT, UPDATE, DELETE on it)")
@@ -100,12 +86,9 @@ class Ledger:
                 return
             revision = step.up_revision_id
             if step.is_upgrade:
-                ctx.connection.execute(_UPSERT, {
-                    "revision": revision, "checksum": self.known[revision], "how": "applied",
-                    "request_id": self.request_id})
+                self._upsert(ctx.connection, revision, "applied")
             else:
-                ctx.connection.execute(text(f"DELETE FROM {TABLE} WHERE revision = :r"),
-                                       {"r": revision})
+                owned.delete(ctx.connection, LEDGER, [revision])
         return record
 
     def record_applied(self, at: str | None, how: str) -> None:
@@ -119,20 +102,22 @@ class Ledger:
         recorded = _recorded(self.conn)
         for revision in applied:
             if revision not in recorded:
-                self.conn.execute(_UPSERT, {"revision": revision, "how": how,
-                                            "checksum": self.known[revision],
-                                            "request_id": self.request_id})
+                self._upsert(self.conn, revision, how)
         gone = [r for r in recorded if r not in applied and r in self.known]
         if gone:
-            self.conn.execute(text(f"DELETE FROM {TABLE} WHERE revision = ANY(:gone)"),
-                              {"gone": gone})
+            owned.delete(self.conn, LEDGER, gone)
+
+    def _upsert(self, conn: Connection, revision: str, how: str) -> None:
+        owned.insert(conn, LEDGER, {"revision": revision, "checksum": self.known[revision],
+                                    "how": how, "request_id": self.request_id}, upsert=True)
 
     def accept(self, checks: list[Check]) -> list[str]:
         """Record the files' checksums for ``checks`` edited since they were applied."""
         accepted = [c.revision for c in checks if c.status == "mismatch"]
-        written = self._safely(lambda: [self.conn.execute(_UPSERT, {
-            "revision": revision, "checksum": self.known[revision], "how": "accepted",
-            "request_id": self.request_id}) for revision in accepted])
+        def write() -> None:
+            for revision in accepted:
+                self._upsert(self.conn, revision, "accepted")
+        written = self._safely(write)
         self.conn.commit()
         return accepted if written else []
 
@@ -164,15 +149,12 @@ def carried(script: ScriptDirectory) -> Carried:
 
 
 def _recorded(conn: Connection) -> dict[str, dict[str, Any]]:
-    if conn.execute(text("SELECT to_regclass(:t)"), {"t": TABLE}).scalar() is None:
-        return {}
     try:
-        rows = conn.execute(text(f"SELECT revision, checksum, recorded_at, how FROM {TABLE}"))
+        rows = owned.rows(conn, LEDGER, columns=("revision", "checksum", owned.STAMP, "how"))
     except DBAPIError as exc:
         raise SchemaError(f"cannot read the recorded checksums ({first_line(exc)}): grant "
                           f"SELECT on {TABLE} to this role") from exc
-    return {r.revision: {"checksum": r.checksum, "recorded_at": r.recorded_at, "how": r.how}
-            for r in rows}
+    return {row.pop("revision"): row for row in rows}
 
 
 @dataclass(frozen=True)

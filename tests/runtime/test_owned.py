@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -45,7 +45,7 @@ KINDS = {"psycopg2": driver, "sqlalchemy": alchemy}
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_a_row_is_created_written_updated_read_and_deleted_the_same_way(
         kind: str, empty_url: URL) -> None:
-    when = datetime(2026, 12, 7, tzinfo=timezone.utc)
+    when = datetime(2026, 12, 7, tzinfo=UTC)
     with KINDS[kind](empty_url) as conn:
         assert owned.rows(conn, TABLE) == []  # absent: nothing, and nothing created
         assert not owned.present(conn, TABLE)
@@ -64,7 +64,7 @@ def test_a_row_is_created_written_updated_read_and_deleted_the_same_way(
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_json_values_keep_dates_as_text_and_an_upsert_replaces_by_key(
         kind: str, empty_url: URL) -> None:
-    when = datetime(2026, 12, 7, 1, 2, 3, tzinfo=timezone.utc)
+    when = datetime(2026, 12, 7, 1, 2, 3, tzinfo=UTC)
     with KINDS[kind](empty_url) as conn:
         owned.ensure(conn, TABLE)
         owned.insert(conn, TABLE, {"id": 7, "note": "first", "data": [{"at": when}]})

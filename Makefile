@@ -75,25 +75,14 @@ bench-online: $(DEV)  ## online safety: 1,000,000 rows, a concurrent writer, its
 clean:  ## remove .venv and caches (the local database stays: alquimista-schema dev-db remove)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info mutants
 
-# What `make mutate` mutates: these modules whole, and the functions of connect/database.py
-# and connect/secrets.py that keep passwords out of messages (mutmut's mutant-name patterns).
-MUTATE := 'alquimista_schema.runtime.guards.*' 'alquimista_schema.targets.*' \
-	'alquimista_schema.aws.protocol.*' 'alquimista_schema.settings.*' \
-	'alquimista_schema.runtime.pacing.*' 'alquimista_schema.runtime.locking.*' \
-	'alquimista_schema.runtime.probe.*' 'alquimista_schema.connect.dsn.*' \
-	'alquimista_schema.connect.database.x_parse_url*' \
-	'alquimista_schema.connect.database.x_describe_connect_error*' \
-	'alquimista_schema.connect.secrets.x_fetch_from_extension*' \
-	'alquimista_schema.connect.secrets.x__read_answer*' \
-	'alquimista_schema.connect.secrets.x_parse_secret*' \
-	'alquimista_schema.connect.secrets.x_url_from_secret*' \
-	'alquimista_schema.connect.secrets.x*SecretCache*_from_extension*' \
-	'alquimista_schema.connect.secrets.x*SecretCache*_fallback*'
+# What `make mutate` mutates: pyproject's [tool.mutmut] only_mutate, narrowed by
+# [tool.alquimista-schema.mutate-only] (mutmut's mutant-name patterns, made there once).
+MUTATE = $(shell $(BIN)/python tests/mutation_scores.py --patterns)
 
 mutate: $(DEV)  ## mutation testing of the guarantees ([tool.mutmut]; minutes, not in CI)
 	rm -rf mutants
 	$(BIN)/mutmut run $(MUTATE)
-	$(BIN)/python tests/mutation_scores.py $(MUTATE)
+	$(BIN)/python tests/mutation_scores.py
 
 planted: $(DEV)  ## plant issue 23's bugs one at a time; each must fail a test (minutes, not in CI)
 	$(BIN)/python tests/planted_bugs.py

@@ -30,6 +30,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# bench's one revision template (scale.py and run.py): a script run with bench/ on its path,
+# not the tests' package, so tests/support/revisions.scratch_revision is not importable here.
 REVISION = '''"""{doc}"""
 from alembic import op
 

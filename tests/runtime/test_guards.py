@@ -30,7 +30,7 @@ from alquimista_schema.errors import DowngradeRefused, LintRefused, NotAdopted, 
 from alquimista_schema.runtime import guards
 from tests.support.doors import Door
 from tests.support.helpers import Invoke, alembic, full
-from tests.support.revisions import EXTRA, HEAD
+from tests.support.revisions import EXTRA, HEAD, scratch_revision
 
 
 @pytest.fixture(scope="module")
@@ -229,24 +229,13 @@ def test_two_tables_holding_rows_are_both_named(head_url: URL) -> None:
         f"{guards.confirmation('base')}")
 
 
-# EXTRA (after the head) makes a table whose name needs quoting; its downgrade drops it.
-QUOTED = f'''"""A table whose name needs quoting."""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "{EXTRA}"
-down_revision = "{HEAD}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.create_table({{name!r}}, sa.Column("id", sa.Integer, primary_key=True))
-
-
-def downgrade() -> None:
-    op.drop_table({{name!r}})
-'''
+def quoted(name: str, schema: str = "") -> str:
+    """EXTRA (after the head): a table ``name`` (it may need quoting); the downgrade drops it."""
+    where = f", schema={schema!r}" if schema else ""
+    return scratch_revision(
+        EXTRA, HEAD, f'op.create_table({name!r}, sa.Column("id", sa.Integer, primary_key=True))',
+        f"op.drop_table({name!r}{where})", "A table whose name needs quoting.",
+        imports=("sqlalchemy as sa",))
 
 
 def dropped_tables(script: Any, start: str, dest: str) -> list[str]:
@@ -256,15 +245,14 @@ def dropped_tables(script: Any, start: str, dest: str) -> list[str]:
 def test_dropped_tables_are_read_from_the_downgrades_own_sql(scratch_scripts: Path) -> None:
     from alquimista_schema.script import directory
 
-    (scratch_scripts / f"{EXTRA}_quoted.py").write_text(QUOTED.format(name="XRays"))
+    (scratch_scripts / f"{EXTRA}_quoted.py").write_text(quoted("XRays"))
     script = directory.script_directory()
     assert dropped_tables(script, EXTRA, HEAD) == ["XRays"]  # only the quotes go
     assert dropped_tables(script, "021", "017") == []  # 018..021 drop no table
     assert dropped_tables(script, "017", "lead_ingestion") == ["dry_run_log"]
     assert dropped_tables(script, "017", "base") == [
         "dry_run_log", "lead_emails", "lead_telefones", "leads"]
-    (scratch_scripts / f"{EXTRA}_quoted.py").write_text(QUOTED.format(name="plain_rows").replace(
-        "op.drop_table('plain_rows')", "op.drop_table('plain_rows', schema='public')"))
+    (scratch_scripts / f"{EXTRA}_quoted.py").write_text(quoted("plain_rows", schema="public"))
     assert dropped_tables(directory.script_directory(), EXTRA, HEAD) == [
         "public.plain_rows"]
 
@@ -272,11 +260,11 @@ def test_dropped_tables_are_read_from_the_downgrades_own_sql(scratch_scripts: Pa
 @pytest.mark.parametrize("name", ["MixedCase", "Quoted Rows", 'say "hi"', "a.b"])
 def test_a_quoted_table_holding_rows_needs_the_confirmation_too(
         head_url: URL, scratch_scripts: Path, name: str) -> None:
-    (scratch_scripts / f"{EXTRA}_quoted.py").write_text(QUOTED.format(name=name))
+    (scratch_scripts / f"{EXTRA}_quoted.py").write_text(quoted(name))
     command.upgrade(head_url, EXTRA)
     with connect(head_url) as conn:
-        quoted = name.replace('"', '""')
-        conn.execute(text(f'INSERT INTO "{quoted}" VALUES (1)'))
+        spelt = name.replace('"', '""')
+        conn.execute(text(f'INSERT INTO "{spelt}" VALUES (1)'))
         conn.commit()
     try:
         with pytest.raises(DowngradeRefused,
@@ -349,24 +337,14 @@ def test_the_enforce_policy_refuses_the_first_revision_not_lint_clean(
     assert f"lint: {head} (LINT_POLICY=warn here; prod enforces it)" in warned
 
 
-# After the corpus's head: a column added to dry_run_log, dropped by the downgrade.
-COLUMN_AFTER_CORPUS = '''"""A column a downgrade drops."""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "zz_column"
-down_revision = "c13"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.add_column("dry_run_log", sa.Column("canal_origem", sa.Text(), nullable=True))
-
-
-def downgrade() -> None:
-    op.drop_column("dry_run_log", "canal_origem")
-'''
+def column_after(rev: str = "zz_column", down: str = "c13") -> str:
+    """A column added to dry_run_log, dropped by the downgrade (by default after the
+    corpus's head)."""
+    return scratch_revision(
+        rev, down,
+        'op.add_column("dry_run_log", sa.Column("canal_origem", sa.Text(), nullable=True))',
+        'op.drop_column("dry_run_log", "canal_origem")', "A column a downgrade drops.",
+        imports=("sqlalchemy as sa",))
 
 
 def _log_rows(url: URL, *values: str | None) -> None:
@@ -382,7 +360,7 @@ def _log_rows(url: URL, *values: str | None) -> None:
 def test_a_downgrade_dropping_a_column_with_data_needs_the_confirmation_at_every_door(
         door: Door, empty_url: URL) -> None:
     """Outside prod too: the data of a dropped column is gone as surely as a table's."""
-    (door.folder / "versions" / "zz_column.py").write_text(COLUMN_AFTER_CORPUS)
+    (door.folder / "versions" / "zz_column.py").write_text(column_after())
     assert door.run("upgrade", empty_url, "head").ok
     _log_rows(empty_url, "planilha", None, "api")
     refused = door.run("downgrade", empty_url, "c13")
@@ -399,7 +377,7 @@ def test_a_downgrade_dropping_a_column_with_data_needs_the_confirmation_at_every
 def test_a_dropped_column_without_values_needs_no_confirmation(
         head_url: URL, scratch_scripts: Path) -> None:
     (scratch_scripts / f"{EXTRA}_column.py").write_text(
-        COLUMN_AFTER_CORPUS.replace('"zz_column"', f'"{EXTRA}"').replace('"c13"', f'"{HEAD}"'))
+        column_after(EXTRA, HEAD))
     command.upgrade(head_url, EXTRA)
     _log_rows(head_url, None, None)  # rows, but no value in the column
     assert command.downgrade(head_url, HEAD).to_revision == HEAD
@@ -409,7 +387,7 @@ def test_dropped_columns_are_read_from_the_downgrades_own_sql(scratch_scripts: P
     from alquimista_schema.script import directory
 
     (scratch_scripts / f"{EXTRA}_column.py").write_text(
-        COLUMN_AFTER_CORPUS.replace('"zz_column"', f'"{EXTRA}"').replace('"c13"', f'"{HEAD}"'))
+        column_after(EXTRA, HEAD))
     [item] = guards.dropped(directory.script_directory(), EXTRA, HEAD)
     assert (item.name, item.column) == ("dry_run_log", "canal_origem")
     assert item.describe(1) == "column dry_run_log.canal_origem (1 row with a value)"

@@ -26,24 +26,12 @@ from alquimista_schema.errors import LockTimeout
 from alquimista_schema.runtime import audit, locking
 from tests.support.doors import Door
 from tests.support.helpers import plain
+from tests.support.revisions import scratch_revision
 
-SLEEPER = '''"""Holds dry_run_log while it sleeps, unless told not to."""
-from alembic import op
-
-revision = "zz_sleeper"
-down_revision = "c13"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("LOCK TABLE dry_run_log IN ACCESS EXCLUSIVE MODE")
-    op.execute("SELECT pg_sleep(60) WHERE to_regclass('zz_awake') IS NULL")
-
-
-def downgrade() -> None:
-    pass
-'''
+SLEEPER = scratch_revision(
+    "zz_sleeper", "c13", ["LOCK TABLE dry_run_log IN ACCESS EXCLUSIVE MODE",
+                          "SELECT pg_sleep(60) WHERE to_regclass('zz_awake') IS NULL"],
+    doc="Holds dry_run_log while it sleeps, unless told not to.")
 
 
 def _sleeping(url: URL) -> list[int]:

@@ -25,31 +25,14 @@ from alquimista_schema.errors import DeadlineExceeded, MigrationFailed
 from alquimista_schema.runtime import pacing
 from alquimista_schema.runtime.run import Progress, Run
 from tests.support.helpers import Invoke, secret_for
-from tests.support.revisions import HEAD, SCRATCH
+from tests.support.revisions import HEAD, SCRATCH, scratch_revision
 
 ROOT = Path(__file__).resolve().parents[2]
 
-REVISION = '''"""{doc}"""
-import time
-
-from alembic import op
-
-revision = "{rev}"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-{body}
-
-
-def downgrade() -> None:
-    op.execute("DROP TABLE IF EXISTS started_{rev}")
-'''
 
 # Scratch revisions after the head, with ids no generated revision takes (not numbers).
 A, B, C = SCRATCH
+DROP_STARTED = "DROP TABLE IF EXISTS started_{rev}"
 CHAIN = {
     # A: its time goes to Python, which no statement_timeout can cancel
     A: ("Python work.", "    time.sleep({sleep})\n"
@@ -66,7 +49,8 @@ def write_chain(versions: Path, sleep: float) -> None:
     down = HEAD
     for rev, (doc, body) in CHAIN.items():
         (versions / f"{rev}_stepping.py").write_text(
-            REVISION.format(doc=doc, rev=rev, down=down, body=body.format(sleep=sleep)))
+            scratch_revision(rev, down, body.format(sleep=sleep), DROP_STARTED.format(rev=rev),
+                             doc, imports=("time",)))
         down = rev
 
 
@@ -165,10 +149,9 @@ def test_a_failing_revision_is_named_and_the_ones_before_it_stay(
 def test_a_statement_that_would_outlive_the_deadline_is_cancelled(
         head_url: URL, scratch_scripts: Path) -> None:
     """The backstop: statement_timeout capped at the time left, inside the revision."""
-    (scratch_scripts / f"{A}_backstop.py").write_text(REVISION.format(
-        doc="Sleeps.", rev=A, down=HEAD,
-        body=f"    op.execute('CREATE TABLE started_{A} (id int)')\n"
-             "    op.execute('SELECT pg_sleep(30)')"))
+    (scratch_scripts / f"{A}_backstop.py").write_text(scratch_revision(
+        A, HEAD, [f"CREATE TABLE started_{A} (id int)", "SELECT pg_sleep(30)"],
+        DROP_STARTED.format(rev=A), "Sleeps."))
     run = command.Run(deadline=time.monotonic() + 1.0 + 3.0, margin=1.0)
     began = time.monotonic()
     with pytest.raises(DeadlineExceeded, match=f"revision {A} was cancelled and rolled back"):
@@ -300,26 +283,12 @@ def test_a_revisions_database_error_says_what_it_means(
         assert error.sqlstate == pgcode  # what the retry reads (runtime/lockwaits.RETRYABLE)
 
 
-RECORDING = '''"""Records the statement_timeout it runs under."""
-import time
-
-from alembic import op
-
-revision = "{rev}"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("INSERT INTO pace_log SELECT '{rev}', setting::bigint FROM pg_settings "
-               "WHERE name = 'statement_timeout'")
-    time.sleep({sleep})
-
-
-def downgrade() -> None:
-    pass
-'''
+# Records the statement_timeout it runs under, then sleeps.
+RECORDING = """
+op.execute("INSERT INTO pace_log SELECT '{rev}', setting::bigint FROM pg_settings "
+           "WHERE name = 'statement_timeout'")
+time.sleep({sleep})
+"""
 
 
 def recording_chain(url: URL, versions: Path, sleep: float) -> None:
@@ -330,7 +299,9 @@ def recording_chain(url: URL, versions: Path, sleep: float) -> None:
     down = HEAD
     for rev in (A, B, C):
         (versions / f"{rev}_pace.py").write_text(
-            RECORDING.format(rev=rev, down=down, sleep=sleep))
+            scratch_revision(rev, down, RECORDING.format(rev=rev, sleep=sleep),
+                             doc="Records the statement_timeout it runs under.",
+                             imports=("time",)))
         down = rev
 
 

@@ -14,46 +14,21 @@ from sqlalchemy.engine import URL
 from alquimista_schema import durations
 from alquimista_schema.connect.database import connect
 from tests.support.doors import Door
+from tests.support.revisions import scratch_revision
 
 # After the corpus's head (c13, tests/corpus): the first SETs, the second records.
-SETS = '''"""Leaves its session changed."""
-from alembic import op
+SETS = scratch_revision(
+    "zz_sets", "c13", ["CREATE SCHEMA IF NOT EXISTS zz_other",
+                       "SET search_path TO zz_other, public", "SET lock_timeout = 0",
+                       "SET statement_timeout = 0"],
+    "DROP SCHEMA zz_other", "Leaves its session changed.")
 
-revision = "zz_sets"
-down_revision = "c13"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("CREATE SCHEMA IF NOT EXISTS zz_other")
-    op.execute("SET search_path TO zz_other, public")
-    op.execute("SET lock_timeout = 0")
-    op.execute("SET statement_timeout = 0")
-
-
-def downgrade() -> None:
-    op.execute("DROP SCHEMA zz_other")
-'''
-
-RECORDS = '''"""Records what it starts from."""
-from alembic import op
-
-revision = "zz_records"
-down_revision = "zz_sets"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("CREATE TABLE zz_seen AS SELECT current_schema() AS schema_name, "
-               "current_setting('lock_timeout') AS lock_timeout, "
-               "current_setting('statement_timeout') AS statement_timeout")
-
-
-def downgrade() -> None:
-    op.execute("DROP TABLE zz_seen")
-'''
+RECORDS = scratch_revision(
+    "zz_records", "zz_sets",
+    "CREATE TABLE zz_seen AS SELECT current_schema() AS schema_name, "
+    "current_setting('lock_timeout') AS lock_timeout, "
+    "current_setting('statement_timeout') AS statement_timeout",
+    "DROP TABLE zz_seen", "Records what it starts from.")
 
 
 def test_a_revisions_set_never_reaches_the_next_revision_at_every_door(

@@ -20,42 +20,13 @@ from sqlalchemy.engine import URL
 from alquimista_schema.connect.database import connect
 from alquimista_schema.runtime import ledger
 from tests.support.doors import Door
+from tests.support.revisions import scratch_revision
 
 BASE = "c13"  # the corpus's head (tests/corpus)
 
-TEMPLATE = '''"""Leaves its transaction."""
-from alembic import op
 
-revision = "zz_leaves"
-down_revision = "{base}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-{body}
-
-
-def downgrade() -> None:
-    pass
-'''
-
-AFTER = '''"""Runs after it."""
-from alembic import op
-
-revision = "zz_after"
-down_revision = "zz_leaves"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("CREATE TABLE zz_after (i int)")
-
-
-def downgrade() -> None:
-    op.execute("DROP TABLE zz_after")
-'''
+AFTER = scratch_revision("zz_after", "zz_leaves", "CREATE TABLE zz_after (i int)",
+                         "DROP TABLE zz_after", "Runs after it.")
 
 # name: (upgrade body, tables that must stay, words the failure must say, the statements
 # the Lambda's answer lists as committed)
@@ -121,8 +92,8 @@ def state(url: URL) -> tuple[list[str], list[str]]:
 def test_a_revision_that_leaves_its_transaction_is_told_as_it_is_at_every_door(
         door: Door, empty_url: URL, case: str) -> None:
     body, stay, words, committed = CASES[case]
-    (door.folder / "versions" / "zz_leaves.py").write_text(TEMPLATE.format(base=BASE,
-                                                                          body=body))
+    (door.folder / "versions" / "zz_leaves.py").write_text(
+        scratch_revision("zz_leaves", BASE, body, doc="Leaves its transaction."))
     (door.folder / "versions" / "zz_after.py").write_text(AFTER)
     done = door.run("upgrade", empty_url, "head")
     assert not done.ok, done.output

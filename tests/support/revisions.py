@@ -11,6 +11,7 @@ that no generated revision can take (``SCRATCH``: not numbers), chained after ``
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from alquimista_schema.script import directory
@@ -82,24 +83,28 @@ def downgrade() -> None:
 
 
 def scratch_revision(revision: str, down: str | None, upgrade: str | list[str],
-                     downgrade: str | list[str], doc: str = "A scratch revision.", *,
-                     module: str = "") -> str:
+                     downgrade: str | list[str] | tuple[()] = (),
+                     doc: str = "A scratch revision.", *, module: str = "",
+                     imports: tuple[str, ...] = ()) -> str:
     """The text of a scratch revision file, as `alembic revision` lays one out.
 
     ``upgrade`` and ``downgrade``: SQL statements, each run by ``op.execute``, or a
-    function body as Python source (a ``str`` holding ``op.``). ``module``: lines at module
-    level (a ``BUSY_TABLE_WAIVER``, ``SQUAWK_WAIVERS``).
+    function body as Python source (a ``str`` holding ``op.`` or ``time.``); none: ``pass``.
+    ``module``: lines at module level (a ``BUSY_TABLE_WAIVER``, ``SQUAWK_WAIVERS``).
+    ``imports``: modules the bodies use besides ``op`` (``time``, ``sqlalchemy as sa``).
     """
-    def body(given: str | list[str]) -> str:
-        if isinstance(given, str) and "op." in given:
-            lines = given.strip("\n").splitlines()
+    def body(given: str | list[str] | tuple[str, ...]) -> str:
+        if isinstance(given, str) and ("op." in given or "time." in given):
+            lines = textwrap.dedent(given).strip("\n").splitlines()
         else:
             lines = [f"op.execute({sql!r})" for sql in ([given] if isinstance(given, str)
-                                                        else given)]
+                                                        else given)] or ["pass"]
         return "\n".join(f"    {line}" if line else "" for line in lines)
 
-    head = f'"""{doc}"""\nfrom alembic import op\n\nrevision = {revision!r}\n'
-    head += f"down_revision = {down!r}\nbranch_labels = None\ndepends_on = None\n"
+    head = "".join(f"import {name}\n" for name in imports)
+    head = f'"""{doc}"""\n{head}{chr(10) if imports else ""}from alembic import op\n\n'
+    head += f"revision = {revision!r}\ndown_revision = {down!r}\n"
+    head += "branch_labels = None\ndepends_on = None\n"
     head += f"{module}\n" if module else ""
     return (f"{head}\n\ndef upgrade() -> None:\n{body(upgrade)}\n\n\n"
             f"def downgrade() -> None:\n{body(downgrade)}\n")

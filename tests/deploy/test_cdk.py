@@ -23,13 +23,9 @@ from typing import Any
 
 import pytest
 from alquimista_deploy import operations, spec
-from alquimista_deploy.context import (
-    ContextError,
-    DeployContext,
-    check_environment,
-    from_context,
-)
+from alquimista_deploy.context import ContextError, DeployContext, from_context
 from alquimista_deploy.formats import BUNDLE_COMMAND
+from alquimista_deploy.validated import check_environment
 
 from tests.deploy.values import (
     ACKNOWLEDGED,

@@ -8,14 +8,10 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from alquimista_deploy import aws_rules
-
-# A type-only back-reference (never imported at run time): these functions are given the
-# DeployContext that imports them, and read it; a Protocol would restate its fields.
-if TYPE_CHECKING:
-    from alquimista_deploy.context import DeployContext
+from alquimista_deploy.validated import DeployContext
 
 # Plain keys the CDK CLI itself writes (`cdk acknowledge`, telemetry); its other keys carry a
 # colon (aws:cdk:..., lookups cached in cdk.context.json) or start with @ (feature flags).

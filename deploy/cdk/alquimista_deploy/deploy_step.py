@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aws_cdk import Aws, CfnResource, CustomResource, Duration, Stack
 from aws_cdk import aws_iam as iam
@@ -28,11 +27,7 @@ from aws_cdk import custom_resources as cr
 from constructs import IConstruct
 
 from alquimista_deploy.findings import LOG_KEY_REASON, acknowledge, checkov_skip
-
-# A type-only back-reference (never imported at run time): these functions are given the
-# RunnerStack that imports them, and read it; a Protocol would restate its fields.
-if TYPE_CHECKING:
-    from alquimista_deploy.stack import RunnerStack
+from alquimista_deploy.parts import RunnerParts
 
 MIGRATE_ON_DEPLOY = Path(__file__).resolve().parents[1] / "migrate_on_deploy"
 QUERY_INTERVAL = Duration.seconds(30)
@@ -51,7 +46,7 @@ def bundle_hash(bundle: Path) -> str:
     return hashlib.sha256(bundle.read_bytes()).hexdigest()
 
 
-def function_name(stack: RunnerStack, role: str) -> str:
+def function_name(stack: RunnerParts, role: str) -> str:
     """``aurora-migrations-<role>-<env>``, at most 64 characters (a hash keeps it unique)."""
     name = f"aurora-migrations-{role}-{stack.ctx.env}"
     if len(name) <= MAX_NAME:
@@ -59,7 +54,7 @@ def function_name(stack: RunnerStack, role: str) -> str:
     return f"{name[:MAX_NAME - 9]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
-def migration(stack: RunnerStack) -> CustomResource:
+def migration(stack: RunnerParts) -> CustomResource:
     """The upgrade as a step of the deployment: after the function is created or updated."""
     runner_timeout = stack.ctx.function_timeout
     decide = _handler(stack, "MigrateOnDeploy", "deploy", "index.on_event", 30,
@@ -90,7 +85,7 @@ def migration(stack: RunnerStack) -> CustomResource:
     return resource
 
 
-def _handler(stack: RunnerStack, construct_id: str, role: str, handler: str, timeout: int,
+def _handler(stack: RunnerParts, construct_id: str, role: str, handler: str, timeout: int,
              description: str) -> lambda_.Function:
     """A user handler named explicitly, logging to ``/aws/lambda/<its name>``: the log group
     the framework's failure reason names (``Logs: /aws/lambda/<name>``)."""

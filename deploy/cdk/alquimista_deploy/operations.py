@@ -16,8 +16,6 @@ for IAM authentication, and the scheduled checks.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
@@ -26,12 +24,8 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 
-from alquimista_deploy.context import DeployContext
-
-# A type-only back-reference (never imported at run time): these functions are given the
-# RunnerStack that imports them, and read it; a Protocol would restate its fields.
-if TYPE_CHECKING:
-    from alquimista_deploy.stack import RunnerStack
+from alquimista_deploy.parts import RunnerParts
+from alquimista_deploy.validated import DeployContext
 
 SNAPSHOT_PREFIX = "alquimista-schema-"  # alquimista_schema.runtime.snapshot.PREFIX
 RDS_ENDPOINT_EGRESS = "HTTPS to the RDS API endpoint"
@@ -88,7 +82,7 @@ def runner_statements(stack: Stack, ctx: DeployContext) -> list[iam.PolicyStatem
     return statements
 
 
-def rds_endpoint(stack: RunnerStack) -> ec2.InterfaceVpcEndpoint:
+def rds_endpoint(stack: RunnerParts) -> ec2.InterfaceVpcEndpoint:
     """An RDS API Interface endpoint (isolated subnets) admitting the function on 443; the
     function's group lets HTTPS out to that endpoint's group and nowhere wider.
 
@@ -107,7 +101,7 @@ def rds_endpoint(stack: RunnerStack) -> ec2.InterfaceVpcEndpoint:
         private_dns_enabled=True, open=False)
 
 
-def schedule(stack: RunnerStack) -> cloudwatch.Alarm:
+def schedule(stack: RunnerParts) -> cloudwatch.Alarm:
     """Run drift and verify on a schedule; alarm when either finds something."""
     rule = events.Rule(stack, "ScheduledChecks",
                        schedule=events.Schedule.expression(stack.ctx.drift_schedule or ""),

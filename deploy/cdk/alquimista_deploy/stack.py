@@ -14,17 +14,14 @@ from aws_cdk import (
     Duration,
     Environment,
     Fn,
-    Stack,
     Tags,
     Validations,
 )
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
@@ -32,6 +29,7 @@ from constructs import Construct
 from alquimista_deploy import checks, deploy_step, operations, spec
 from alquimista_deploy.context import DeployContext, from_context
 from alquimista_deploy.findings import LOG_KEY_REASON, acknowledge, checkov_skip
+from alquimista_deploy.parts import RunnerParts
 
 ARCHITECTURES = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.ARM_64}
 MEMORY_MB = 512
@@ -65,7 +63,7 @@ def define(app: App) -> RunnerStack:
     return stack
 
 
-class RunnerStack(Stack):
+class RunnerStack(RunnerParts):
     """The migrations runner function, its role, log group, alarm and network rules."""
 
     def __init__(self, scope: Construct, construct_id: str, *, ctx: DeployContext) -> None:
@@ -235,24 +233,3 @@ class RunnerStack(Stack):
                 statistic="Sum", period=Duration.minutes(5)), "FailedAnswersAlarm",
             f"{self.ctx.function_name} answered MIGRATION_FAILED or SNAPSHOT_FAILED or "
             "INTERNAL_ERROR (see its log group)")
-
-    def log_count(self, name: str, pattern: logs.IFilterPattern) -> logs.MetricFilter:
-        """Count the function's log lines matching ``pattern`` (metric ``NAME-ENV``)."""
-        return logs.MetricFilter(
-            self, name, log_group=self.log_group, filter_pattern=pattern,
-            metric_namespace="AlquimistaSchema", metric_name=f"{name}-{self.ctx.env}",
-            metric_value="1", default_value=0)
-
-    def alarm_on(self, metric: cloudwatch.IMetric, name: str,
-                 description: str) -> cloudwatch.Alarm:
-        """Alarm as soon as ``metric`` reaches 1 in a period (no data is no trouble), and
-        notify ``alarmTopicArn`` when one is given."""
-        alarm = cloudwatch.Alarm(
-            self, name, metric=metric, threshold=1, evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=description)
-        if self.ctx.alarm_topic_arn:
-            topic = sns.Topic.from_topic_arn(self, f"{name}Topic", self.ctx.alarm_topic_arn)
-            alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
-        return alarm

@@ -164,8 +164,10 @@ def run_online(context: EnvironmentContext, read: settings.Settings | None = Non
     local = configured_url(context) is None
     url = resolve_url(context)
     try:
-        if command in _GUARDED:
-            _run_guarded(context, command, url, read or settings.local(os.environ))
+        # The alembic CLI's own upgrade, downgrade or stamp, with the settings run() read;
+        # an embedded run (read None) is guarded by the package's run that embeds it.
+        if command in _GUARDED and read is not None:
+            _run_guarded(context, command, url, read)
             return
         from alquimista_schema.connect.database import connect
 

@@ -16,14 +16,21 @@ _SECONDS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, None: 0.001}
 _MAX_MS = 2_147_483_647  # PostgreSQL's limit for these settings (INT_MAX milliseconds)
 
 
-def validate(name: str, value: str) -> str:
+class Duration(str):
+    """A duration this grammar has read (only :func:`validate` makes one): it travels from
+    the door that read it to ``SET`` as it is, never parsed again."""
+
+    __slots__ = ()
+
+
+def validate(name: str, value: str) -> Duration:
     """Return ``value`` stripped if PostgreSQL accepts it as a duration, else raise."""
     text = value.strip() if isinstance(value, str) else ""
     match = PATTERN.fullmatch(text)
     if match is None or int(match[1]) * _SECONDS[match[2]] * 1000 > _MAX_MS:
         raise ConfigurationError(
             f"{name} must look like 250ms, 5s, 2min, 1h or 0 (at most 24 days), not {value!r}")
-    return text
+    return Duration(text)
 
 
 def seconds(value: str) -> float:
@@ -40,14 +47,15 @@ def milliseconds(value: float) -> str:
 
 # --- the migration transactions' timeouts -------------------------------------------
 
-DEFAULT_LOCK_TIMEOUT = "5s"
-DEFAULT_STATEMENT_TIMEOUT = "15min"
+DEFAULT_LOCK_TIMEOUT = Duration("5s")
+DEFAULT_STATEMENT_TIMEOUT = Duration("15min")
 DEFAULTS = {"lock_timeout": DEFAULT_LOCK_TIMEOUT, "statement_timeout": DEFAULT_STATEMENT_TIMEOUT}
 
 
-def setting(name: str, *preferred: str | None, configured: str | None = None) -> str:
-    """The first of ``preferred``, else ``configured``, else the default, validated. The
-    doors put what they read (an option, ``-x``, ALQUIMISTA_<NAME> through settings.py)
-    in ``preferred``, in their order: nothing here reads the environment."""
+def setting(name: str, *preferred: str | None, configured: str | None = None) -> Duration:
+    """The first of ``preferred``, else ``configured``, else the default; read here unless
+    it was read already (a Duration). The doors put what they read (an option, ``-x``,
+    ALQUIMISTA_<NAME> through settings.py) in ``preferred``, in their order: nothing here
+    reads the environment."""
     value = next((v for v in preferred if v), None) or configured or DEFAULTS[name]
-    return validate(name, str(value))
+    return value if isinstance(value, Duration) else validate(name, str(value))

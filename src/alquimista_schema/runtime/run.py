@@ -78,9 +78,9 @@ class Run:
             if getattr(self, name) not in LINT_POLICIES:
                 raise ConfigurationError(f"{name.replace('_', ' ')} must be enforce, warn or "
                                          f"off, not {getattr(self, name)!r}")
-        for name in ("lock_timeout", "statement_timeout"):
+        for name in durations.DEFAULTS:  # a library caller's text; a door's is read already
             value = getattr(self, name)
-            if value is not None:
+            if value is not None and not isinstance(value, durations.Duration):
                 setattr(self, name, durations.validate(name, value))
 
     @classmethod
@@ -91,6 +91,11 @@ class Run:
         values: dict[str, Any] = {name: getattr(read, name) for name in FROM_SETTINGS}
         values.update({name: value for name, value in door.items() if value is not None})
         return cls(**values)
+
+    def timeouts(self) -> dict[str, str]:
+        """The migration transactions' timeouts: the run's, else the defaults."""
+        return {"lock_timeout": self.lock_timeout or durations.DEFAULT_LOCK_TIMEOUT,
+                "statement_timeout": self.statement_timeout or durations.DEFAULT_STATEMENT_TIMEOUT}
 
     @property
     def application_name(self) -> str:

@@ -42,7 +42,7 @@ from alquimista_schema.runtime import (
 )
 from alquimista_schema.runtime.locking import migration_lock
 from alquimista_schema.runtime.run import Change, Progress, Result, Run
-from alquimista_schema.runtime.timeouts import default_timeouts, session_timeouts
+from alquimista_schema.runtime.timeouts import session_timeouts
 from alquimista_schema.script import directory
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def change(url: Any, request: Change, run: Run, *, adopt: Any = None,
     directory.resolve(script, request.target.name)
     # A killed run's statement must not outlive its lock (runtime/locking.await_orphans):
     # the server checks the client is still there while a statement runs.
-    timeouts = {**default_timeouts(run.lock_timeout, run.statement_timeout),
+    timeouts = {**run.timeouts(),
                 "client_connection_check_interval": applying.CHECK_INTERVAL}
     with connect(url, adopt=adopt, **run.connect_options()) as conn:
         moving = request.action != "stamp"

@@ -1,6 +1,6 @@
 """The migration transactions' timeouts, set on the run's session and put back after.
 
-The values follow the one duration grammar (``durations``).
+The values were read in the one duration grammar (``durations``) at the run's door.
 """
 
 from __future__ import annotations
@@ -8,14 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-
-from alquimista_schema.durations import setting
-
-
-def default_timeouts(lock_timeout: str | None, statement_timeout: str | None) -> dict[str, str]:
-    """The run's timeouts: given (its door read them), else the defaults."""
-    return {"lock_timeout": setting("lock_timeout", lock_timeout),
-            "statement_timeout": setting("statement_timeout", statement_timeout)}
 
 
 @contextmanager

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg2
+from psycopg2 import sql
 from sqlalchemy.engine import URL
 
 from alquimista_schema.connect.pgbin import find_bindir, server_account
@@ -274,8 +276,6 @@ class DevDatabase:
     @contextmanager
     def _admin_cursor(self) -> Iterator[Any]:
         """An autocommit cursor on the maintenance database, as the superuser."""
-        import psycopg2  # deferred: only the local database needs it here
-
         admin = self.url("postgres")
         conn = psycopg2.connect(host=admin.host, port=admin.port, user=admin.username,
                                 password=admin.password, dbname="postgres", connect_timeout=10)
@@ -287,8 +287,6 @@ class DevDatabase:
             conn.close()
 
     def _ensure_database(self) -> None:
-        from psycopg2 import sql
-
         with self._admin_cursor() as cur:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.dbname,))
             if cur.fetchone() is None:
@@ -344,8 +342,6 @@ class DevDatabase:
     def drop_database(self) -> bool:
         """Drop this checkout's database (its sessions ended); the server and the other
         checkouts' databases stay. False when there was none (or no server)."""
-        from psycopg2 import sql
-
         if not self.initialized():
             return False
         self.start(create=False)

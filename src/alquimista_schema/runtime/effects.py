@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from alquimista_schema.errors import BusyTableRefused
+from alquimista_schema.runtime import stepping
 from alquimista_schema.runtime.transactions import shown
 
 CATALOG, SCAN, REWRITE, WRITES, UNKNOWN = "catalog", "scan", "rewrite", "writes", "unknown"
@@ -200,8 +201,6 @@ def refuse_busy(conn: Connection, steps: list[Any], policy: str) -> list[str]:
     """Under TABLE_POLICY=enforce, refuse the run when a pending revision would block writes
     while it rewrites or scans a large table (graded ``danger``) and does not waive it
     (``BUSY_TABLE_WAIVER = "why"``); under warn, return what enforce would refuse."""
-    from alquimista_schema.runtime import stepping
-
     if policy == "off" or not steps:
         return []
     found = of_revisions(conn, stepping.render_upgrades(steps))

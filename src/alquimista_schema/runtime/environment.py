@@ -24,6 +24,8 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 from alquimista_schema import settings, targets
+from alquimista_schema.connect import local
+from alquimista_schema.connect.database import connect, parse_url
 from alquimista_schema.errors import (
     ConfigurationError,
     MissingURL,
@@ -117,16 +119,12 @@ def configured_url(context: EnvironmentContext) -> str | None:
 def resolve_url(context: EnvironmentContext) -> str:
     """The configured URL, else the local database (started if needed, announced in one
     line on stderr), as `alquimista-schema` does; a wrong URL is a one-line error."""
-    from alquimista_schema.connect.database import parse_url
-
     url = configured_url(context) or local_database_url()
     return parse_url(url).render_as_string(hide_password=False)
 
 
 def local_database_url() -> str:
     """The local database (started if needed), announced in one line on stderr."""
-    from alquimista_schema.connect import local
-
     try:
         url = local.local_url(lambda line: print(line, file=sys.stderr))
     except MissingURL:
@@ -161,7 +159,7 @@ def run_online(context: EnvironmentContext, read: settings.Settings | None = Non
     if not _NEEDS_DATABASE.get(command or "", lambda opts: False)(context.config.cmd_opts):
         configure.run_without_database(context)
         return
-    local = configured_url(context) is None
+    on_local = configured_url(context) is None
     url = resolve_url(context)
     try:
         # The alembic CLI's own upgrade, downgrade or stamp, with the settings run() read;
@@ -169,15 +167,13 @@ def run_online(context: EnvironmentContext, read: settings.Settings | None = Non
         if command in _GUARDED and read is not None:
             _run_guarded(context, command, url, read)
             return
-        from alquimista_schema.connect.database import connect
-
         with connect(url) as conn:
             directory.current_heads(context.script, conn)  # one that we know, or say so
             if command == "revision":  # --autogenerate: Alembic's own refusal names nothing
                 directory.require_head(context.script, conn, "autogenerate")
             configure.run_on(context, conn, read=read)
     except UnknownDatabaseRevision as exc:
-        if not local:
+        if not on_local:
             raise
         raise exc.on_local_database() from exc
 

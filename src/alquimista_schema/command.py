@@ -182,6 +182,9 @@ def plan(url: str | UrlLike, revision: str | targets.Target = "head", *,
         start = directory.one(directory.current_heads(script, conn))
         route = planning.route(script, target, start, upgrade=True)
         pending = [directory.info(script, s) for s in route.scripts]
+        # Two offline renders, on purpose: the review SQL is Alembic's own offline output
+        # (its version-table statements included); the effects need each revision's own
+        # statements, as TABLE_POLICY weighs them. Neither can be cut from the other.
         rendered = authoring.sql(f"{start or 'base'}:{route.end}") if pending else ""
         found = effects.of_revisions(conn, stepping.render_upgrades(route.steps))
     findings = lint.load_manifest()

@@ -38,7 +38,8 @@ def environment_name(value: str | None) -> str:
 
 def _number(env: Mapping[str, str], name: str, default: float | None, low: float,
             high: float) -> float | None:
-    """Read a number of seconds: finite and within [low, high], else BAD_CONFIG.
+    """Read a number of seconds (ASCII digits, a decimal point) within [low, high], else
+    BAD_CONFIG.
 
     A wrong value is never silently replaced by the default, and 0 is no "forever"
     (libpq's meaning for a connect timeout of 0).
@@ -46,10 +47,9 @@ def _number(env: Mapping[str, str], name: str, default: float | None, low: float
     raw = env.get(name)
     if raw is None or not raw.strip():
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
+    # ASCII digits only: float() would also take "\u0665", "1e2", "1_0", "inf".
+    digits = re.fullmatch(r"[0-9]{1,6}(?:\.[0-9]{1,6})?", raw.strip())
+    value = float(digits[0]) if digits else math.nan
     if not math.isfinite(value) or not low <= value <= high:
         raise ConfigurationError(f"{name} must be a number of seconds from {low:g} to "
                                  f"{high:g}, not {raw[:40]!r}")

@@ -220,6 +220,16 @@ def test_each_number_is_read_within_its_bounds_inclusive(name: str, low: str, hi
             name: f"{name} must be a number of seconds {between}, not {value!r}"}
 
 
+@pytest.mark.parametrize("raw", ["\u0665", "1e1", "1_0", "0x10", "5 s", "inf", "nan", "+5"])
+def test_a_number_of_seconds_is_ascii_digits_and_a_point_only(raw: str) -> None:
+    """float() takes all but 0x10 and "5 s" (an Arabic-Indic 5, 1e1, 1_0, +5; inf and nan
+    then fail as not finite); the grammar takes none."""
+    assert Settings.problems({"CONNECT_TIMEOUT_SECONDS": raw}) == {
+        "CONNECT_TIMEOUT_SECONDS": "CONNECT_TIMEOUT_SECONDS must be a number of seconds from "
+                                   f"2 to 300, not {raw!r}"}
+    assert Settings.problems({"CONNECT_TIMEOUT_SECONDS": f" {len(raw) + 4}.5 "}) == {}
+
+
 def test_every_wrong_value_is_named_at_once_and_defaults_stand_in() -> None:
     long = "x" * 45
     env = {"ENVIRONMENT": "qa", "LINT_POLICY": long, "CONNECT_TIMEOUT_SECONDS": long,

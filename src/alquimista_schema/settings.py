@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -36,6 +35,17 @@ def environment_name(value: str | None) -> str:
 
 # --- the Lambda runner's settings (its function's environment) ---------------------
 
+# A number of seconds: ASCII digits and a point only; float() would also take "\u0665"
+# (an Arabic-Indic 5), "1e2", "1_0", "+5" and "inf".
+SECONDS = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6})?")
+
+
+def seconds(raw: str) -> float | None:
+    """``raw`` (spaces around it aside) as a number of seconds, or None if it is not one."""
+    digits = SECONDS.fullmatch(raw.strip())
+    return float(digits[0]) if digits else None
+
+
 def _number(env: Mapping[str, str], name: str, default: float | None, low: float,
             high: float) -> float | None:
     """Read a number of seconds (ASCII digits, a decimal point) within [low, high], else
@@ -47,10 +57,8 @@ def _number(env: Mapping[str, str], name: str, default: float | None, low: float
     raw = env.get(name)
     if raw is None or not raw.strip():
         return default
-    # ASCII digits only: float() would also take "\u0665", "1e2", "1_0", "inf".
-    digits = re.fullmatch(r"[0-9]{1,6}(?:\.[0-9]{1,6})?", raw.strip())
-    value = float(digits[0]) if digits else math.nan
-    if not math.isfinite(value) or not low <= value <= high:
+    value = seconds(raw)
+    if value is None or not low <= value <= high:
         raise ConfigurationError(f"{name} must be a number of seconds from {low:g} to "
                                  f"{high:g}, not {raw[:40]!r}")
     return value

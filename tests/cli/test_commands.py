@@ -425,3 +425,29 @@ def test_downgrade_without_a_revision_says_what_it_may_be() -> None:
     assert result.exit_code == 2
     assert ("downgrade needs a REVISION to go back to: a revision id (e.g. 017), base, or a "
             "relative step such as -1") in result.stderr
+
+
+@pytest.mark.parametrize("raw", ["\u0665", "1e1", "inf", "-1", "+5", "soon"])
+def test_lock_wait_is_a_number_of_seconds_in_ascii(empty_url: URL, raw: str) -> None:
+    """The grammar LOCK_WAIT_SECONDS has at the Lambda (settings.seconds): click's float
+    would take an Arabic-Indic 5, 1e1, inf and +5."""
+    result = CliRunner().invoke(main, ["upgrade", "head", "--url", full(empty_url),
+                                       f"--lock-wait={raw}"])
+    assert result.exit_code == 2, result.output
+    assert f"must be a number of seconds, such as 60 or 2.5 (ASCII digits), not {raw!r}" \
+        in result.output
+    assert run("current", "--url", full(empty_url)).stdout.startswith("base")
+
+
+def test_lock_wait_bounds_the_wait_for_a_held_lock(empty_url: URL) -> None:
+    from alquimista_schema.runtime import locking
+
+    with connect(empty_url) as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": locking.LOCK_KEY})
+        holder.commit()
+        result = CliRunner().invoke(main, ["upgrade", "head", "--url", full(empty_url),
+                                           "--lock-wait", "0.5"])
+        holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": locking.LOCK_KEY})
+        holder.commit()
+    assert result.exit_code == 1, result.output
+    assert "waited 0.5s" in one_error_line(result), result.output

@@ -414,7 +414,7 @@ def test_the_lock_is_exclusive_and_a_timeout_names_the_holder(empty_url: URL) ->
             assert 1.2 <= time.monotonic() - began < 2.5
             assert re.fullmatch(
                 rf"another migration holds the lock: pid {pid} \(application_name 'holder-1', "
-                rf"{SINCE}, from 127\.0\.0\.1\); waited 1s\. Let it finish \(or end that "
+                rf"{SINCE}, from 127\.0\.0\.1\); waited 1\.2s\. Let it finish \(or end that "
                 r"session\), then retry", str(caught.value)), str(caught.value)
             with pytest.raises(LockTimeout, match="waited 0s"), \
                     locking.migration_lock(driver(b), wait_seconds=0):

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 # The verbs and the grammar load nothing heavy (the cold-path contract): imported at once.
-from alquimista_schema import __version__, command, durations
+from alquimista_schema import __version__, command, durations, settings
 from alquimista_schema.cli.common import (
     F,
     door_run,
@@ -37,6 +37,14 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(exc)) from None
 
 
+def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    found = settings.seconds(value)
+    if found is None:
+        raise click.BadParameter(f"must be a number of seconds, such as 60 or 2.5 (ASCII "
+                                 f"digits), not {value[:40]!r}")
+    return found
+
+
 timeout_options = [
     click.option("--lock-timeout", metavar="DURATION", callback=_duration,
                  help="How long a statement may wait for a lock (default 5s) "
@@ -44,7 +52,7 @@ timeout_options = [
     click.option("--statement-timeout", metavar="DURATION", callback=_duration,
                  help="How long one statement may run (default 15min) "
                       "[env: ALQUIMISTA_STATEMENT_TIMEOUT]."),
-    click.option("--lock-wait", type=click.FloatRange(min=0), default=60.0, show_default=True,
+    click.option("--lock-wait", callback=_seconds, default="60", show_default=True,
                  metavar="SECONDS",
                  help="How long to wait for another run's migration lock."),
 ]

@@ -84,7 +84,7 @@ def await_orphans(conn: Any, *, wait_seconds: float = ORPHAN_WAIT_SECONDS) -> No
                 f"an earlier run's session still holds {mode} on {table} (pid {pid}, "
                 f"application_name {app!r}, transaction open {open_for}s) although the "
                 f"migration lock is free: its client is gone (killed?) and PostgreSQL ends "
-                f"it when it next checks the connection; waited {wait_seconds:.0f}s. Run "
+                f"it when it next checks the connection; waited {round(wait_seconds, 1):g}s. Run "
                 f"again shortly, or end it: SELECT pg_terminate_backend({pid})")
         time.sleep(_POLL_SECONDS)
 
@@ -119,7 +119,7 @@ def migration_lock(conn: Any, *, wait_seconds: float) -> Iterator[None]:
         if time.monotonic() >= deadline:
             raise LockTimeout(
                 f"another migration holds the lock: {describe_holder(conn)}; waited "
-                f"{wait_seconds:.0f}s. Let it finish (or end that session), then retry")
+                f"{round(wait_seconds, 1):g}s. Let it finish (or end that session), then retry")
         time.sleep(min(_POLL_SECONDS, max(deadline - time.monotonic(), 0.01)))
     try:
         await_orphans(conn, wait_seconds=min(ORPHAN_WAIT_SECONDS,

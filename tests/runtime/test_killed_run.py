@@ -25,7 +25,7 @@ from alquimista_schema.connect.database import connect
 from alquimista_schema.errors import LockTimeout
 from alquimista_schema.runtime import audit, locking
 from tests.support.doors import Door
-from tests.support.helpers import plain
+from tests.support.helpers import plain, signalled
 from tests.support.revisions import scratch_revision
 
 SLEEPER = scratch_revision(
@@ -100,16 +100,7 @@ def test_sigterm_or_ctrl_c_cancels_the_statement_and_ends_with_a_final_row_at_ev
         door: Door, empty_url: URL, signum: signal.Signals) -> None:
     (door.folder / "versions" / "zz_sleeper.py").write_text(SLEEPER)
     running = door.popen("upgrade", empty_url, "head")
-    try:
-        _await_sleeper(running, empty_url)
-        began = time.monotonic()
-        running.send_signal(signum)
-        output, _ = running.communicate(timeout=30)
-        took = time.monotonic() - began
-    finally:
-        if running.poll() is None:
-            running.kill()
-            running.communicate()
+    output, took = signalled(running, signum, lambda: _await_sleeper(running, empty_url))
     assert running.returncode != 0, output
     assert took < 10, (took, output)  # not the sleeper's 60 s
     assert f"interrupted by {signum.name} during revision zz_sleeper" in output, output

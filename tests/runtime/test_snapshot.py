@@ -22,7 +22,7 @@ from alquimista_schema.errors import SnapshotFailed, SnapshotPending
 from alquimista_schema.runtime import audit, snapshot
 from alquimista_schema.runtime.run import Run
 from tests.support.doors import Door
-from tests.support.helpers import Invoke, secret_for
+from tests.support.helpers import Invoke, secret_for, signalled
 from tests.support.revisions import HEAD, PREVIOUS, after, previous
 
 BEFORE = previous(PREVIOUS) or "base"  # the revision before the one before the head
@@ -357,21 +357,16 @@ def test_a_signal_during_the_snapshot_wait_ends_it_at_once_with_a_final_row_at_e
     running = door.popen("upgrade", head_url, "head", env={
         "PYTHONPATH": str(tmp_path), "SNAPSHOT_BEFORE_UPGRADE": "true",
         "DB_CLUSTER_IDENTIFIER": CLUSTER})
-    try:
+
+    def waiting() -> None:
         ends = time.monotonic() + 60
         while not snapshots(rds_api):  # the snapshot is asked for: the wait has begun
             assert running.poll() is None, running.communicate()[0]
             assert time.monotonic() < ends, "no snapshot was ever asked for"
             time.sleep(0.1)
         time.sleep(0.5)
-        began = time.monotonic()
-        running.send_signal(signum)
-        output, _ = running.communicate(timeout=30)
-        took = time.monotonic() - began
-    finally:
-        if running.poll() is None:
-            running.kill()
-            running.communicate()
+
+    output, took = signalled(running, signum, waiting)
     assert running.returncode != 0, output
     assert took < 5, (took, output)  # not the 30 s poll
     assert f"interrupted by {signum.name} while waiting for the snapshot" in output, output

@@ -142,3 +142,19 @@ def wait_until_waited_for(url: URL, table: str, *, poll: float, within: float = 
                 query, (table,)).fetchone()[0]:  # type: ignore[index]
             time.sleep(poll)
 
+
+
+def signalled(running: subprocess.Popen[str], signum: int,
+              ready: Callable[[], object]) -> tuple[str, float]:
+    """Once ``ready`` returns, send ``signum`` to ``running``; return its output and how long
+    it took to end after the signal. A process that outlives the test is killed."""
+    try:
+        ready()
+        began = time.monotonic()
+        running.send_signal(signum)
+        output, _ = running.communicate(timeout=30)
+        return output, time.monotonic() - began
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.communicate()

@@ -56,7 +56,28 @@ CASES = {
         '               "CREATE TABLE zz_second (i int)")\n'
         '    op.execute("CREATE TABLE zz_third (i int)")',
         ["zz_first", "zz_second"], ["ended its own transaction (COMMIT)", "stayed committed"],
-        ["CREATE TABLE zz_first (i int); COMMIT; CREATE TABLE zz_second (i int)"]),
+        ["CREATE TABLE zz_first (i int)", "COMMIT", "CREATE TABLE zz_second (i int)"]),
+    # The server is never seen idle below: the next transaction is open at once.
+    "commit and chain": (
+        '    op.execute("CREATE TABLE zz_first (i int)")\n'
+        '    op.execute("COMMIT AND CHAIN")\n'
+        '    op.execute("CREATE TABLE zz_second (i int)")',
+        ["zz_first"], ["ended its own transaction (COMMIT AND CHAIN)", "stayed committed",
+                       "the transaction it began after that was rolled back"],
+        ["CREATE TABLE zz_first (i int)", "COMMIT AND CHAIN"]),
+    "rollback and chain": (
+        '    op.execute("CREATE TABLE zz_first (i int)")\n'
+        '    op.execute("ROLLBACK AND CHAIN")\n'
+        '    op.execute("CREATE TABLE zz_second (i int)")',
+        [], ["ended its own transaction (ROLLBACK AND CHAIN)", "was rolled back",
+             "the transaction it began after that was rolled back"], []),
+    "commit then begin inside one string": (
+        '    op.execute("CREATE TABLE zz_first (i int); COMMIT; BEGIN; "\n'
+        '               "CREATE TABLE zz_second (i int)")\n'
+        '    op.execute("CREATE TABLE zz_third (i int)")',
+        ["zz_first"], ["ended its own transaction (COMMIT)", "stayed committed",
+                       "the transaction it began after that was rolled back"],
+        ["CREATE TABLE zz_first (i int)", "COMMIT"]),
     "failure after an autocommit block": (
         '    op.execute("CREATE TABLE zz_first (i int)")\n'
         '    with op.get_context().autocommit_block():\n'

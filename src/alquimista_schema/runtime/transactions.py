@@ -8,9 +8,11 @@ before it, runs its statements outside any transaction, then opens a new one. A 
 psycopg2 does not notice the server left the transaction, so every later statement,
 Alembic's version row included, commits on its own, and a failure can no longer be
 rolled back. The witness watches the work connection's statements (libpq's transaction
-status after each, no round trip): it stops a revision at the statement that ended its
-transaction, before anything else runs outside it, and it knows which statements stayed
-committed, so a failure says so instead of "rolled back".
+status after each, no round trip; and, since ``COMMIT AND CHAIN`` or ``COMMIT; BEGIN``
+leave the server in a new transaction, never idle, the text of a statement that may hold
+one): it stops a revision at the statement that ended its transaction, before anything
+else runs outside it, and it knows which statements stayed committed, so a failure says
+so instead of "rolled back".
 """
 
 from __future__ import annotations
@@ -29,7 +31,18 @@ from alquimista_schema.errors import MigrationFailed
 
 _IDLE = 0  # psycopg2.extensions.TRANSACTION_STATUS_IDLE: the server is in no transaction
 _SHOWN = 100  # characters of each statement a message shows
-_CONTROL = re.compile(r"^\s*(COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b", re.I)
+# A statement that ends the transaction (PostgreSQL's COMMIT, END, ROLLBACK, ABORT with
+# their optional WORK/TRANSACTION, and PREPARE TRANSACTION); not ROLLBACK TO a savepoint,
+# nor COMMIT/ROLLBACK PREPARED (refused inside a transaction, so a plain failure). AND
+# CHAIN begins the next transaction at once: the server is never seen idle.
+_CONTROL = re.compile(
+    r"^\s*(?:(?P<how>COMMIT|END|ROLLBACK|ABORT)"
+    r"(?!(?:\s+(?:WORK|TRANSACTION))?\s+(?:TO|PREPARED)\b)(?:\s+(?:WORK|TRANSACTION))?"
+    r"(?:\s+AND\s+(?P<no>NO\s+)?(?P<chain>CHAIN))?"
+    r"|(?P<prepare>PREPARE\s+TRANSACTION))\b", re.I)
+_BEGINS = re.compile(r"^\s*(?:BEGIN|START\s+TRANSACTION)\b", re.I)
+# Cheap first look, so only a statement that may hold one is split (sqlparse).
+_MAYBE = re.compile(r"\b(?:COMMIT|END|ROLLBACK|ABORT|PREPARE)\b", re.I)
 _COMMITS = frozenset({"COMMIT", "END"})
 _ROLLBACKS = frozenset({"ROLLBACK", "ABORT"})  # PREPARE TRANSACTION: neither, so "not known"
 
@@ -84,7 +97,9 @@ class Witness:
         if driver.autocommit:  # inside an autocommit_block: committed on its own
             self.kept.append(shown(statement))
         elif driver.info.transaction_status == _IDLE:
-            self._left(statement)
+            self._left(_ending(statement), statement)
+        elif _MAYBE.search(statement) and (ending := _ending(statement)).how != "unknown":
+            self._left(ending, statement)  # ended, then began anew (AND CHAIN, or a BEGIN)
         else:
             self.pending.append(shown(statement))
 
@@ -92,40 +107,65 @@ class Witness:
         if self.revision is not None:  # autocommit_block commits what ran before it
             self.committing, self.pending = self.committing + self.pending, []
 
-    def _left(self, statement: str) -> None:
+    def _left(self, ending: Ending, statement: str) -> None:
         """The statement ended the revision's transaction: stop the revision here."""
-        how, after = _ending(statement)
+        how = ending.how
         if how in _COMMITS:
-            self.kept += [*self.pending, shown(statement)]
+            self.kept += [*self.pending, *map(shown, ending.upto), *map(shown, ending.after)]
             what = "what it ran before stayed committed: " + "; ".join(self.kept)
         elif how in _ROLLBACKS:
             what = "what it ran before was rolled back"
-            self.kept += [shown(part) for part in after]  # ran outside any transaction
+            self.kept += [shown(part) for part in ending.after]  # ran outside any transaction
             if self.kept:
                 what += ", and what followed it in the same statement stayed: " + \
                     "; ".join(self.kept)
         else:
             what = ("whether what it ran before stayed committed is not known; look for: " +
                     "; ".join([*self.pending, shown(statement)]))
+        if ending.began:
+            what += "; the transaction it began after that was rolled back with it"
         self.pending = []
+        label = f"{how} AND CHAIN" if ending.chained else how
         raise MigrationFailed(
-            f"revision {self.revision} ended its own transaction ({how}) before it finished, "
-            f"so it was stopped there and is not recorded as applied; {what}. The database "
-            f"is recorded at {self.at or 'base'}. A revision must not run COMMIT or ROLLBACK: "
-            "for a statement that cannot run inside a transaction, use "
+            f"revision {self.revision} ended its own transaction ({label}) before it "
+            f"finished, so it was stopped there and is not recorded as applied; {what}. The "
+            f"database is recorded at {self.at or 'base'}. A revision must not run COMMIT or "
+            "ROLLBACK: for a statement that cannot run inside a transaction, use "
             "op.get_context().autocommit_block()",
             revision=self.revision, committed=self.kept)
 
 
-def _ending(statement: str) -> tuple[str, list[str]]:
-    """The last transaction-control command in ``statement`` (one or several SQL
-    statements) and the statements after it; ("unknown", []) when none is there."""
-    parts = [p for p in sqlparse.split(statement) if p.strip()]
+@dataclass(frozen=True)
+class Ending:
+    """The last command in a statement that ended the transaction, as the witness reads it."""
+
+    how: str
+    """COMMIT, END, ROLLBACK, ABORT, PREPARE TRANSACTION, or ``unknown`` (none is there)."""
+    upto: list[str] = field(default_factory=list)
+    """The statement's parts up to that command, the command included."""
+    after: list[str] = field(default_factory=list)
+    """The parts after it that ran outside any transaction (so stayed): up to a BEGIN or
+    START TRANSACTION, or none when the command chains the next transaction."""
+    chained: bool = False
+    began: bool = False
+    """Whether a new transaction was open after it (AND CHAIN, or a later BEGIN)."""
+
+
+def _ending(statement: str) -> Ending:
+    """The last transaction-ending command in ``statement`` (one or several SQL statements),
+    and what ran after it outside any transaction."""
+    parts = [p.strip().rstrip(";").rstrip() for p in sqlparse.split(statement) if p.strip()]
     for index in range(len(parts) - 1, -1, -1):
         match = _CONTROL.match(parts[index])
         if match:
-            return " ".join(match.group(1).upper().split()), parts[index + 1:]
-    return "unknown", []
+            how = " ".join((match["how"] or match["prepare"]).upper().split())
+            chained = bool(match["chain"]) and not match["no"]
+            later = parts[index + 1:]
+            opened = next((i for i, p in enumerate(later) if _BEGINS.match(p)), None)
+            outside = [] if chained else later[:opened]
+            return Ending(how, parts[:index + 1], outside, chained,
+                          chained or opened is not None)
+    return Ending("unknown")
 
 
 @contextmanager

@@ -12,6 +12,9 @@ its baseline several times, takes medians, prints a table and writes
    forwarding to moto: no boto3 import), ``cold_noop_ext_ratio``.       goal <= 0.5
 2. upgrade base to head in a warm process / ``psql -f`` of the same offline SQL.
                                                                         goal <= 1.3
+   The same upgrade under TABLE_POLICY=enforce (its offline render of each pending
+   revision and its size query) / with the policy off, ``table_policy_ratio``.
+                                                                        goal <= 1.5
 3. no-op with 100, 1,000 and 10,000 synthetic revisions: the runner's upgrade / Alembic's
    ``command.upgrade``, both in-process on one connection.      goal <= 0.1 and flat
 4. the bundle: zipped and unzipped size, and the handler's import time from the
@@ -185,6 +188,23 @@ def bench_upgrade(env: Environment, rounds: int) -> dict[str, Any]:
             "upgrade_psql_s": psql_s}
 
 
+def bench_table_policy(env: Environment, rounds: int) -> dict[str, Any]:
+    """An upgrade base -> head under TABLE_POLICY=enforce (prod's default: each pending
+    revision rendered offline, its tables' sizes read) / the same with the policy off."""
+    from alquimista_schema import command
+
+    def upgrade(policy: str) -> Callable[[], float]:
+        def once() -> float:
+            url = env.database()
+            return timed(lambda: command.upgrade(url, "head",
+                                                 run=command.Run(table_policy=policy)))
+        return once
+
+    enforce_s, off_s = median_pair(upgrade("enforce"), upgrade("off"), rounds)
+    return {"table_policy_ratio": enforce_s / off_s, "table_policy_enforce_s": enforce_s,
+            "table_policy_off_s": off_s}
+
+
 def bench_noop_many(env: Environment, counts: list[int], rounds: int) -> dict[str, Any]:
     from alembic import command as alembic_command
 
@@ -278,6 +298,7 @@ def main() -> int:
     try:
         results.update(bench_cold_noop(env, rounds))
         results.update(bench_upgrade(env, rounds))
+        results.update(bench_table_policy(env, rounds))
         results.update(bench_noop_many(env, counts, rounds))
         results.update(bench_bundle(rounds))
         if scale_counts:
@@ -302,6 +323,9 @@ def table(r: dict[str, Any], counts: list[int], scale_counts: list[int]) -> str:
          f"{r['cold_noop_ext_alembic_cli_s'] * 1000:.0f} ms"),
         ("upgrade base->head / psql -f", r["upgrade_ratio_vs_psql"], "<= 1.3",
          f"{r['upgrade_runner_s'] * 1000:.0f} ms vs {r['upgrade_psql_s'] * 1000:.0f} ms"),
+        ("upgrade, TABLE_POLICY enforce / off", r["table_policy_ratio"], "<= 1.5",
+         f"{r['table_policy_enforce_s'] * 1000:.0f} ms vs "
+         f"{r['table_policy_off_s'] * 1000:.0f} ms"),
     ]
     for c in counts:
         rows.append((f"no-op, {c:,} revisions / alembic", r[f"noop_{c}_ratio"], "<= 0.1",

@@ -161,3 +161,29 @@ def test_a_statements_literals_are_never_shown() -> None:
     assert shown("ALTER ROLE app PASSWORD 'hunter2' VALID UNTIL 'it''s'") == \
         "ALTER ROLE app PASSWORD '...' VALID UNTIL '...'"
     assert shown("SELECT E'a\\\\b', 1") == "SELECT '...', 1"
+
+
+def test_statements_are_split_once_and_lose_only_their_comments() -> None:
+    """effects.statements against sqlparse's own split + format(strip_comments), the way
+    it was done before, on every shipped revision's offline SQL and on comments of both
+    kinds; a comment's text inside a dollar-quoted body or a string stays."""
+    import sqlparse
+
+    from alquimista_schema import targets
+    from alquimista_schema.runtime import planning, stepping
+    from alquimista_schema.script import directory
+
+    def oracle(sql: str) -> list[str]:
+        parts = (sqlparse.format(p, strip_comments=True).strip().rstrip(";").strip()
+                 for p in sqlparse.split(sql))
+        return [" ".join(p.split()) for p in parts if p]
+
+    script = directory.script_directory()
+    steps = planning.route(script, targets.parsed("head", "up"), None, upgrade=True).steps
+    rendered = [sql for _, sql in stepping.render_upgrades(steps)]
+    mine = "ALTER TABLE t ADD COLUMN c int; -- why\n/* a\nblock */ SELECT '-- kept', $$ -- kept $$;"
+    for sql in [*rendered, mine]:
+        assert [" ".join(s.split()) for s in effects.statements(sql)] == oracle(sql)
+    assert [" ".join(s.split()) for s in effects.statements(mine)] == [
+        "ALTER TABLE t ADD COLUMN c int", "SELECT '-- kept', $$ -- kept $$"]
+    assert sum(len(effects.statements(sql)) for sql in rendered) > 20  # it read them all

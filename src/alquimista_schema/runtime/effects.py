@@ -151,7 +151,7 @@ def statements(sql: str) -> list[str]:
 
     One lexing pass (sqlparse's splitter, as ``sqlparse.split``), its comment tokens
     dropped: ``sqlparse.format(strip_comments=True)`` on each part lexed and grouped it
-    all again, three quarters of TABLE_POLICY's cost on every upgrade (bench/README.md).
+    all again: two thirds of what TABLE_POLICY cost an upgrade (bench/README.md).
     """
     found = []
     # sqlparse's engine has no annotations (as its lexer in autogenerate/sqltokens.py).

@@ -84,6 +84,9 @@ def test_a_build_cancelled_by_its_lock_timeout_is_named_by_check_then_built_at_e
         failed = door.run("upgrade", head_url, "head", env=fast)
         assert not failed.ok, failed.output
         assert "could not get a lock within lock_timeout" in failed.output, failed.output
+        flat = " ".join(failed.output.split())
+        assert f"pid {writer.info.backend_pid}," in flat, failed.output  # the writer, named
+        assert "holding its open transaction (virtualxid wait)" in flat, failed.output
         assert validity(head_url, "zz_items_code") is False  # made, then cancelled
         assert command.current(head_url) == "zz_table"
         with pytest.raises(NotAtHead, match="index zz_items_code on zz_items is INVALID"):

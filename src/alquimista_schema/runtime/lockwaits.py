@@ -40,11 +40,18 @@ _BLOCKERS = """
 SELECT a.pid, a.usename::text, a.application_name, host(a.client_addr), a.state,
        round(extract(epoch FROM now() - a.xact_start)::numeric, 1)::float8,
        substring(ltrim(a.query) FROM '^[A-Za-z]+'),
+       COALESCE(
        (SELECT string_agg(DISTINCT l.mode || CASE WHEN l.granted THEN '' ELSE ' (waiting)' END
                           || ' on ' || l.relation::regclass::text, ', ')
           FROM pg_locks l
          WHERE l.pid = a.pid AND l.relation IN (
-               SELECT w.relation FROM pg_locks w WHERE w.pid = %(pid)s AND NOT w.granted))
+               SELECT w.relation FROM pg_locks w WHERE w.pid = %(pid)s AND NOT w.granted)),
+       -- no table: the revision waits for the session's transaction to end (CREATE INDEX
+       -- CONCURRENTLY waits so for every older transaction: a virtualxid wait)
+       (SELECT 'its open transaction (' || min(w.locktype) || ' wait)'
+          FROM pg_locks w
+         WHERE w.pid = %(pid)s AND NOT w.granted
+           AND w.locktype IN ('virtualxid', 'transactionid')))
   FROM pg_stat_activity a
  WHERE a.pid = ANY(pg_blocking_pids(%(pid)s))
  ORDER BY a.pid
@@ -64,7 +71,8 @@ class Blocker:
     last_statement: str | None
     """Its query's first keyword only (SELECT, UPDATE, ...): never its text."""
     locks: str | None
-    """The locks it holds (or waits for) on the table the revision waits for."""
+    """The locks it holds (or waits for) on the table the revision waits for; or, when the
+    revision waits for its transaction to end, ``its open transaction (virtualxid wait)``."""
 
     def describe(self) -> str:
         """One line: enough to find the session and end it."""

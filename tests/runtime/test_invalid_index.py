@@ -41,6 +41,19 @@ with op.get_context().autocommit_block():
 """, "A unique index, built concurrently.")
 
 
+# The same index, its name built at run time: it is spelt out only in the SQL rendered
+# offline, which the repair reads too (runtime/repair.py).
+RUNTIME_NAMED = scratch_revision("zz_index", "zz_table", """
+name = "_".join(["zz", "items", "code"])
+with op.get_context().autocommit_block():
+    op.execute(f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {name} ON zz_items (code)")
+""", """
+with op.get_context().autocommit_block():
+    op.execute("DROP INDEX CONCURRENTLY IF EXISTS zz_items_code")
+""", "A unique index, built concurrently, named at run time.")
+INDEXES = {"named in the source": INDEX, "named at run time": RUNTIME_NAMED}
+
+
 def validity(url: URL, index: str) -> bool | None:
     """Whether ``index`` is valid (None: there is no such index)."""
     with connect(url) as conn:
@@ -49,10 +62,11 @@ def validity(url: URL, index: str) -> bool | None:
             "WHERE c.relname = :n"), {"n": index}).scalar()
 
 
+@pytest.mark.parametrize("index", INDEXES)
 def test_the_next_run_drops_the_invalid_index_and_builds_it_for_real_at_every_door(
-        door: Door, head_url: URL) -> None:
+        door: Door, head_url: URL, index: str) -> None:
     (door.folder / "versions" / "zz_table.py").write_text(TABLE)
-    (door.folder / "versions" / "zz_index.py").write_text(INDEX)
+    (door.folder / "versions" / "zz_index.py").write_text(INDEXES[index])
     failed = door.run("upgrade", head_url, "head")
     assert not failed.ok, failed.output
     assert "could not create unique index" in failed.output, failed.output
@@ -152,3 +166,6 @@ def test_the_indexes_a_revision_creates_are_read_from_its_source(tmp_path: objec
                     "op.create_index('ix_c', 't', ['c'], postgresql_concurrently=True)\n"
                     'op.execute("CREATE UNIQUE INDEX \\"ix_d\\" ON t (d)")\n')
     assert repair.created_by([str(path)]) == {"ix_a", "ix_b", "ix_c", "ix_d"}
+    rendered = ["CREATE INDEX CONCURRENTLY zz_built ON t (a);\n\nCOMMIT;"]
+    assert repair.created_by([str(path)], rendered) == {"ix_a", "ix_b", "ix_c", "ix_d",
+                                                       "zz_built"}

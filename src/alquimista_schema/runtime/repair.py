@@ -7,9 +7,11 @@ INVALID index that a pending revision creates is dropped concurrently (on a sess
 its own, outside any transaction, within ``lock_timeout``), and the revision builds it for
 real. An INVALID index no pending revision creates is left alone: ``check`` reports it.
 
-Which indexes a revision creates is read from its source: the names in ``CREATE [UNIQUE]
-INDEX [CONCURRENTLY] [IF NOT EXISTS] name`` and in ``op.create_index("name", ...)``. A name
-built at run time is not seen (then the INVALID index stays, and ``check`` names it).
+Which indexes a revision creates is read from its source (the names in ``CREATE [UNIQUE]
+INDEX [CONCURRENTLY] [IF NOT EXISTS] name`` and in ``op.create_index("name", ...)``) and,
+when an INVALID index is there at all, from its SQL rendered offline, where a name built
+at run time is spelt out. A revision that cannot render offline (it reads the database)
+and builds its index's name at run time is not seen: the index stays, ``check`` names it.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import psycopg2
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from alquimista_schema import durations
 from alquimista_schema.connect.sessions import first_line
 from alquimista_schema.errors import SchemaError
+from alquimista_schema.runtime import stepping
 from alquimista_schema.schema import introspect
 
 
@@ -38,18 +40,17 @@ _CREATED = re.compile(
     r"""|create_index\(\s*(?:op\.f\(\s*)?["'](\w+)["']""", re.IGNORECASE)
 
 
-def created_by(paths: Iterable[str]) -> set[str]:
-    """The names of the indexes the revision files at ``paths`` create."""
-    names: set[str] = set()
-    for path in paths:
-        for match in _CREATED.finditer(Path(path).read_text(encoding="utf-8")):
-            names.add((match.group(1) or match.group(2)).lower())
-    return names
+def created_by(paths: Iterable[str], rendered: Iterable[str] = ()) -> set[str]:
+    """The names of the indexes the revision files at ``paths`` create (``rendered``: their
+    SQL, rendered offline)."""
+    texts = [*(Path(path).read_text(encoding="utf-8") for path in paths), *rendered]
+    return {(match.group(1) or match.group(2)).lower()
+            for text_ in texts for match in _CREATED.finditer(text_)}
 
 
-def drop_invalid(conn: Connection, scripts: list[Any], open_session: Callable[[], Any],
-                 lock_timeout: str | None) -> list[str]:
-    """Drop each INVALID index that one of ``scripts`` (pending revisions) creates; return
+def drop_invalid(conn: Connection, steps: list[Any], open_session: Callable[[], Any],
+                 lock_timeout: str) -> list[str]:
+    """Drop each INVALID index that one of ``steps`` (pending revisions) creates; return
     what was done, one line each, for the run's warnings."""
     invalid = introspect.invalid_indexes(conn)
     # the side session's search_path may differ: name the schema (one read, one commit)
@@ -57,7 +58,8 @@ def drop_invalid(conn: Connection, scripts: list[Any], open_session: Callable[[]
     conn.commit()
     if not invalid:
         return []
-    wanted = created_by(script.path for script in scripts)
+    wanted = created_by((step.revision.path for step in steps),
+                        (sql for _, sql in stepping.render_upgrades(steps)))
     dropping = [(index, table) for index, table in invalid if index.lower() in wanted]
     if not dropping:
         return []
@@ -65,8 +67,7 @@ def drop_invalid(conn: Connection, scripts: list[Any], open_session: Callable[[]
         session = open_session()
         try:
             with session.cursor() as cur:
-                cur.execute("SELECT set_config('lock_timeout', %s, false)",
-                            (lock_timeout or durations.DEFAULT_LOCK_TIMEOUT,))
+                cur.execute("SELECT set_config('lock_timeout', %s, false)", (lock_timeout,))
                 for index, _ in dropping:
                     cur.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_quoted(schema)}."
                                 f"{_quoted(index)}")

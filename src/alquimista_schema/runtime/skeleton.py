@@ -226,7 +226,7 @@ def _repair(conn: Connection, url: Any, route: planning.Route, run: Run,
     if not route.steps:
         return
     opened = applying.side_session(url, run)
-    for line in repair.drop_invalid(conn, route.scripts, opened, run.lock_timeout):
+    for line in repair.drop_invalid(conn, route.steps, opened, run.timeouts()["lock_timeout"]):
         _warn(progress, line)
         progress.changed = True
 

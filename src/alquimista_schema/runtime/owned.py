@@ -58,7 +58,7 @@ def execute(conn: Any, sql: str, params: Mapping[str, Any] | None = None
     to its owner (a revision's checksum commits or rolls back with the revision).
     """
     if not hasattr(conn, "exec_driver_sql"):
-        return fetch(conn, sql, dict(params) if params is not None else None)
+        return fetch(conn, sql, dict(params) if params else None)
     # No parameters: none passed, so the driver reads no % in the text as a placeholder.
     result = conn.exec_driver_sql(sql, dict(params)) if params else conn.exec_driver_sql(sql)
     return [tuple(row) for row in result] if result.returns_rows else []

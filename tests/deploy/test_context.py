@@ -398,3 +398,43 @@ def test_the_runners_new_settings_are_refused_here_too(bundle: Path, extra: dict
     [line] = problems(context(bundle, extraEnvironment=json.dumps(extra)))
     assert line.startswith(f"extraEnvironment: {name}")
     assert line.endswith("(the runner would answer BAD_CONFIG to every event)")
+
+
+# Every setting of the runner's that extraEnvironment may hold (the rest come from their
+# own keys: formats.STACK_SET), with a value the runner refuses.
+WRONG_SETTINGS = {
+    "LINT_POLICY": "strict",
+    "TABLE_POLICY": "strict",
+    "SNAPSHOT_BEFORE_UPGRADE": "maybe",
+    "ALQUIMISTA_LOCK_TIMEOUT": "\u0665s",  # an Arabic-Indic 5
+    "ALQUIMISTA_STATEMENT_TIMEOUT": "abc",
+    "SNAPSHOT_KEEP": "0",
+    "LOCK_RETRIES": "99",
+    "CONNECT_TIMEOUT_SECONDS": "1e1",
+    "CONNECT_BUDGET_SECONDS": "-1",
+    "DEADLINE_MARGIN_SECONDS": "0",
+    "LOCK_WAIT_SECONDS": "\u0665",
+    "SNAPSHOT_WAIT_SECONDS": "inf",
+}
+
+
+def test_the_table_holds_every_setting_the_runner_reads_from_its_environment() -> None:
+    from alquimista_deploy.formats import STACK_SET
+
+    from alquimista_schema import settings
+
+    read = {*settings.LOCAL_KEYS, *settings.NUMBERS, *settings.COUNTS, *settings.TIMEOUTS}
+    assert set(WRONG_SETTINGS) == read - STACK_SET
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_SETTINGS))
+def test_every_setting_the_runner_would_refuse_is_refused_before_a_deploy(
+        bundle: Path, name: str) -> None:
+    """The app's check is the runner's own validator (settings.Settings.problems): each
+    wrong value is one problem, naming the variable, before anything is synthesized."""
+    from alquimista_schema.settings import Settings
+
+    extra = {name: WRONG_SETTINGS[name]}
+    [why] = Settings.problems(extra).values()
+    assert problems(context(bundle, extraEnvironment=json.dumps(extra))) == [
+        f"extraEnvironment: {why} (the runner would answer BAD_CONFIG to every event)"]

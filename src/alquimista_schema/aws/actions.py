@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from alquimista_schema import command, targets
+from alquimista_schema import command
 from alquimista_schema.aws.protocol import Request
 from alquimista_schema.errors import ConfigurationError, DowngradeRefused, DriftDetected
 from alquimista_schema.runtime.run import Run
@@ -114,7 +114,7 @@ def moved(result: Any, verb: str | None = None, target: str | None = None) -> di
 # --- the actions ----------------------------------------------------------------------
 
 def _upgrade(call: Call) -> dict[str, Any]:
-    target = call.request.target or targets.parse("head", "up")
+    target = call.request.to
     accept = call.request.accept_checksums
     return call.on_database(lambda url, run: moved(command.upgrade(
         url, target, run=run, on_applied=call.on_applied, accept_checksums=accept),
@@ -137,8 +137,7 @@ def _downgrade(call: Call) -> dict[str, Any]:
     if not request.allow_downgrade:
         raise DowngradeRefused('downgrade refused: add "allow_downgrade": true to the event '
                                "(it drops what later revisions added, data included)")
-    target = request.target
-    assert target is not None  # protocol.parse: a downgrade needs a target
+    target = request.to
     return call.on_database(lambda url, run: moved(command.downgrade(
         url, target, run=run, confirm=request.confirm, on_applied=call.on_applied),
         "reverted", target.text))
@@ -160,7 +159,7 @@ def _history(call: Call) -> dict[str, Any]:
 
 def _plan(call: Call) -> dict[str, Any]:
 
-    target = call.request.target or targets.parse("head", "up")
+    target = call.request.to
 
     def read(url: Any, run: Any) -> dict[str, Any]:
         plan = command.plan(url, target, run=run)

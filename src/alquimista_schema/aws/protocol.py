@@ -33,6 +33,14 @@ class Request:
     """The target as the event wrote it (the legacy answer repeats it)."""
     accept_checksums: bool = False
 
+    @property
+    def to(self) -> targets.Target:
+        """The target of an action that has one: :func:`parse` sets it for upgrade, plan
+        (``head`` when none is named), run-migration and downgrade."""
+        if self.target is None:
+            raise BadEvent(f"{self.action} needs a target")
+        return self.target
+
 
 _KEYS: dict[str, set[str]] = {
     "upgrade": {"target", "accept_checksums"}, "plan": {"target"}, "run-migration": {"target"},

@@ -53,16 +53,17 @@ def drop_invalid(conn: Connection, steps: list[Any], open_session: Callable[[], 
     """Drop each INVALID index that one of ``steps`` (pending revisions) creates; return
     what was done, one line each, for the run's warnings."""
     invalid = introspect.invalid_indexes(conn)
-    # the side session's search_path may differ: name the schema (one read, one commit)
-    schema = str(conn.execute(text("SELECT current_schema()")).scalar())
     conn.commit()
-    if not invalid:
+    if not invalid:  # every upgrade's path: one query
         return []
     wanted = created_by((step.revision.path for step in steps),
                         (sql for _, sql in stepping.render_upgrades(steps)))
     dropping = [(index, table) for index, table in invalid if index.lower() in wanted]
     if not dropping:
         return []
+    # the side session's search_path may differ: name the schema
+    schema = str(conn.execute(text("SELECT current_schema()")).scalar())
+    conn.commit()
     try:
         session = open_session()
         try:

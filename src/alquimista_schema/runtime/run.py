@@ -94,8 +94,8 @@ class Run:
 
     def timeouts(self) -> dict[str, str]:
         """The migration transactions' timeouts: the run's, else the defaults."""
-        return {"lock_timeout": self.lock_timeout or durations.DEFAULT_LOCK_TIMEOUT,
-                "statement_timeout": self.statement_timeout or durations.DEFAULT_STATEMENT_TIMEOUT}
+        return {name: getattr(self, name) or default
+                for name, default in durations.DEFAULTS.items()}
 
     @property
     def application_name(self) -> str:

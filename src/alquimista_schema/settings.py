@@ -40,8 +40,9 @@ def environment_name(value: str | None) -> str:
 SECONDS = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6})?")
 
 
-def seconds(raw: str) -> float | None:
-    """``raw`` (spaces around it aside) as a number of seconds, or None if it is not one."""
+def number_of_seconds(raw: str) -> float | None:
+    """``raw`` (spaces around it aside) as a number of seconds, or None if it is not one
+    (not durations.seconds: there a bare number is milliseconds, as PostgreSQL reads it)."""
     digits = SECONDS.fullmatch(raw.strip())
     return float(digits[0]) if digits else None
 
@@ -57,7 +58,7 @@ def _number(env: Mapping[str, str], name: str, default: float | None, low: float
     raw = env.get(name)
     if raw is None or not raw.strip():
         return default
-    value = seconds(raw)
+    value = number_of_seconds(raw)
     if value is None or not low <= value <= high:
         raise ConfigurationError(f"{name} must be a number of seconds from {low:g} to "
                                  f"{high:g}, not {raw[:40]!r}")

@@ -429,8 +429,8 @@ def test_downgrade_without_a_revision_says_what_it_may_be() -> None:
 
 @pytest.mark.parametrize("raw", ["\u0665", "1e1", "inf", "-1", "+5", "soon"])
 def test_lock_wait_is_a_number_of_seconds_in_ascii(empty_url: URL, raw: str) -> None:
-    """The grammar LOCK_WAIT_SECONDS has at the Lambda (settings.seconds): click's float
-    would take an Arabic-Indic 5, 1e1, inf and +5."""
+    """The grammar LOCK_WAIT_SECONDS has at the Lambda (settings.number_of_seconds):
+    click's float would take an Arabic-Indic 5, 1e1, inf and +5."""
     result = CliRunner().invoke(main, ["upgrade", "head", "--url", full(empty_url),
                                        f"--lock-wait={raw}"])
     assert result.exit_code == 2, result.output

@@ -38,7 +38,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 
 def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
-    found = settings.seconds(value)
+    found = settings.number_of_seconds(value)
     if found is None:
         raise click.BadParameter(f"must be a number of seconds, such as 60 or 2.5 (ASCII "
                                  f"digits), not {value[:40]!r}")

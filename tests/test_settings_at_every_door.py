@@ -15,18 +15,9 @@ from alquimista_schema import command, settings
 from alquimista_schema.connect.database import connect
 from alquimista_schema.runtime import audit
 from tests.support.doors import Door
+from tests.support.wrong_settings import LOCAL
 
-WRONG = {
-    "ENVIRONMENT": "moon",
-    "LINT_POLICY": "strict",
-    "TABLE_POLICY": "strict",
-    "SNAPSHOT_BEFORE_UPGRADE": "maybe",
-    "DB_CLUSTER_IDENTIFIER": "1-not_a_cluster",
-    "SNAPSHOT_KEEP": "0",
-    "LOCK_RETRIES": "99",
-    "ALQUIMISTA_LOCK_TIMEOUT": "\u0665s",  # an Arabic-Indic 5: \d takes it, PostgreSQL not
-    "ALQUIMISTA_STATEMENT_TIMEOUT": "abc",
-}
+WRONG = LOCAL
 
 
 def test_every_local_setting_has_a_wrong_value() -> None:

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 from alquimista_deploy.context import from_context
-from alquimista_deploy.formats import BUNDLE_COMMAND
+from alquimista_deploy.formats import BUNDLE_COMMAND, STACK_SET
 
 from tests.deploy.values import KEY_ARN, SUBNETS, TOPIC_ARN, context, make_bundle, problems
+from tests.support.wrong_settings import FUNCTION_ONLY, LOCAL
 
 
 @pytest.fixture(scope="module")
@@ -402,25 +403,11 @@ def test_the_runners_new_settings_are_refused_here_too(bundle: Path, extra: dict
 
 # Every setting of the runner's that extraEnvironment may hold (the rest come from their
 # own keys: formats.STACK_SET), with a value the runner refuses.
-WRONG_SETTINGS = {
-    "LINT_POLICY": "strict",
-    "TABLE_POLICY": "strict",
-    "SNAPSHOT_BEFORE_UPGRADE": "maybe",
-    "ALQUIMISTA_LOCK_TIMEOUT": "\u0665s",  # an Arabic-Indic 5
-    "ALQUIMISTA_STATEMENT_TIMEOUT": "abc",
-    "SNAPSHOT_KEEP": "0",
-    "LOCK_RETRIES": "99",
-    "CONNECT_TIMEOUT_SECONDS": "1e1",
-    "CONNECT_BUDGET_SECONDS": "-1",
-    "DEADLINE_MARGIN_SECONDS": "0",
-    "LOCK_WAIT_SECONDS": "\u0665",
-    "SNAPSHOT_WAIT_SECONDS": "inf",
-}
+WRONG_SETTINGS = {name: value for name, value in {**LOCAL, **FUNCTION_ONLY}.items()
+                  if name not in STACK_SET}
 
 
 def test_the_table_holds_every_setting_the_runner_reads_from_its_environment() -> None:
-    from alquimista_deploy.formats import STACK_SET
-
     from alquimista_schema import settings
 
     read = {*settings.LOCAL_KEYS, *settings.NUMBERS, *settings.COUNTS, *settings.TIMEOUTS}
